@@ -1,0 +1,291 @@
+/* Config file: every bad config exits 78 naming the key path; good ones resolve. */
+#include "tests/unit/util.h"
+#include "vmm/config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+/* @K = a readable kernel file, @D = a writable drive image, @R = a read-only image. */
+#define BS  "\"boot-source\":{\"kernel_image_path\":\"@K\"}"
+#define MC  "\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":128}"
+#define MIN BS "," MC
+
+struct bad_case {
+	const char *json;
+	const char *expect; /* must appear in the error message */
+};
+
+static const struct bad_case bad_cases[] = {
+	/* syntax */
+	{"{" BS ",\n  \"machine-config\": {\"vcpu_count\": 1,}}", "line 2, column"},
+	{"", "line 1"},
+	{"[]", "(top level): must be an object"},
+	{"{" MIN ", \"drives\": []", "invalid JSON"},
+	{"{" MIN ", \"logger\": {}, \"logger\": {}}", "duplicate"},
+	/* top level */
+	{"{" MIN ", \"bogus\": 1}", "bogus: unknown key"},
+	{"{" MC "}", "boot-source: required section is missing"},
+	{"{" BS "}", "machine-config: required section is missing"},
+	{"{" MIN ", \"balloon\": {\"amount_mib\": 1, \"deflate_on_oom\": false}}", "balloon: not supported yet"},
+	{"{" MIN ", \"pmem\": [{\"id\": \"p\"}]}", "pmem: not supported yet"},
+	{"{" MIN ", \"mmds-config\": {\"network_interfaces\": [\"eth0\"]}}", "mmds-config: not supported yet"},
+	{"{" MIN ", \"cpu-config\": \"/tmp/cpu.json\"}", "cpu-config: not supported yet"},
+	{"{" MIN ", \"memory-hotplug\": {\"total_size_mib\": 1024}}", "memory-hotplug: not supported yet"},
+	/* boot-source */
+	{"{\"boot-source\":{}," MC "}", "boot-source.kernel_image_path: required key is missing"},
+	{"{\"boot-source\":{\"kernel_image_path\":7}," MC "}", "boot-source.kernel_image_path: must be a string"},
+	{"{\"boot-source\":{\"kernel_image_path\":\"\"}," MC "}", "boot-source.kernel_image_path: must not be empty"},
+	{"{\"boot-source\":{\"kernel_image_path\":\"/nonexistent/vmlinux\"}," MC "}", "boot-source.kernel_image_path: /nonexistent/vmlinux"},
+	{"{\"boot-source\":{\"kernel_image_path\":\"/tmp\"}," MC "}", "boot-source.kernel_image_path: /tmp: is a directory"},
+	{"{\"boot-source\":{\"kernel_image_path\":\"@K\",\"initrd_path\":\"/nonexistent\"}," MC "}", "boot-source.initrd_path"},
+	{"{\"boot-source\":{\"kernel_image_path\":\"@K\",\"boot_args\":[]}," MC "}", "boot-source.boot_args: must be a string"},
+	{"{\"boot-source\":{\"kernel_image_path\":\"@K\",\"kernel\":\"x\"}," MC "}", "boot-source.kernel: unknown key"},
+	{"{\"boot-source\":[]," MC "}", "boot-source: must be an object"},
+	/* machine-config */
+	{"{" BS ",\"machine-config\":{\"mem_size_mib\":128}}", "machine-config.vcpu_count: required key is missing"},
+	{"{" BS ",\"machine-config\":{\"vcpu_count\":1}}", "machine-config.mem_size_mib: required key is missing"},
+	{"{" BS ",\"machine-config\":{\"vcpu_count\":0,\"mem_size_mib\":128}}", "machine-config.vcpu_count: 0 is out of range"},
+	{"{" BS ",\"machine-config\":{\"vcpu_count\":33,\"mem_size_mib\":128}}", "machine-config.vcpu_count: 33 is out of range"},
+	{"{" BS ",\"machine-config\":{\"vcpu_count\":-1,\"mem_size_mib\":128}}", "machine-config.vcpu_count: -1 is out of range"},
+	{"{" BS ",\"machine-config\":{\"vcpu_count\":1.5,\"mem_size_mib\":128}}", "machine-config.vcpu_count: must be an integer"},
+	{"{" BS ",\"machine-config\":{\"vcpu_count\":\"2\",\"mem_size_mib\":128}}", "machine-config.vcpu_count: must be an integer"},
+	{"{" BS ",\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":0}}", "machine-config.mem_size_mib: 0 is out of range"},
+	{"{" BS ",\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":99999999999}}", "machine-config.mem_size_mib"},
+	{"{" BS ",\"machine-config\":{\"vcpu_count\":3,\"mem_size_mib\":128,\"smt\":true}}", "machine-config.vcpu_count: must be 1 or even"},
+	{"{" BS ",\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":128,\"smt\":\"yes\"}}", "machine-config.smt: must be true or false"},
+	{"{" BS ",\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":128,\"huge_pages\":\"1G\"}}", "machine-config.huge_pages: \"1G\" is not one of"},
+	{"{" BS ",\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":127,\"huge_pages\":\"2M\"}}", "machine-config.mem_size_mib: must be a multiple of 2"},
+	{"{" BS ",\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":128,\"cpu_template\":\"T2\"}}", "machine-config.cpu_template"},
+	{"{" BS ",\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":128,\"track_dirty_pages\":1}}", "machine-config.track_dirty_pages"},
+	{"{" BS ",\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":128,\"memory\":1}}", "machine-config.memory: unknown key"},
+	/* drives */
+	{"{" MIN ",\"drives\":{}}", "drives: must be an array"},
+	{"{" MIN ",\"drives\":[{\"path_on_host\":\"@D\",\"is_root_device\":true}]}", "drives[0].drive_id: required key is missing"},
+	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"is_root_device\":true}]}", "drives[0].path_on_host: required key is missing"},
+	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\"}]}", "drives[0].is_root_device: required key is missing"},
+	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":false},{\"drive_id\":\"b\",\"path_on_host\":\"/nonexistent.img\",\"is_root_device\":false}]}", "drives[1].path_on_host: /nonexistent.img"},
+	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":false},{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":false}]}", "drives[1].drive_id: duplicate id"},
+	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":true},{\"drive_id\":\"b\",\"path_on_host\":\"@D\",\"is_root_device\":true}]}", "drives[1].is_root_device: only one drive"},
+	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":true,\"cache_type\":\"None\"}]}", "drives[0].cache_type"},
+	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":true,\"io_engine\":\"Uring\"}]}", "drives[0].io_engine"},
+	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":true,\"rate_limiter\":{\"bandwidth\":{\"size\":1}}}]}", "drives[0].rate_limiter.bandwidth.refill_time: required key is missing"},
+	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":true,\"rate_limiter\":{\"bw\":{}}}]}", "drives[0].rate_limiter.bw: unknown key"},
+	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":true,\"socket\":\"/tmp/vhost.sock\"}]}", "drives[0].socket"},
+	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":false,\"partuuid\":\"abc\"}]}", "drives[0].partuuid: only the root device"},
+	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"/tmp\",\"is_root_device\":true}]}", "drives[0].path_on_host: /tmp: is a directory"},
+	{"{" MIN ",\"drives\":[7]}", "drives[0]: must be an object"},
+	/* network-interfaces */
+	{"{" MIN ",\"network-interfaces\":[{\"iface_id\":\"eth0\"}]}", "network-interfaces[0].host_dev_name: required key is missing"},
+	{"{" MIN ",\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"06:00:ac:10:00\"}]}", "network-interfaces[0].guest_mac"},
+	{"{" MIN ",\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"06:00:ac:10:00:zz\"}]}", "network-interfaces[0].guest_mac"},
+	{"{" MIN ",\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"01:00:5e:00:00:01\"}]}", "network-interfaces[0].guest_mac: \"01:00:5e:00:00:01\" is a multicast"},
+	{"{" MIN ",\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"a-very-long-tap-name\"}]}", "network-interfaces[0].host_dev_name"},
+	{"{" MIN ",\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\"},{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap1\"}]}", "network-interfaces[1].iface_id: duplicate id"},
+	{"{" MIN ",\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\"},{\"iface_id\":\"eth1\",\"host_dev_name\":\"tap0\"}]}", "network-interfaces[1].host_dev_name"},
+	{"{" MIN ",\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\",\"rx_rate_limiter\":{\"ops\":{\"size\":-5,\"refill_time\":1}}}]}", "network-interfaces[0].rx_rate_limiter.ops.size"},
+	/* vsock, logger, metrics, entropy */
+	{"{" MIN ",\"vsock\":{\"guest_cid\":2,\"uds_path\":\"/tmp/v.sock\"}}", "vsock.guest_cid: 2 is out of range"},
+	{"{" MIN ",\"vsock\":{\"guest_cid\":3}}", "vsock.uds_path: required key is missing"},
+	{"{" MIN ",\"logger\":{\"level\":\"Verbose\"}}", "logger.level"},
+	{"{" MIN ",\"logger\":{\"log_path\":\"/tmp/x\",\"colour\":true}}", "logger.colour: unknown key"},
+	{"{" MIN ",\"metrics\":{}}", "metrics.metrics_path: required key is missing"},
+	{"{" MIN ",\"entropy\":{\"rate_limiter\":{\"ops\":{\"size\":1,\"refill_time\":\"1\"}}}}", "entropy.rate_limiter.ops.refill_time"},
+	/* flint's own */
+	{"{" MIN ",\"flint\":{\"ci\":{\"exit_port\":70000}}}", "flint.ci.exit_port: 70000 is out of range"},
+	{"{" MIN ",\"flint\":{\"ci\":{\"port\":1}}}", "flint.ci.port: unknown key"},
+	{"{" MIN ",\"flint\":{\"debug\":true}}", "flint.debug: unknown key"},
+	{"{" BS ",\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":128,\"huge_pages\":\"2M\"},\"flint\":{\"memory\":{\"thp\":true}}}", "flint.memory.thp: cannot be combined"},
+};
+
+static char *kernel_path, *drive_path, *ro_path;
+
+/* Replaces @K/@D/@R in @tmpl. */
+static char *expand(const char *tmpl)
+{
+	size_t cap = strlen(tmpl) + 3 * 600;
+	char *out = calloc(1, cap);
+	const char *p;
+
+	for (p = tmpl; *p; p++) {
+		const char *sub = NULL;
+		if (p[0] == '@' && p[1] == 'K')
+			sub = kernel_path;
+		else if (p[0] == '@' && p[1] == 'D')
+			sub = drive_path;
+		else if (p[0] == '@' && p[1] == 'R')
+			sub = ro_path;
+		if (sub) {
+			strcat(out, sub);
+			p++;
+		} else {
+			out[strlen(out)] = *p;
+		}
+	}
+	return out;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	kernel_path = test_write_file("vmlinux", "kernel", 6);
+	drive_path = test_write_file("disk.img", "disk", 4);
+	/* Any readable file serves as a read-only drive. */
+	ro_path = strdup("/proc/version");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	test_tmpdir_cleanup();
+	return 0;
+}
+
+static void run_config(const char *json, struct child_result *res)
+{
+	char *text = expand(json);
+	char *path = test_write_file("vm.json", text, strlen(text));
+	char *argv[] = {(char *)test_flint_bin(), "--dry-run", "--config-file", path, NULL};
+
+	assert_int_equal(test_run(argv, 20, 0, 0, res), 0);
+	free(text);
+	free(path);
+}
+
+static void test_bad_configs(void **state)
+{
+	static struct child_result res;
+	size_t failures = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		char *expect = expand(bad_cases[i].expect);
+		run_config(bad_cases[i].json, &res);
+		/* Exactly one error line: no cascades. */
+		const char *nl = strchr(res.err, '\n');
+		bool one_line = nl && nl[1] == 0;
+		if (res.code != 78 || !strstr(res.err, expect) || !one_line || res.out[0]) {
+			print_error("case %zu: exit %d, stderr \"%s\", want 78 and \"%s\"\n", i,
+				    res.code, res.err, expect);
+			failures++;
+		}
+		free(expect);
+	}
+	assert_int_equal(failures, 0);
+	assert_true(sizeof(bad_cases) / sizeof(bad_cases[0]) >= 40);
+}
+
+static void test_minimal_config(void **state)
+{
+	static struct child_result res;
+
+	(void)state;
+	run_config("{" MIN "}", &res);
+	assert_int_equal(res.code, 0);
+	assert_non_null(strstr(res.out, "\"vcpu_count\": 1"));
+	assert_non_null(strstr(res.out, "\"mem_size_mib\": 128"));
+	/* Firecracker's default command line when boot_args is absent. */
+	assert_non_null(strstr(res.out, "reboot=k panic=1 pci=off"));
+	assert_non_null(strstr(res.out, "\"exit_port\": 244"));
+}
+
+/* A config as Firecracker's docs write it: every section present, optional ones null. */
+static void test_full_firecracker_config(void **state)
+{
+	static struct child_result res;
+	static const char *json =
+		"{\n"
+		"  \"boot-source\": {\"kernel_image_path\": \"@K\", \"boot_args\": \"console=ttyS0 reboot=k panic=1 pci=off\", \"initrd_path\": null},\n"
+		"  \"drives\": [{\"drive_id\": \"rootfs\", \"partuuid\": null, \"is_root_device\": true, \"cache_type\": \"Unsafe\",\n"
+		"              \"is_read_only\": false, \"path_on_host\": \"@D\", \"io_engine\": \"Sync\", \"rate_limiter\": null, \"socket\": null},\n"
+		"             {\"drive_id\": \"data\", \"is_root_device\": false, \"is_read_only\": true, \"path_on_host\": \"@R\",\n"
+		"              \"rate_limiter\": {\"bandwidth\": {\"size\": 1048576, \"one_time_burst\": null, \"refill_time\": 100}, \"ops\": null}}],\n"
+		"  \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 1024, \"smt\": false, \"track_dirty_pages\": false, \"huge_pages\": \"None\", \"cpu_template\": null},\n"
+		"  \"cpu-config\": null, \"balloon\": null,\n"
+		"  \"network-interfaces\": [{\"iface_id\": \"eth0\", \"guest_mac\": \"06:00:AC:10:00:02\", \"host_dev_name\": \"tap0\", \"rx_rate_limiter\": null, \"tx_rate_limiter\": null}],\n"
+		"  \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"/tmp/flint-v.sock\", \"vsock_id\": \"vsock0\"},\n"
+		"  \"logger\": null, \"metrics\": null, \"mmds-config\": null, \"entropy\": {\"rate_limiter\": null},\n"
+		"  \"pmem\": [], \"memory-hotplug\": null\n"
+		"}\n";
+
+	(void)state;
+	run_config(json, &res);
+	assert_int_equal(res.code, 0);
+	assert_string_equal(res.err, "");
+	assert_non_null(strstr(res.out, "\"vcpu_count\": 2"));
+	assert_non_null(strstr(res.out, "\"drive_id\": \"data\""));
+	assert_non_null(strstr(res.out, "\"guest_mac\": \"06:00:ac:10:00:02\""));
+	assert_non_null(strstr(res.out, "\"guest_cid\": 3"));
+	assert_non_null(strstr(res.out, "\"refill_time\": 100"));
+}
+
+static void test_flint_section(void **state)
+{
+	static struct child_result res;
+
+	(void)state;
+	run_config("{" MIN ",\"flint\":{\"ci\":{\"exit_port\":null},\"memory\":{\"thp\":true}}}", &res);
+	assert_int_equal(res.code, 0);
+	assert_non_null(strstr(res.out, "\"exit_port\": null"));
+	assert_non_null(strstr(res.out, "\"thp\": true"));
+	run_config("{" MIN ",\"flint\":{\"ci\":{\"exit_port\":1281}}}", &res);
+	assert_int_equal(res.code, 0);
+	assert_non_null(strstr(res.out, "\"exit_port\": 1281"));
+}
+
+/* The in-process API: parse errors free everything and leave a message. */
+static void test_parse_api(void **state)
+{
+	struct vm_config cfg;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(config_parse("{\"machine-config\":{}}", "mem", &cfg, err, sizeof(err)), -22);
+	assert_non_null(strstr(err, "mem: boot-source"));
+	assert_null(cfg.kernel_path);
+	assert_int_equal(config_load("/nonexistent.json", &cfg, err, sizeof(err)), -2);
+	assert_non_null(strstr(err, "/nonexistent.json: cannot open config file"));
+}
+
+static void test_cli_usage(void **state)
+{
+	static struct child_result res;
+	char *bin = (char *)test_flint_bin();
+	char *no_config[] = {bin, NULL};
+	char *bad_opt[] = {bin, "--frobnicate", NULL};
+	char *bad_level[] = {bin, "--config", "x", "--log-level", "loud", NULL};
+	char *missing_arg[] = {bin, "--config-file", NULL};
+	char *version[] = {bin, "--version", NULL};
+
+	(void)state;
+	assert_int_equal(test_run(no_config, 10, 0, 0, &res), 0);
+	assert_int_equal(res.code, 64);
+	assert_non_null(strstr(res.err, "--config-file is required"));
+	assert_int_equal(test_run(bad_opt, 10, 0, 0, &res), 0);
+	assert_int_equal(res.code, 64);
+	assert_non_null(strstr(res.err, "unknown option --frobnicate"));
+	assert_int_equal(test_run(bad_level, 10, 0, 0, &res), 0);
+	assert_int_equal(res.code, 64);
+	assert_non_null(strstr(res.err, "--log-level"));
+	assert_int_equal(test_run(missing_arg, 10, 0, 0, &res), 0);
+	assert_int_equal(res.code, 64);
+	assert_int_equal(test_run(version, 10, 0, 0, &res), 0);
+	assert_int_equal(res.code, 0);
+	assert_non_null(strstr(res.out, "flint "));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bad_configs),    cmocka_unit_test(test_minimal_config),
+		cmocka_unit_test(test_full_firecracker_config), cmocka_unit_test(test_flint_section),
+		cmocka_unit_test(test_parse_api),      cmocka_unit_test(test_cli_usage),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,177 @@
+/* The event loop: fd, timer, cross-thread post, signals. */
+#include "vmm/loop.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+struct counter {
+	struct loop *loop;
+	int hits;
+	int stop_at;
+	struct loop_watch *watch;
+};
+
+static void on_read(int fd, int events, void *arg)
+{
+	struct counter *c = arg;
+	uint64_t v;
+
+	assert_true(events & LOOP_READ);
+	assert_int_equal(read(fd, &v, sizeof(v)), sizeof(v));
+	c->hits += (int)v;
+	if (c->hits >= c->stop_at)
+		loop_stop(c->loop, 7);
+}
+
+static void test_fd_watch(void **state)
+{
+	struct counter c = {.loop = loop_new(), .stop_at = 3};
+	int efd = eventfd(0, EFD_NONBLOCK);
+	uint64_t three = 3;
+
+	(void)state;
+	assert_non_null(c.loop);
+	assert_non_null(loop_add_fd(c.loop, efd, LOOP_READ, on_read, &c));
+	assert_int_equal(write(efd, &three, 8), 8);
+	assert_int_equal(loop_run(c.loop), 7);
+	assert_int_equal(c.hits, 3);
+	loop_free(c.loop);
+	close(efd);
+}
+
+static void on_tick(void *arg)
+{
+	struct counter *c = arg;
+
+	if (++c->hits == c->stop_at)
+		loop_stop(c->loop, 0);
+}
+
+static void test_timers(void **state)
+{
+	struct counter once = {.stop_at = 100}, rep = {.stop_at = 5};
+	struct loop *l = loop_new();
+
+	(void)state;
+	once.loop = rep.loop = l;
+	/* A one-shot fires once even though the loop keeps running for the repeating one. */
+	assert_non_null(loop_add_timer(l, 1000, false, on_tick, &once));
+	assert_non_null(loop_add_timer(l, 2000, true, on_tick, &rep));
+	assert_int_equal(loop_run(l), 0);
+	assert_int_equal(once.hits, 1);
+	assert_int_equal(rep.hits, 5);
+	loop_free(l); /* frees the still-armed repeating timer */
+}
+
+static void on_remove_self(int fd, int events, void *arg)
+{
+	struct counter *c = arg;
+	uint64_t v;
+
+	(void)events;
+	assert_int_equal(read(fd, &v, 8), 8);
+	c->hits++;
+	loop_remove(c->watch);
+	loop_stop(c->loop, 1);
+}
+
+static void test_remove_inside_callback(void **state)
+{
+	struct counter c = {.loop = loop_new()};
+	int efd = eventfd(0, EFD_NONBLOCK);
+	uint64_t one = 1;
+
+	(void)state;
+	c.watch = loop_add_fd(c.loop, efd, LOOP_READ, on_remove_self, &c);
+	assert_int_equal(write(efd, &one, 8), 8);
+	assert_int_equal(loop_run(c.loop), 1);
+	assert_int_equal(c.hits, 1);
+	loop_free(c.loop);
+	close(efd);
+}
+
+struct poster {
+	struct loop *loop;
+	int n;
+	int seen;
+	pthread_t self;
+	pthread_t loop_thread;
+	int wrong_thread;
+};
+
+static void on_post(void *arg)
+{
+	struct poster *p = arg;
+
+	if (!pthread_equal(pthread_self(), p->loop_thread))
+		p->wrong_thread++;
+	if (++p->seen == p->n)
+		loop_stop(p->loop, 0);
+}
+
+static void *post_thread(void *arg)
+{
+	struct poster *p = arg;
+
+	for (int i = 0; i < p->n; i++)
+		assert_int_equal(loop_post(p->loop, on_post, p), 0);
+	return NULL;
+}
+
+static void test_cross_thread_post(void **state)
+{
+	struct poster p = {.loop = loop_new(), .n = 10000, .loop_thread = pthread_self()};
+
+	(void)state;
+	assert_int_equal(pthread_create(&p.self, NULL, post_thread, &p), 0);
+	assert_int_equal(loop_run(p.loop), 0);
+	pthread_join(p.self, NULL);
+	assert_int_equal(p.seen, p.n);
+	assert_int_equal(p.wrong_thread, 0);
+	loop_free(p.loop);
+}
+
+static int signal_hook_calls;
+
+static void on_signal(void *arg)
+{
+	(void)arg;
+	signal_hook_calls++;
+}
+
+static void raise_term(void *arg)
+{
+	(void)arg;
+	raise(SIGTERM);
+}
+
+static void test_signal_stops_loop(void **state)
+{
+	struct loop *l = loop_new();
+
+	(void)state;
+	assert_int_equal(loop_handle_signals(l, on_signal, NULL), 0);
+	assert_non_null(loop_add_timer(l, 1000, false, raise_term, NULL));
+	assert_int_equal(loop_run(l), 143);
+	assert_int_equal(signal_hook_calls, 1);
+	loop_free(l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fd_watch),
+		cmocka_unit_test(test_timers),
+		cmocka_unit_test(test_remove_inside_callback),
+		cmocka_unit_test(test_cross_thread_post),
+		cmocka_unit_test(test_signal_stops_loop),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,125 @@
+/* Guest memory: layout, and GPA->HVA translation at every edge. */
+#include "vmm/layout.h"
+#include "vmm/memory.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static void test_small_layout(void **state)
+{
+	struct guest_memory m;
+	uint64_t size = MiB(16);
+
+	(void)state;
+	assert_int_equal(guest_memory_init(&m, size, GUEST_BACKING_4K), 0);
+	assert_int_equal(m.nregions, 1);
+	assert_int_equal(m.regions[0].gpa, 0);
+	assert_int_equal(m.regions[0].size, size);
+	assert_int_equal(guest_memory_low_end(&m), size);
+	/* The memfd really has the size: the iommu layer maps by fd + offset. */
+	struct stat st;
+	assert_int_equal(fstat(m.fd, &st), 0);
+	assert_int_equal(st.st_size, size);
+	guest_memory_destroy(&m);
+	assert_int_equal(m.fd, -1);
+}
+
+static void test_translation_edges(void **state)
+{
+	struct guest_memory m;
+	uint64_t size = MiB(4);
+	uint8_t *base;
+
+	(void)state;
+	assert_int_equal(guest_memory_init(&m, size, GUEST_BACKING_4K), 0);
+	base = guest_memory_hva(&m, 0, 1);
+	assert_non_null(base);
+	/* Last byte, and the whole of RAM in one range. */
+	assert_ptr_equal(guest_memory_hva(&m, size - 1, 1), base + size - 1);
+	assert_ptr_equal(guest_memory_hva(&m, 0, size), base);
+	/* One past the end, and a range that runs one byte over. */
+	assert_null(guest_memory_hva(&m, size, 1));
+	assert_null(guest_memory_hva(&m, size - 4, 5));
+	assert_null(guest_memory_hva(&m, 0, size + 1));
+	/* Wrap-around: gpa + len overflows 64 bits. */
+	assert_null(guest_memory_hva(&m, 16, UINT64_MAX));
+	assert_null(guest_memory_hva(&m, UINT64_MAX, 2));
+	assert_null(guest_memory_hva(&m, UINT64_MAX - 1, 1));
+	/* Zero length: valid inside RAM, not at or past the end. */
+	assert_ptr_equal(guest_memory_hva(&m, 100, 0), base + 100);
+	assert_null(guest_memory_hva(&m, size, 0));
+	/* Copies obey the same checks. */
+	uint32_t v = 0xdeadbeef, r = 0;
+	assert_int_equal(guest_memory_write(&m, size - 4, &v, 4), 0);
+	assert_int_equal(guest_memory_read(&m, size - 4, &r, 4), 0);
+	assert_int_equal(r, v);
+	assert_int_equal(guest_memory_write(&m, size - 3, &v, 4), -14);
+	assert_int_equal(guest_memory_read(&m, UINT64_MAX - 2, &r, 4), -14);
+	guest_memory_destroy(&m);
+}
+
+/* RAM larger than the space below the MMIO hole continues at 4 GiB. */
+static void test_split_layout(void **state)
+{
+	struct guest_memory m;
+	uint64_t size = GiB(3) + MiB(8);
+
+	(void)state;
+	assert_int_equal(guest_memory_init(&m, size, GUEST_BACKING_4K), 0);
+	assert_int_equal(m.nregions, 2);
+	assert_int_equal(m.regions[0].size, LAYOUT_MMIO32_START);
+	assert_int_equal(m.regions[1].gpa, LAYOUT_HIGH_RAM_START);
+	assert_int_equal(m.regions[1].size, MiB(8));
+	assert_int_equal(m.regions[1].fd_offset, LAYOUT_MMIO32_START);
+	/* The hole is not RAM; a range cannot span the hole. */
+	assert_null(guest_memory_hva(&m, LAYOUT_MMIO32_START, 1));
+	assert_null(guest_memory_hva(&m, LAYOUT_MMIO32_START - 1, 2));
+	assert_null(guest_memory_hva(&m, LAYOUT_HIGH_RAM_START - 1, 1));
+	uint8_t *hi = guest_memory_hva(&m, LAYOUT_HIGH_RAM_START, MiB(8));
+	assert_ptr_equal(hi, m.base + LAYOUT_MMIO32_START);
+	assert_null(guest_memory_hva(&m, LAYOUT_HIGH_RAM_START + MiB(8), 1));
+	assert_non_null(guest_memory_region(&m, LAYOUT_HIGH_RAM_START + MiB(8) - 1));
+	assert_null(guest_memory_region(&m, LAYOUT_HIGH_RAM_START + MiB(8)));
+	/* Both views are one memfd: a write through the high region shows at its offset. */
+	hi[0] = 0x5a;
+	assert_int_equal(m.base[LAYOUT_MMIO32_START], 0x5a);
+	guest_memory_destroy(&m);
+}
+
+static void test_bad_sizes(void **state)
+{
+	struct guest_memory m;
+
+	(void)state;
+	assert_int_equal(guest_memory_init(&m, 0, GUEST_BACKING_4K), -22);
+	assert_int_equal(guest_memory_init(&m, 4095, GUEST_BACKING_4K), -22);
+	assert_int_equal(guest_memory_init(&m, MiB(3), GUEST_BACKING_HUGETLB_2M), -22);
+	assert_int_equal(m.fd, -1);
+}
+
+static void test_thp(void **state)
+{
+	struct guest_memory m;
+
+	(void)state;
+	assert_int_equal(guest_memory_init(&m, MiB(8), GUEST_BACKING_THP), 0);
+	assert_int_equal(m.backing, GUEST_BACKING_THP);
+	memset(m.base, 1, MiB(8));
+	guest_memory_destroy(&m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_small_layout), cmocka_unit_test(test_translation_edges),
+		cmocka_unit_test(test_split_layout), cmocka_unit_test(test_bad_sizes),
+		cmocka_unit_test(test_thp),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,132 @@
+#include "tests/unit/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+
+const char *test_flint_bin(void)
+{
+	const char *b = getenv("FLINT_BIN");
+	return b ? b : "build/flint";
+}
+
+const char *test_tmpdir(void)
+{
+	if (!tmpdir[0]) {
+		snprintf(tmpdir, sizeof(tmpdir), "/tmp/flint-test-XXXXXX");
+		if (!mkdtemp(tmpdir))
+			abort();
+	}
+	return tmpdir;
+}
+
+void test_tmpdir_cleanup(void)
+{
+	char cmd[300];
+
+	if (!tmpdir[0])
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", tmpdir);
+	tmpdir[0] = 0;
+}
+
+char *test_write_file(const char *name, const void *data, size_t len)
+{
+	char *path = malloc(512);
+	FILE *f;
+
+	snprintf(path, 512, "%s/%s", test_tmpdir(), name);
+	f = fopen(path, "w");
+	if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0)
+		abort();
+	return path;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void drain(int *fd, char *buf, size_t cap, size_t *len)
+{
+	ssize_t n = read(*fd, buf + *len, cap - 1 - *len);
+
+	if (n > 0) {
+		*len += (size_t)n;
+	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+		close(*fd);
+		*fd = -1;
+	}
+	buf[*len] = 0;
+	if (*len >= cap - 1) { /* full: discard further output */
+		char sink[4096];
+		while (*fd >= 0 && read(*fd, sink, sizeof(sink)) > 0) {
+		}
+	}
+}
+
+int test_run(char *const argv[], double timeout_s, int sig, int sig_after_ms,
+	     struct child_result *res)
+{
+	int out[2], err[2], status;
+	size_t olen = 0, elen = 0;
+	long long start = now_ms();
+	int sent = 0;
+	pid_t pid;
+
+	memset(res, 0, sizeof(*res));
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+		dup2(null, 0);
+		dup2(out[1], 1);
+		dup2(err[1], 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(out[1]);
+	close(err[1]);
+	while (out[0] >= 0 || err[0] >= 0) {
+		struct pollfd p[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+		long long el = now_ms() - start;
+		if (sig && !sent && el >= sig_after_ms) {
+			kill(pid, sig);
+			sent = 1;
+		}
+		if (el > timeout_s * 1000) {
+			kill(pid, SIGKILL);
+			break;
+		}
+		if (poll(p, 2, 20) < 0 && errno != EINTR)
+			break;
+		if (out[0] >= 0 && (p[0].revents & (POLLIN | POLLHUP)))
+			drain(&out[0], res->out, sizeof(res->out), &olen);
+		if (err[0] >= 0 && (p[1].revents & (POLLIN | POLLHUP)))
+			drain(&err[0], res->err, sizeof(res->err), &elen);
+	}
+	if (out[0] >= 0)
+		close(out[0]);
+	if (err[0] >= 0)
+		close(err[0]);
+	if (waitpid(pid, &status, 0) < 0)
+		return -1;
+	res->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return 0;
+}

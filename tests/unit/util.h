@@ -1,0 +1,28 @@
+/* Helpers shared by the unit tests: temp files and running flint as a child. */
+#ifndef FLINT_TEST_UTIL_H
+#define FLINT_TEST_UTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct child_result {
+	int code;      /* exit code, or 128 + signal when killed */
+	char out[65536];
+	char err[65536];
+};
+
+/* The flint binary under test ($FLINT_BIN, default build/flint). */
+const char *test_flint_bin(void);
+/* A fresh directory under /tmp, removed by test_tmpdir_cleanup(). */
+const char *test_tmpdir(void);
+void test_tmpdir_cleanup(void);
+/* Writes @len bytes to @dir/@name and returns the path (static storage per call site). */
+char *test_write_file(const char *name, const void *data, size_t len);
+/*
+ * Runs argv with stdin from /dev/null, collects stdout/stderr, kills it after @timeout_s.
+ * When @sig_after_ms > 0 sends @sig to it that long after start. Returns 0 or -1.
+ */
+int test_run(char *const argv[], double timeout_s, int sig, int sig_after_ms,
+	     struct child_result *res);
+
+#endif

@@ -1,0 +1,190 @@
+#include "vmm/cfgparse.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int cfg_fail(struct cfg_ctx *c, const char *path, const char *fmt, ...)
+{
+	int n = snprintf(c->err, c->errlen, "%s: %s: ", c->name, path);
+	va_list ap;
+
+	if (n >= 0 && (size_t)n < c->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+const char *cfg_join(char buf[CFG_PATH_MAX], const char *parent, const char *key)
+{
+	if (parent && *parent)
+		snprintf(buf, CFG_PATH_MAX, "%s.%s", parent, key);
+	else
+		snprintf(buf, CFG_PATH_MAX, "%s", key);
+	return buf;
+}
+
+const char *cfg_index(char buf[CFG_PATH_MAX], const char *parent, size_t i)
+{
+	snprintf(buf, CFG_PATH_MAX, "%s[%zu]", parent, i);
+	return buf;
+}
+
+json_t *cfg_member(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	return json_is_null(v) ? NULL : v;
+}
+
+static const char *json_kind(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		return "an integer";
+	case JSON_REAL:
+		return "a number with a fraction";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	default:
+		return "null";
+	}
+}
+
+int cfg_object(struct cfg_ctx *c, json_t *obj, const char *path, const char *const *allowed)
+{
+	const char *key;
+	json_t *v;
+	char sub[CFG_PATH_MAX];
+
+	if (!json_is_object(obj))
+		return cfg_fail(c, path, "must be an object, not %s", json_kind(obj));
+	json_object_foreach(obj, key, v) {
+		const char *const *a = allowed;
+		while (*a && strcmp(*a, key) != 0)
+			a++;
+		if (!*a)
+			return cfg_fail(c, cfg_join(sub, path, key), "unknown key");
+	}
+	return 0;
+}
+
+/* Fetches @key; 1 when present and not null, 0 when optional and missing, <0 on error. */
+static int member(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
+		  bool required, json_t **out, char sub[CFG_PATH_MAX])
+{
+	cfg_join(sub, path, key);
+	*out = cfg_member(obj, key);
+	if (*out)
+		return 1;
+	return required ? cfg_fail(c, sub, "required key is missing") : 0;
+}
+
+int cfg_string(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
+	       char **out)
+{
+	char sub[CFG_PATH_MAX];
+	json_t *v;
+	int r = member(c, obj, path, key, required, &v, sub);
+
+	if (r <= 0)
+		return r;
+	if (!json_is_string(v))
+		return cfg_fail(c, sub, "must be a string, not %s", json_kind(v));
+	if (json_string_length(v) == 0)
+		return cfg_fail(c, sub, "must not be empty");
+	*out = strdup(json_string_value(v));
+	return *out ? 0 : -ENOMEM;
+}
+
+int cfg_bool(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
+	     bool *out)
+{
+	char sub[CFG_PATH_MAX];
+	json_t *v;
+	int r = member(c, obj, path, key, required, &v, sub);
+
+	if (r <= 0)
+		return r;
+	if (!json_is_boolean(v))
+		return cfg_fail(c, sub, "must be true or false, not %s", json_kind(v));
+	*out = json_is_true(v);
+	return 0;
+}
+
+int cfg_uint(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
+	     uint64_t min, uint64_t max, uint64_t *out)
+{
+	char sub[CFG_PATH_MAX];
+	json_t *v;
+	int r = member(c, obj, path, key, required, &v, sub);
+
+	if (r <= 0)
+		return r;
+	if (!json_is_integer(v))
+		return cfg_fail(c, sub, "must be an integer, not %s", json_kind(v));
+	json_int_t n = json_integer_value(v);
+	if (n < 0 || (uint64_t)n < min || (uint64_t)n > max)
+		return cfg_fail(c, sub, "%lld is out of range [%llu, %llu]", (long long)n,
+				(unsigned long long)min, (unsigned long long)max);
+	*out = (uint64_t)n;
+	return 0;
+}
+
+int cfg_enum(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
+	     const char *const *names, int *out)
+{
+	char sub[CFG_PATH_MAX];
+	char choices[256] = "";
+	json_t *v;
+	int r = member(c, obj, path, key, false, &v, sub);
+
+	if (r <= 0)
+		return r;
+	if (!json_is_string(v))
+		return cfg_fail(c, sub, "must be a string, not %s", json_kind(v));
+	for (int i = 0; names[i]; i++) {
+		if (strcmp(names[i], json_string_value(v)) == 0) {
+			*out = i;
+			return 0;
+		}
+		snprintf(choices + strlen(choices), sizeof(choices) - strlen(choices), "%s\"%s\"",
+			 i ? ", " : "", names[i]);
+	}
+	return cfg_fail(c, sub, "\"%s\" is not one of %s", json_string_value(v), choices);
+}
+
+int cfg_file(struct cfg_ctx *c, const char *path, const char *file, bool writable)
+{
+	struct stat st;
+
+	if (stat(file, &st) < 0)
+		return cfg_fail(c, path, "%s: %s", file, strerror(errno));
+	if (S_ISDIR(st.st_mode))
+		return cfg_fail(c, path, "%s: is a directory", file);
+	if (access(file, writable ? R_OK | W_OK : R_OK) < 0)
+		return cfg_fail(c, path, "%s: %s", file, strerror(errno));
+	return 0;
+}
+
+int cfg_unsupported(struct cfg_ctx *c, json_t *root, const char *key)
+{
+	json_t *v = cfg_member(root, key);
+
+	if (!v || (json_is_array(v) && json_array_size(v) == 0) ||
+	    (json_is_object(v) && json_object_size(v) == 0))
+		return 0;
+	return cfg_fail(c, key, "not supported yet");
+}

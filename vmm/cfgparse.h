@@ -1,0 +1,46 @@
+/*
+ * Typed, path-aware accessors for the JSON config. Each failure writes one message
+ * "<file>: <json.path>: <what>" and returns -EINVAL, so callers just propagate.
+ */
+#ifndef FLINT_CFGPARSE_H
+#define FLINT_CFGPARSE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CFG_PATH_MAX 256
+
+struct cfg_ctx {
+	const char *name; /* file name for messages */
+	char *err;
+	size_t errlen;
+};
+
+int cfg_fail(struct cfg_ctx *c, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* "parent.key" (or "key" at the top) into @buf. */
+const char *cfg_join(char buf[CFG_PATH_MAX], const char *parent, const char *key);
+/* "parent[i]" into @buf. */
+const char *cfg_index(char buf[CFG_PATH_MAX], const char *parent, size_t i);
+
+/* The member @key of @obj, or NULL when absent or JSON null (optional means both). */
+json_t *cfg_member(json_t *obj, const char *key);
+/* @obj must be an object whose keys are all in @allowed (NULL-terminated). */
+int cfg_object(struct cfg_ctx *c, json_t *obj, const char *path, const char *const *allowed);
+int cfg_string(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
+	       char **out);
+int cfg_bool(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
+	     bool *out);
+int cfg_uint(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
+	     uint64_t min, uint64_t max, uint64_t *out);
+/* A string that must be one of @names (NULL-terminated); *out is its index. */
+int cfg_enum(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
+	     const char *const *names, int *out);
+/* A file that must exist, be a regular file and be readable (and writable if asked). */
+int cfg_file(struct cfg_ctx *c, const char *path, const char *file, bool writable);
+/* A section flint does not implement: null, absent, {} or [] pass; anything else fails. */
+int cfg_unsupported(struct cfg_ctx *c, json_t *root, const char *key);
+
+#endif

@@ -1,0 +1,119 @@
+/*
+ * The VM description. Read from a Firecracker --config-file JSON (the same schema, so
+ * existing configs work unchanged) plus flint's own keys under the top-level "flint"
+ * object. Everything here is validated; later code may trust it.
+ */
+#ifndef FLINT_CONFIG_H
+#define FLINT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_VCPUS   32
+#define CONFIG_MAX_MEM_MIB (1024ULL * 1024) /* 1 TiB */
+#define CONFIG_MAX_DEVICES 64
+
+/* Firecracker's default kernel command line, used when boot_args is absent. */
+#define CONFIG_DEFAULT_BOOT_ARGS                                                           \
+	"reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux "       \
+	"i8042.nopnp i8042.dumbkbd"
+
+enum huge_pages { HUGE_PAGES_NONE, HUGE_PAGES_2M };
+enum cache_type { CACHE_UNSAFE, CACHE_WRITEBACK };
+enum io_engine { IO_ENGINE_SYNC, IO_ENGINE_ASYNC };
+
+struct token_bucket {
+	bool present;
+	uint64_t size;
+	uint64_t one_time_burst;
+	uint64_t refill_time_ms;
+};
+
+struct rate_limiter {
+	struct token_bucket bandwidth;
+	struct token_bucket ops;
+};
+
+struct drive_config {
+	char *id;
+	char *path;     /* path_on_host */
+	char *partuuid; /* NULL when absent */
+	bool root;
+	bool read_only;
+	enum cache_type cache;
+	enum io_engine engine;
+	struct rate_limiter limiter;
+};
+
+struct net_config {
+	char *id;
+	char *host_dev; /* TAP name, <= 15 bytes */
+	bool has_mac;
+	uint8_t mac[6];
+	struct rate_limiter rx, tx;
+};
+
+struct vsock_config {
+	bool present;
+	uint32_t guest_cid;
+	char *uds_path;
+};
+
+struct logger_config {
+	bool present;
+	char *path;       /* NULL: keep the CLI's choice */
+	char *level;      /* Firecracker level name as given, NULL when absent */
+	bool show_level;
+	bool show_origin;
+};
+
+struct flint_ci_config {
+	bool exit_port_enabled;
+	uint16_t exit_port; /* isa-debug-exit compatible port, default 0xf4 */
+};
+
+struct flint_memory_config {
+	bool thp; /* madvise(MADV_HUGEPAGE) on guest RAM */
+};
+
+struct vm_config {
+	/* boot-source */
+	char *kernel_path;
+	char *initrd_path; /* NULL when absent */
+	char *boot_args;   /* never NULL: the default when absent */
+	bool boot_args_default;
+	/* machine-config */
+	unsigned vcpus;
+	uint64_t mem_mib;
+	bool smt;
+	bool track_dirty_pages;
+	enum huge_pages huge_pages;
+	/* devices */
+	struct drive_config *drives;
+	size_t ndrives;
+	struct net_config *nets;
+	size_t nnets;
+	struct vsock_config vsock;
+	struct logger_config logger;
+	char *metrics_path; /* NULL when absent */
+	bool entropy;
+	struct rate_limiter entropy_limiter;
+	/* flint's own */
+	struct flint_ci_config ci;
+	struct flint_memory_config memory;
+};
+
+/*
+ * Parses and validates @path. On failure returns -EINVAL (or -errno for an unreadable
+ * file) and writes one message naming the file and the JSON path into @err.
+ */
+int config_load(const char *path, struct vm_config *cfg, char *err, size_t errlen);
+/* The same, from a string; @name is used in messages in place of a file name. */
+int config_parse(const char *json, const char *name, struct vm_config *cfg, char *err,
+		 size_t errlen);
+void config_free(struct vm_config *cfg);
+/* The resolved description --dry-run prints, as JSON text (caller frees). */
+char *config_describe(const struct vm_config *cfg);
+
+#endif

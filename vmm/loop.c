@@ -1,0 +1,273 @@
+#include "vmm/loop.h"
+#include "vmm/exitcode.h"
+#include "vmm/log.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct loop_watch {
+	struct loop *loop;
+	struct event *ev;
+	loop_fd_fn fd_fn;
+	loop_fn fn;
+	void *arg;
+	struct loop_watch *prev, *next; /* every watch, so loop_free releases them */
+};
+
+struct post {
+	loop_fn fn;
+	void *arg;
+	struct post *next;
+};
+
+struct loop {
+	struct event_base *base;
+	struct loop_watch *watches;
+	/* Cross-thread posts: a mutex-protected FIFO plus an eventfd to wake the loop. */
+	pthread_mutex_t post_lock;
+	struct post *post_head, **post_tail;
+	int post_fd;
+	struct loop_watch *post_watch;
+	struct event *sig[2];
+	loop_fn on_signal;
+	void *signal_arg;
+	bool stopping;
+	int code;
+};
+
+static void watch_unlink(struct loop_watch *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		w->loop->watches = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+}
+
+static void on_fd(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop_watch *w = arg;
+	int events = ((what & EV_READ) ? LOOP_READ : 0) | ((what & EV_WRITE) ? LOOP_WRITE : 0);
+
+	w->fd_fn((int)fd, events, w->arg);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop_watch *w = arg;
+	loop_fn fn = w->fn;
+	void *fn_arg = w->arg;
+
+	(void)fd;
+	(void)what;
+	/* A one-shot timer is done once it fires; free it before the callback may stop the loop. */
+	if (!(event_get_events(w->ev) & EV_PERSIST))
+		loop_remove(w);
+	fn(fn_arg);
+}
+
+static struct loop_watch *watch_new(struct loop *l, int fd, short flags, event_callback_fn cb)
+{
+	struct loop_watch *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->loop = l;
+	w->ev = event_new(l->base, fd, flags, cb, w);
+	if (!w->ev) {
+		free(w);
+		return NULL;
+	}
+	w->next = l->watches;
+	if (w->next)
+		w->next->prev = w;
+	l->watches = w;
+	return w;
+}
+
+struct loop_watch *loop_add_fd(struct loop *l, int fd, int events, loop_fd_fn fn, void *arg)
+{
+	short flags = EV_PERSIST | ((events & LOOP_READ) ? EV_READ : 0) |
+		      ((events & LOOP_WRITE) ? EV_WRITE : 0);
+	struct loop_watch *w = watch_new(l, fd, flags, on_fd);
+
+	if (!w)
+		return NULL;
+	w->fd_fn = fn;
+	w->arg = arg;
+	if (event_add(w->ev, NULL) < 0) {
+		loop_remove(w);
+		return NULL;
+	}
+	return w;
+}
+
+struct loop_watch *loop_add_timer(struct loop *l, uint64_t usec, bool repeat, loop_fn fn,
+				  void *arg)
+{
+	struct timeval tv = {(time_t)(usec / 1000000), (suseconds_t)(usec % 1000000)};
+	struct loop_watch *w = watch_new(l, -1, repeat ? EV_PERSIST : 0, on_timer);
+
+	if (!w)
+		return NULL;
+	w->fn = fn;
+	w->arg = arg;
+	if (event_add(w->ev, &tv) < 0) {
+		loop_remove(w);
+		return NULL;
+	}
+	return w;
+}
+
+void loop_remove(struct loop_watch *w)
+{
+	if (!w)
+		return;
+	watch_unlink(w);
+	event_free(w->ev);
+	free(w);
+}
+
+static void drain_posts(int fd, int events, void *arg)
+{
+	struct loop *l = arg;
+	struct post *p, *next;
+	uint64_t count;
+
+	(void)events;
+	if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		log_warn("loop: reading the post eventfd failed: %d", errno);
+	pthread_mutex_lock(&l->post_lock);
+	p = l->post_head;
+	l->post_head = NULL;
+	l->post_tail = &l->post_head;
+	pthread_mutex_unlock(&l->post_lock);
+	for (; p; p = next) {
+		next = p->next;
+		p->fn(p->arg);
+		free(p);
+	}
+}
+
+int loop_post(struct loop *l, loop_fn fn, void *arg)
+{
+	struct post *p = malloc(sizeof(*p));
+	uint64_t one = 1;
+
+	if (!p)
+		return -ENOMEM;
+	p->fn = fn;
+	p->arg = arg;
+	p->next = NULL;
+	pthread_mutex_lock(&l->post_lock);
+	*l->post_tail = p;
+	l->post_tail = &p->next;
+	pthread_mutex_unlock(&l->post_lock);
+	/* The eventfd counter saturates long after any real backlog; EAGAIN still wakes. */
+	if (write(l->post_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	return 0;
+}
+
+struct loop *loop_new(void)
+{
+	struct loop *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	pthread_mutex_init(&l->post_lock, NULL);
+	l->post_tail = &l->post_head;
+	l->post_fd = -1;
+	l->base = event_base_new();
+	if (!l->base)
+		goto fail;
+	l->post_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->post_fd < 0)
+		goto fail;
+	l->post_watch = loop_add_fd(l, l->post_fd, LOOP_READ, drain_posts, l);
+	if (!l->post_watch)
+		goto fail;
+	return l;
+fail:
+	loop_free(l);
+	return NULL;
+}
+
+static void on_signal(evutil_socket_t signo, short what, void *arg)
+{
+	struct loop *l = arg;
+
+	(void)what;
+	log_info("received %s, shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
+	if (l->on_signal)
+		l->on_signal(l->signal_arg);
+	loop_stop(l, signo == SIGINT ? FLINT_EXIT_SIGINT : FLINT_EXIT_SIGTERM);
+}
+
+int loop_handle_signals(struct loop *l, loop_fn fn, void *arg)
+{
+	const int signos[2] = {SIGINT, SIGTERM};
+
+	l->on_signal = fn;
+	l->signal_arg = arg;
+	for (int i = 0; i < 2; i++) {
+		if (l->sig[i])
+			continue;
+		l->sig[i] = evsignal_new(l->base, signos[i], on_signal, l);
+		if (!l->sig[i] || event_add(l->sig[i], NULL) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int loop_run(struct loop *l)
+{
+	while (!l->stopping) {
+		if (event_base_loop(l->base, EVLOOP_ONCE) < 0)
+			return -EIO;
+	}
+	return l->code;
+}
+
+void loop_stop(struct loop *l, int code)
+{
+	if (l->stopping)
+		return;
+	l->stopping = true;
+	l->code = code;
+	event_base_loopbreak(l->base);
+}
+
+bool loop_stopping(const struct loop *l)
+{
+	return l->stopping;
+}
+
+void loop_free(struct loop *l)
+{
+	struct post *p, *next;
+
+	if (!l)
+		return;
+	while (l->watches)
+		loop_remove(l->watches);
+	for (int i = 0; i < 2; i++)
+		if (l->sig[i])
+			event_free(l->sig[i]);
+	for (p = l->post_head; p; p = next) {
+		next = p->next;
+		free(p);
+	}
+	if (l->post_fd >= 0)
+		close(l->post_fd);
+	if (l->base)
+		event_base_free(l->base);
+	pthread_mutex_destroy(&l->post_lock);
+	free(l);
+}

@@ -1,0 +1,46 @@
+/*
+ * The one event loop. A libevent event_base owned by the main thread; everything that is
+ * not guest execution registers here. Other threads reach it only through loop_post().
+ */
+#ifndef FLINT_LOOP_H
+#define FLINT_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct loop;
+struct loop_watch;
+
+enum { LOOP_READ = 1, LOOP_WRITE = 2 };
+
+typedef void (*loop_fd_fn)(int fd, int events, void *arg);
+typedef void (*loop_fn)(void *arg);
+
+struct loop *loop_new(void);
+/* Frees the loop and every watch still registered on it. */
+void loop_free(struct loop *l);
+
+/* Calls @fn whenever @fd is ready for @events (LOOP_READ|LOOP_WRITE), until removed. */
+struct loop_watch *loop_add_fd(struct loop *l, int fd, int events, loop_fd_fn fn, void *arg);
+/* Calls @fn after @usec microseconds, once or every @usec when @repeat. */
+struct loop_watch *loop_add_timer(struct loop *l, uint64_t usec, bool repeat, loop_fn fn,
+				  void *arg);
+/* Removes and frees a watch. NULL is allowed. Safe from inside the watch's own callback. */
+void loop_remove(struct loop_watch *w);
+
+/*
+ * Runs @fn(@arg) on the loop thread soon. Callable from any thread; the only way a
+ * vCPU thread hands work to the loop. Returns -errno when the loop cannot take it.
+ */
+int loop_post(struct loop *l, loop_fn fn, void *arg);
+
+/* SIGINT/SIGTERM end loop_run() with 128 + signo after @on_signal(@arg) (may be NULL). */
+int loop_handle_signals(struct loop *l, loop_fn on_signal, void *arg);
+
+/* Runs until loop_stop(). Returns the code passed to loop_stop(), or -errno. */
+int loop_run(struct loop *l);
+/* Ends loop_run() with @code. The first stop wins; later ones are ignored. Loop thread only. */
+void loop_stop(struct loop *l, int code);
+bool loop_stopping(const struct loop *l);
+
+#endif

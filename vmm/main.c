@@ -1,0 +1,194 @@
+/* flint: command line, config, then hand over to vmm_run(). */
+#include "vmm/config.h"
+#include "vmm/exitcode.h"
+#include "vmm/log.h"
+#include "vmm/vmm.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef FLINT_VERSION
+#define FLINT_VERSION "0.0.0-dev"
+#endif
+
+struct cli {
+	const char *config;
+	const char *log_file;
+	bool level_set;
+	enum log_level level;
+	bool dry_run;
+	struct run_opts run;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: flint --config-file FILE [options]\n"
+		"\n"
+		"  -c, --config-file FILE  VM config (Firecracker JSON schema); alias --config\n"
+		"  -n, --dry-run           validate the config, print the resolved VM, exit\n"
+		"  -l, --log-level LEVEL   error | warn | info | debug (default info)\n"
+		"  -L, --log-file FILE     log there instead of stderr\n"
+		"  -t, --timeout SECONDS   stop the guest after SECONDS and exit 124\n"
+		"  -s, --serial-log FILE   also write the guest console to FILE\n"
+		"      --no-console        do not write the guest console to stdout\n"
+		"  -V, --version           print the version and exit\n"
+		"  -h, --help              this text\n"
+		"\n"
+		"Exit codes: 0 guest shut down, 64 usage, 70 internal error, 78 config error,\n"
+		"80 guest crashed, 124 timeout, 130/143 SIGINT/SIGTERM, odd codes from the\n"
+		"guest's CI exit port ((value << 1) | 1).\n");
+}
+
+static int parse_timeout(const char *s, double *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || *end || !(v > 0) || v > 1e7)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Returns -1 to continue, or the exit code to leave with. */
+static int parse_cli(int argc, char **argv, struct cli *cli)
+{
+	enum { OPT_NO_CONSOLE = 256 };
+	static const struct option opts[] = {
+		{"config-file", required_argument, NULL, 'c'},
+		{"config", required_argument, NULL, 'c'},
+		{"dry-run", no_argument, NULL, 'n'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"log-file", required_argument, NULL, 'L'},
+		{"timeout", required_argument, NULL, 't'},
+		{"serial-log", required_argument, NULL, 's'},
+		{"no-console", no_argument, NULL, OPT_NO_CONSOLE},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:nl:L:t:s:Vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			cli->config = optarg;
+			break;
+		case 'n':
+			cli->dry_run = true;
+			break;
+		case 'l':
+			if (log_level_parse(optarg, &cli->level) < 0) {
+				fprintf(stderr, "flint: --log-level: \"%s\" is not one of error, warn, info, debug\n", optarg);
+				return FLINT_EXIT_USAGE;
+			}
+			cli->level_set = true;
+			break;
+		case 'L':
+			cli->log_file = optarg;
+			break;
+		case 't':
+			if (parse_timeout(optarg, &cli->run.timeout_s) < 0) {
+				fprintf(stderr, "flint: --timeout: \"%s\" is not a positive number of seconds\n", optarg);
+				return FLINT_EXIT_USAGE;
+			}
+			break;
+		case 's':
+			cli->run.serial_log = optarg;
+			break;
+		case OPT_NO_CONSOLE:
+			cli->run.console_stdout = false;
+			break;
+		case 'V':
+			printf("flint %s\n", FLINT_VERSION);
+			return FLINT_EXIT_OK;
+		case 'h':
+			usage(stdout);
+			return FLINT_EXIT_OK;
+		case ':':
+			fprintf(stderr, "flint: %s needs a value\n", argv[optind - 1]);
+			usage(stderr);
+			return FLINT_EXIT_USAGE;
+		default:
+			fprintf(stderr, "flint: unknown option %s\n", argv[optind - 1]);
+			usage(stderr);
+			return FLINT_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "flint: unexpected argument \"%s\"\n", argv[optind]);
+		return FLINT_EXIT_USAGE;
+	}
+	if (!cli->config) {
+		fprintf(stderr, "flint: --config-file is required\n");
+		usage(stderr);
+		return FLINT_EXIT_USAGE;
+	}
+	return -1;
+}
+
+/* The config's logger section applies unless the command line said otherwise. */
+static int apply_logging(const struct cli *cli, const struct vm_config *cfg)
+{
+	const char *file = cli->log_file ? cli->log_file : cfg->logger.path;
+	enum log_level level = LOG_INFO;
+	int r;
+
+	if (cli->level_set)
+		level = cli->level;
+	else if (cfg->logger.level) {
+		const char *l = cfg->logger.level;
+		level = !strcmp(l, "Error") || !strcmp(l, "Off")   ? LOG_ERROR
+			: !strcmp(l, "Warning")                     ? LOG_WARN
+			: !strcmp(l, "Info")                        ? LOG_INFO
+								    : LOG_DEBUG;
+	}
+	log_set_level(level);
+	if (file && (r = log_set_file(file)) < 0) {
+		log_error("%s: cannot open log file: %s", file, strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = {.run = {.console_stdout = true}};
+	struct vm_config cfg;
+	char err[1024];
+	struct timespec ts;
+	int code;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	cli.run.start_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	code = parse_cli(argc, argv, &cli);
+	if (code >= 0)
+		return code;
+	if (cli.level_set)
+		log_set_level(cli.level);
+	if (config_load(cli.config, &cfg, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return FLINT_EXIT_CONFIG;
+	}
+	if (apply_logging(&cli, &cfg) < 0) {
+		config_free(&cfg);
+		return FLINT_EXIT_CONFIG;
+	}
+	if (cli.dry_run) {
+		char *text = config_describe(&cfg);
+		code = text ? FLINT_EXIT_OK : FLINT_EXIT_INTERNAL;
+		if (text)
+			printf("%s\n", text);
+		free(text);
+	} else {
+		code = vmm_run(&cfg, &cli.run);
+	}
+	config_free(&cfg);
+	log_close();
+	return code;
+}
