@@ -21,3 +21,22 @@
 #define LAYOUT_KVM_IDENTITY 0xFFFBC000ULL
 
 #endif
+
+/* Low-memory boot structures (all below 1 MiB, outside anything a kernel image loads). */
+#ifndef FLINT_LAYOUT_BOOT
+#define FLINT_LAYOUT_BOOT
+#define LAYOUT_GDT          0x500ULL
+#define LAYOUT_PVH_INFO     0x6000ULL /* hvm_start_info, then modlist and memmap */
+#define LAYOUT_PVH_MODLIST  0x6040ULL
+#define LAYOUT_PVH_MEMMAP   0x6100ULL
+#define LAYOUT_ZERO_PAGE    0x7000ULL
+#define LAYOUT_BOOT_STACK   0x8ff0ULL
+#define LAYOUT_PML4         0x9000ULL /* then PDPT at 0xa000 and four PDs at 0xb000 */
+#define LAYOUT_PDPT         0xa000ULL
+#define LAYOUT_PD           0xb000ULL
+#define LAYOUT_CMDLINE      0x20000ULL
+#define LAYOUT_CMDLINE_MAX  0x10000ULL
+#define LAYOUT_EBDA         0x9fc00ULL /* MP table lives here, up to 640 KiB */
+#define LAYOUT_LOW_RAM_END  0xa0000ULL
+#define LAYOUT_KERNEL       0x100000ULL /* 1 MiB */
+#endif

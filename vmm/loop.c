@@ -175,6 +175,17 @@ int loop_post(struct loop *l, loop_fn fn, void *arg)
 	return 0;
 }
 
+/* libevent's own warnings go through flint's log, not straight to stderr. */
+static void on_libevent_log(int severity, const char *msg)
+{
+	if (severity >= EVENT_LOG_ERR)
+		log_error("libevent: %s", msg);
+	else if (severity == EVENT_LOG_WARN)
+		log_warn("libevent: %s", msg);
+	else
+		log_debug("libevent: %s", msg);
+}
+
 struct loop *loop_new(void)
 {
 	struct loop *l = calloc(1, sizeof(*l));
@@ -184,6 +195,7 @@ struct loop *loop_new(void)
 	pthread_mutex_init(&l->post_lock, NULL);
 	l->post_tail = &l->post_head;
 	l->post_fd = -1;
+	event_set_log_callback(on_libevent_log);
 	l->base = event_base_new();
 	if (!l->base)
 		goto fail;

@@ -1,11 +1,317 @@
+/* Assembles one VM from its config: memory, KVM, devices, kernel, vCPUs; runs the loop. */
 #include "vmm/vmm.h"
+#include "boot/boot.h"
+#include "devices/debug.h"
+#include "devices/i8042.h"
+#include "devices/serial.h"
 #include "vmm/exitcode.h"
+#include "vmm/layout.h"
 #include "vmm/log.h"
+#include "vmm/loop.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+struct vmm {
+	const struct vm_config *cfg;
+	const struct run_opts *opts;
+	struct loop *loop;
+	struct guest_memory mem;
+	struct vm vm;
+	struct vcpu vcpus[CONFIG_MAX_VCPUS];
+	struct serial serial;
+	struct i8042 i8042;
+	struct boot_timer boot_timer;
+	struct exit_port exit_port;
+	int serial_irq;
+	int serial_log_fd;
+	struct loop_watch *stdin_watch;
+};
+
+/* The terminal is restored on every way out, including exit() from anywhere. */
+static struct termios saved_tty;
+static bool tty_raw;
+
+static void tty_restore(void)
+{
+	if (tty_raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
+	tty_raw = false;
+}
+
+/* Raw input so the guest sees keystrokes as typed; ISIG stays so Ctrl-C still stops flint. */
+static void tty_make_raw(void)
+{
+	struct termios t;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tty) < 0)
+		return;
+	t = saved_tty;
+	t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+	t.c_iflag &= ~(tcflag_t)(ICRNL | IXON);
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0) {
+		tty_raw = true;
+		atexit(tty_restore);
+	}
+}
+
+static int unsupported_devices(const struct vm_config *cfg)
+{
+	const char *what = cfg->ndrives ? "drives (virtio-blk)"
+			   : cfg->nnets  ? "network-interfaces (virtio-net)"
+			   : cfg->vsock.present ? "vsock (virtio-vsock)"
+			   : cfg->entropy       ? "entropy (virtio-rng)"
+						: NULL;
+
+	if (!what)
+		return 0;
+	log_error("%s: not supported yet; remove the section to boot without it", what);
+	return -ENOTSUP;
+}
+
+static void on_stdin(int fd, int events, void *arg);
+
+/* Only something pollable can feed the console: a tty, a pipe or a socket. */
+static bool stdin_pollable(void)
+{
+	struct stat st;
+
+	return fstat(STDIN_FILENO, &st) == 0 &&
+	       (S_ISCHR(st.st_mode) ? isatty(STDIN_FILENO) : S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+}
+
+static void stdin_watch(void *arg)
+{
+	struct vmm *m = arg;
+
+	if (!m->stdin_watch && !loop_stopping(m->loop) && stdin_pollable())
+		m->stdin_watch = loop_add_fd(m->loop, STDIN_FILENO, LOOP_READ, on_stdin, m);
+}
+
+static void on_stdin(int fd, int events, void *arg)
+{
+	struct vmm *m = arg;
+	uint8_t buf[SERIAL_RX_CAP];
+	size_t space = serial_rx_space(&m->serial);
+	ssize_t n = 0;
+
+	(void)events;
+	if (space)
+		n = read(fd, buf, space);
+	if (n > 0) {
+		serial_input(&m->serial, buf, (size_t)n);
+		return;
+	}
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	/* EOF, error, or the guest is not reading: stop watching until it drains. */
+	loop_remove(m->stdin_watch);
+	m->stdin_watch = NULL;
+}
+
+static void serial_has_room(void *arg)
+{
+	struct vmm *m = arg;
+
+	loop_post(m->loop, stdin_watch, m);
+}
+
+static void on_timeout(void *arg)
+{
+	struct vmm *m = arg;
+
+	fprintf(stderr, "flint: timeout: the guest was still running after %g s, stopped it\n",
+		m->opts->timeout_s);
+	log_error("timeout after %g s", m->opts->timeout_s);
+	atomic_store(&m->vm.stopping, true);
+	loop_stop(m->loop, FLINT_EXIT_TIMEOUT);
+}
+
+static int add_devices(struct vmm *m)
+{
+	const struct vm_config *cfg = m->cfg;
+	struct vm *vm = &m->vm;
+	int r;
+
+	m->serial_irq = vm_irqfd(vm, SERIAL_COM1_IRQ);
+	if (m->serial_irq < 0)
+		return m->serial_irq;
+	serial_init(&m->serial, m->serial_irq, m->opts->console_stdout ? STDOUT_FILENO : -1,
+		    m->serial_log_fd);
+	m->serial.on_rx_space = serial_has_room;
+	m->serial.rx_arg = m;
+	i8042_init(&m->i8042, vm);
+	m->boot_timer.start_ns = m->opts->start_ns;
+	m->exit_port.vm = vm;
+	r = bus_add(&vm->pio, SERIAL_COM1_BASE, 8, &serial_ops, &m->serial, "serial");
+	if (!r)
+		r = bus_add(&vm->pio, I8042_DATA_PORT, 5, &i8042_ops, &m->i8042, "i8042");
+	if (!r)
+		r = bus_add(&vm->mmio, LAYOUT_BOOT_TIMER, 1, &boot_timer_ops, &m->boot_timer,
+			    "boot timer");
+	if (!r && cfg->ci.exit_port_enabled) {
+		r = bus_add(&vm->pio, cfg->ci.exit_port, 4, &exit_port_ops, &m->exit_port,
+			    "CI exit port");
+		if (r == -EEXIST)
+			log_error("flint.ci.exit_port: port %#x overlaps another device",
+				  cfg->ci.exit_port);
+	}
+	if (r && r != -EEXIST)
+		log_error("cannot register devices: %s", strerror(-r));
+	return r;
+}
+
+static int start_vcpus(struct vmm *m, const struct boot_info *boot)
+{
+	struct kvm_cpuid2 *cpuid = vcpu_supported_cpuid(m->vm.kvm_fd);
+	int r = 0;
+
+	if (!cpuid) {
+		log_error("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+		return -EIO;
+	}
+	m->vm.vcpus = m->vcpus;
+	m->vm.nvcpus = m->cfg->vcpus;
+	m->vm.smt = m->cfg->smt;
+	for (unsigned i = 0; i < m->cfg->vcpus && !r; i++) {
+		r = vcpu_create(&m->vcpus[i], &m->vm, i, cpuid, boot);
+		if (!r)
+			m->vm.nvcpus = i + 1;
+	}
+	free(cpuid);
+	if (r) {
+		m->vm.nvcpus--; /* the failed one cleaned up after itself */
+		return r;
+	}
+	r = vcpu_signals_init();
+	for (unsigned i = 0; i < m->vm.nvcpus && !r; i++)
+		r = vcpu_start(&m->vcpus[i]);
+	if (r)
+		log_error("cannot start vCPU threads: %s", strerror(-r));
+	return r;
+}
+
+static void stop_vcpus(struct vmm *m)
+{
+	atomic_store(&m->vm.stopping, true);
+	for (unsigned i = 0; i < m->vm.nvcpus; i++)
+		vcpu_kick(&m->vcpus[i]);
+	for (unsigned i = 0; i < m->vm.nvcpus; i++)
+		vcpu_join(&m->vcpus[i]);
+	for (unsigned i = 0; i < m->vm.nvcpus; i++)
+		vcpu_destroy(&m->vcpus[i]);
+	m->vm.nvcpus = 0;
+}
+
+static enum guest_backing backing_of(const struct vm_config *cfg)
+{
+	if (cfg->huge_pages == HUGE_PAGES_2M)
+		return GUEST_BACKING_HUGETLB_2M;
+	return cfg->memory.thp ? GUEST_BACKING_THP : GUEST_BACKING_4K;
+}
+
+/* Everything up to the first KVM_RUN. Returns an exit code, or -1 to run the loop. */
+static int vmm_build(struct vmm *m)
+{
+	const struct vm_config *cfg = m->cfg;
+	struct boot_info boot;
+	char err[512];
+	int r;
+
+	if (unsupported_devices(cfg))
+		return FLINT_EXIT_CONFIG;
+	r = guest_memory_init(&m->mem, cfg->mem_mib << 20, backing_of(cfg));
+	if (r) {
+		log_error("cannot allocate %llu MiB of guest memory%s: %s",
+			  (unsigned long long)cfg->mem_mib,
+			  cfg->huge_pages == HUGE_PAGES_2M ? " from 2M hugetlb pages (see "
+							     "/proc/sys/vm/nr_hugepages)" : "",
+			  strerror(-r));
+		return FLINT_EXIT_INTERNAL;
+	}
+	if (vm_create(&m->vm, "/dev/kvm", &m->mem, cfg->track_dirty_pages, m->loop))
+		return FLINT_EXIT_INTERNAL;
+	if (add_devices(m))
+		return FLINT_EXIT_INTERNAL;
+	r = boot_load(cfg, &m->mem, &boot, err, sizeof(err));
+	if (r) {
+		log_error("%s", err);
+		return FLINT_EXIT_CONFIG;
+	}
+	if (mptable_write(&m->mem, cfg->vcpus)) {
+		log_error("cannot write the MP table for %u vCPUs", cfg->vcpus);
+		return FLINT_EXIT_INTERNAL;
+	}
+	log_info("booting %s kernel %s: %u vCPU, %llu MiB, entry %#llx", boot.format,
+		 cfg->kernel_path, cfg->vcpus, (unsigned long long)cfg->mem_mib,
+		 (unsigned long long)boot.entry);
+	if (m->opts->timeout_s > 0 &&
+	    !loop_add_timer(m->loop, (uint64_t)(m->opts->timeout_s * 1e6), false, on_timeout, m))
+		return FLINT_EXIT_INTERNAL;
+	if (start_vcpus(m, &boot))
+		return FLINT_EXIT_INTERNAL;
+	tty_make_raw();
+	stdin_watch(m);
+	return -1;
+}
+
+static void vmm_teardown(struct vmm *m)
+{
+	stop_vcpus(m);
+	tty_restore();
+	loop_free(m->loop); /* removes the stdin, timer and post watches */
+	if (m->serial_irq >= 0) {
+		serial_destroy(&m->serial);
+		i8042_destroy(&m->i8042);
+		close(m->serial_irq);
+	}
+	vm_destroy(&m->vm);
+	guest_memory_destroy(&m->mem);
+	if (m->serial_log_fd >= 0)
+		close(m->serial_log_fd);
+}
 
 int vmm_run(const struct vm_config *cfg, const struct run_opts *opts)
 {
-	(void)cfg;
-	(void)opts;
-	log_error("booting is not implemented yet");
-	return FLINT_EXIT_INTERNAL;
+	struct vmm *m = calloc(1, sizeof(*m));
+	int code;
+
+	if (!m)
+		return FLINT_EXIT_INTERNAL;
+	m->cfg = cfg;
+	m->opts = opts;
+	m->serial_irq = -1;
+	m->vm.vm_fd = m->vm.kvm_fd = -1;
+	m->mem.fd = -1;
+	m->serial_log_fd = -1;
+	if (opts->serial_log) {
+		m->serial_log_fd = open(opts->serial_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (m->serial_log_fd < 0) {
+			log_error("--serial-log %s: %s", opts->serial_log, strerror(errno));
+			free(m);
+			return FLINT_EXIT_USAGE;
+		}
+	}
+	m->loop = loop_new();
+	if (!m->loop || loop_handle_signals(m->loop, NULL, NULL) < 0) {
+		log_error("cannot set up the event loop");
+		code = FLINT_EXIT_INTERNAL;
+	} else {
+		code = vmm_build(m);
+		if (code < 0)
+			code = loop_run(m->loop);
+		if (code < 0)
+			code = FLINT_EXIT_INTERNAL;
+	}
+	vmm_teardown(m);
+	free(m);
+	return code;
 }

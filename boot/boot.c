@@ -1,0 +1,192 @@
+/* Kernel format detection, initrd and command line placement, the memory map. */
+#include "boot/boot.h"
+#include "vmm/layout.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KERNEL_MAX_BYTES (512ULL << 20)
+#define INITRD_MAX_BYTES (2ULL << 30)
+
+int boot_fail(struct boot_ctx *c, const char *fmt, ...)
+{
+	int n = snprintf(c->err, c->errlen, "%s: ", c->path);
+	va_list ap;
+
+	if (n >= 0 && (size_t)n < c->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+int boot_read_file(struct boot_ctx *c, const char *path, size_t max, uint8_t **buf, size_t *len)
+{
+	struct stat st;
+	size_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0) {
+		r = -errno;
+		boot_fail(c, "cannot open: %s", strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		close(fd);
+		return boot_fail(c, "not a regular file of at most %zu MiB", max >> 20);
+	}
+	*buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!*buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, *buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -errno : -EIO;
+			free(*buf);
+			close(fd);
+			boot_fail(c, "read failed after %zu bytes: %s", got, strerror(-r));
+			return r;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	*len = got;
+	return 0;
+}
+
+unsigned boot_e820(const struct guest_memory *mem, struct boot_e820 *out)
+{
+	uint64_t low = guest_memory_low_end(mem);
+	unsigned n = 0;
+
+	/* Base memory up to the EBDA, where the MP table sits; 640K-1M is the legacy hole. */
+	out[n++] = (struct boot_e820){0, low < LAYOUT_EBDA ? low : LAYOUT_EBDA, E820_RAM};
+	if (low > LAYOUT_EBDA)
+		out[n++] = (struct boot_e820){LAYOUT_EBDA, LAYOUT_LOW_RAM_END - LAYOUT_EBDA,
+					      E820_RESERVED};
+	if (low > LAYOUT_KERNEL)
+		out[n++] = (struct boot_e820){LAYOUT_KERNEL, low - LAYOUT_KERNEL, E820_RAM};
+	for (unsigned i = 1; i < mem->nregions; i++)
+		out[n++] = (struct boot_e820){mem->regions[i].gpa, mem->regions[i].size, E820_RAM};
+	return n;
+}
+
+/* Puts the initrd as high as allowed, page aligned, above what the kernel uses. */
+static int load_initrd(struct boot_ctx *c, struct guest_memory *mem, const struct boot_image *img,
+		       uint64_t *addr, uint64_t *size)
+{
+	uint64_t top = guest_memory_low_end(mem); /* exclusive */
+	uint8_t *data;
+	size_t len;
+	int r;
+
+	r = boot_read_file(c, c->path, INITRD_MAX_BYTES, &data, &len);
+	if (r)
+		return r;
+	if (img->initrd_max < top - 1)
+		top = img->initrd_max + 1;
+	if (len == 0 || len > top) {
+		free(data);
+		return boot_fail(c, len ? "initrd of %zu bytes is larger than guest RAM" :
+				      "initrd is empty", len);
+	}
+	*addr = (top - len) & ~4095ULL;
+	*size = len;
+	if (*addr < img->kernel_end) {
+		free(data);
+		return boot_fail(c, "initrd of %zu bytes does not fit between the kernel (ends at "
+				 "0x%llx) and 0x%llx: give the VM more memory",
+				 len, (unsigned long long)img->kernel_end, (unsigned long long)top);
+	}
+	r = guest_memory_write(mem, *addr, data, len);
+	free(data);
+	return r;
+}
+
+static int load_cmdline(struct boot_ctx *c, struct guest_memory *mem, const char *args,
+			size_t max)
+{
+	size_t len = strlen(args);
+
+	if (max >= LAYOUT_CMDLINE_MAX)
+		max = LAYOUT_CMDLINE_MAX - 1;
+	if (len > max) {
+		snprintf(c->err, c->errlen,
+			 "boot-source.boot_args: %zu bytes, but %s takes at most %zu (cmdline_size)",
+			 len, c->path, max);
+		return -EINVAL;
+	}
+	return guest_memory_write(mem, LAYOUT_CMDLINE, args, len + 1);
+}
+
+static bool is_elf(const uint8_t *d, size_t len)
+{
+	return len >= 4 && memcmp(d, "\177ELF", 4) == 0;
+}
+
+static bool is_bzimage(const uint8_t *d, size_t len)
+{
+	return len >= 0x206 && memcmp(d + 0x202, "HdrS", 4) == 0;
+}
+
+int boot_load(const struct vm_config *cfg, struct guest_memory *mem, struct boot_info *info,
+	      char *err, size_t errlen)
+{
+	struct boot_ctx c = {cfg->kernel_path, err, errlen};
+	struct boot_image img = {0};
+	uint64_t initrd = 0, initrd_size = 0;
+	uint8_t *data;
+	int r;
+
+	memset(info, 0, sizeof(*info));
+	if (guest_memory_low_end(mem) <= LAYOUT_KERNEL) {
+		snprintf(err, errlen, "machine-config.mem_size_mib: %llu MiB is too small to boot a kernel",
+			 (unsigned long long)(mem->size >> 20));
+		return -EINVAL;
+	}
+	r = boot_read_file(&c, cfg->kernel_path, KERNEL_MAX_BYTES, &data, &img.len);
+	if (r)
+		return r;
+	img.data = data;
+	img.initrd_max = UINT32_MAX;
+	if (is_elf(data, img.len))
+		r = elf_load(&c, mem, &img, info);
+	else if (is_bzimage(data, img.len))
+		r = bzimage_load(&c, mem, &img, info);
+	else
+		r = boot_fail(&c, "not a kernel flint can boot: no ELF magic and no bzImage "
+			      "\"HdrS\" signature at offset 0x202");
+	free(data);
+	if (!r)
+		r = load_cmdline(&c, mem, cfg->boot_args, img.cmdline_max);
+	if (!r && cfg->initrd_path) {
+		c.path = cfg->initrd_path;
+		r = load_initrd(&c, mem, &img, &initrd, &initrd_size);
+	}
+	if (r)
+		return r;
+	if (info->mode == BOOT_MODE_PVH) {
+		info->params = LAYOUT_PVH_INFO;
+		r = pvh_write(mem, LAYOUT_CMDLINE, initrd, initrd_size);
+	} else {
+		info->params = LAYOUT_ZERO_PAGE;
+		r = zeropage_write(mem, &img, LAYOUT_CMDLINE, initrd, initrd_size);
+	}
+	if (!r)
+		r = boot_write_cpu_tables(mem, info->mode);
+	if (r)
+		snprintf(err, errlen, "%s: cannot write boot structures: %s", cfg->kernel_path,
+			 strerror(-r));
+	return r;
+}

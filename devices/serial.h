@@ -1,0 +1,37 @@
+/* 16550A UART at 0x3f8 / IRQ 4: enough for Linux's 8250 driver, polled or interrupt-driven. */
+#ifndef FLINT_SERIAL_H
+#define FLINT_SERIAL_H
+
+#include "vmm/bus.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SERIAL_COM1_BASE 0x3f8
+#define SERIAL_COM1_IRQ  4
+#define SERIAL_RX_CAP    1024
+
+struct serial {
+	pthread_mutex_t lock;
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
+	bool thre_pending; /* THR-empty interrupt raised and not yet acknowledged */
+	uint8_t rx[SERIAL_RX_CAP];
+	unsigned rx_head, rx_len;
+	int irq_fd;    /* irqfd to raise IRQ 4; -1 for none (tests) */
+	int out_fds[2]; /* console sinks: stdout and/or a log file; -1 when unused */
+	/* Called (under no lock) when the guest drained the RX buffer to room for more. */
+	void (*on_rx_space)(void *arg);
+	void *rx_arg;
+};
+
+extern const struct bus_ops serial_ops;
+
+void serial_init(struct serial *s, int irq_fd, int out_fd, int log_fd);
+void serial_destroy(struct serial *s);
+/* Queues host input for the guest. Returns how many bytes fit. Any thread. */
+size_t serial_input(struct serial *s, const uint8_t *data, size_t len);
+/* Free space in the RX buffer. */
+size_t serial_rx_space(struct serial *s);
+
+#endif

@@ -1,0 +1,179 @@
+#include "vmm/vm.h"
+#include "vmm/layout.h"
+#include "vmm/log.h"
+#include "vmm/loop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+static const struct {
+	int cap;
+	const char *name;
+} required_caps[] = {
+	{KVM_CAP_IRQCHIP, "IRQCHIP"},
+	{KVM_CAP_HLT, "HLT"},
+	{KVM_CAP_USER_MEMORY, "USER_MEMORY"},
+	{KVM_CAP_SET_TSS_ADDR, "SET_TSS_ADDR"},
+	{KVM_CAP_SET_IDENTITY_MAP_ADDR, "SET_IDENTITY_MAP_ADDR"},
+	{KVM_CAP_EXT_CPUID, "EXT_CPUID"},
+	{KVM_CAP_PIT2, "PIT2"},
+	{KVM_CAP_PIT_STATE2, "PIT_STATE2"},
+	{KVM_CAP_IRQFD, "IRQFD"},
+	{KVM_CAP_IOEVENTFD, "IOEVENTFD"},
+	{KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT"},
+	{KVM_CAP_MP_STATE, "MP_STATE"},
+};
+
+/* One message naming every missing capability, so the user fixes the host once. */
+static int check_caps(int kvm_fd)
+{
+	char missing[512] = "";
+
+	for (size_t i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
+		if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, required_caps[i].cap) > 0)
+			continue;
+		snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), " KVM_CAP_%s",
+			 required_caps[i].name);
+	}
+	if (!missing[0])
+		return 0;
+	log_error("/dev/kvm lacks capabilities flint needs:%s", missing);
+	return -ENOTSUP;
+}
+
+static int add_memslots(struct vm *vm, bool track_dirty)
+{
+	for (unsigned i = 0; i < vm->mem->nregions; i++) {
+		const struct guest_region *r = &vm->mem->regions[i];
+		struct kvm_userspace_memory_region slot = {
+			.slot = i,
+			.flags = track_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uintptr_t)r->hva,
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
+			int e = errno;
+			log_error("KVM_SET_USER_MEMORY_REGION slot %u (guest %#llx, %llu MiB): %s", i,
+				  (unsigned long long)r->gpa, (unsigned long long)(r->size >> 20),
+				  strerror(e));
+			return -e;
+		}
+	}
+	return 0;
+}
+
+/* Issues @req on the VM fd, logging which step failed. */
+static int vm_ioctl(struct vm *vm, unsigned long req, unsigned long arg, const char *name)
+{
+	if (ioctl(vm->vm_fd, req, arg) >= 0)
+		return 0;
+	int e = errno;
+	log_error("%s: %s", name, strerror(e));
+	return -e;
+}
+
+int vm_create(struct vm *vm, const char *kvm_path, struct guest_memory *mem, bool track_dirty,
+	      struct loop *loop)
+{
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	uint64_t identity = LAYOUT_KVM_IDENTITY;
+	int r, version;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->vm_fd = -1;
+	vm->mem = mem;
+	vm->loop = loop;
+	bus_init(&vm->pio, "port I/O");
+	bus_init(&vm->mmio, "MMIO");
+	vm->kvm_fd = open(kvm_path, O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		r = -errno;
+		log_error("cannot open %s: %s", kvm_path, strerror(-r));
+		return r;
+	}
+	version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (version != KVM_API_VERSION) {
+		log_error("%s: KVM API version %d, flint needs %d", kvm_path, version, KVM_API_VERSION);
+		r = -ENOTSUP;
+		goto fail;
+	}
+	r = check_caps(vm->kvm_fd);
+	if (r)
+		goto fail;
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0 || vm->run_size <= 0) {
+		r = -errno;
+		log_error("KVM_CREATE_VM: %s", strerror(-r));
+		goto fail;
+	}
+	r = vm_ioctl(vm, KVM_SET_TSS_ADDR, LAYOUT_KVM_TSS, "KVM_SET_TSS_ADDR");
+	if (!r)
+		r = vm_ioctl(vm, KVM_SET_IDENTITY_MAP_ADDR, (unsigned long)&identity,
+			     "KVM_SET_IDENTITY_MAP_ADDR");
+	if (!r)
+		r = vm_ioctl(vm, KVM_CREATE_IRQCHIP, 0, "KVM_CREATE_IRQCHIP");
+	if (!r)
+		r = vm_ioctl(vm, KVM_CREATE_PIT2, (unsigned long)&pit, "KVM_CREATE_PIT2");
+	if (!r)
+		r = add_memslots(vm, track_dirty);
+	if (r)
+		goto fail;
+	return 0;
+fail:
+	vm_destroy(vm);
+	return r;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->vm_fd = vm->kvm_fd = -1;
+}
+
+int vm_irqfd(struct vm *vm, unsigned gsi)
+{
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	struct kvm_irqfd irqfd = {.gsi = gsi};
+
+	if (fd < 0)
+		return -errno;
+	irqfd.fd = (uint32_t)fd;
+	if (ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+		int e = errno;
+		close(fd);
+		log_error("KVM_IRQFD for GSI %u: %s", gsi, strerror(e));
+		return -e;
+	}
+	return fd;
+}
+
+static void exit_on_loop(void *arg)
+{
+	struct vm *vm = arg;
+
+	loop_stop(vm->loop, atomic_load(&vm->exit_code));
+}
+
+void vm_request_exit(struct vm *vm, int code, const char *reason)
+{
+	bool expected = false;
+
+	if (!atomic_compare_exchange_strong(&vm->stopping, &expected, true))
+		return;
+	atomic_store(&vm->exit_code, code);
+	log_info("%s", reason);
+	if (loop_post(vm->loop, exit_on_loop, vm) < 0)
+		log_error("cannot wake the event loop to stop the VM (exit code %d)", code);
+}

@@ -1,0 +1,46 @@
+/* The KVM VM: /dev/kvm, capabilities, irqchip, memory slots, buses, and its vCPUs. */
+#ifndef FLINT_VM_H
+#define FLINT_VM_H
+
+#include "vmm/bus.h"
+#include "vmm/memory.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+struct loop;
+struct vcpu;
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	int run_size; /* mmap size of struct kvm_run */
+	struct guest_memory *mem;
+	struct bus pio;
+	struct bus mmio;
+	struct loop *loop;
+	struct vcpu *vcpus;
+	unsigned nvcpus;
+	bool smt;
+	atomic_bool stopping; /* set once; vCPUs leave KVM_RUN and do not re-enter */
+	atomic_int exit_code;
+};
+
+/*
+ * Opens @kvm_path, checks every capability flint needs (one message lists all missing),
+ * creates the VM with its in-kernel irqchip and PIT, and registers @mem as memory slots.
+ */
+int vm_create(struct vm *vm, const char *kvm_path, struct guest_memory *mem,
+	      bool track_dirty, struct loop *loop);
+void vm_destroy(struct vm *vm);
+
+/* An eventfd that raises @gsi when written (KVM irqfd). Returns the fd or -errno. */
+int vm_irqfd(struct vm *vm, unsigned gsi);
+
+/*
+ * Asks the VM to end with @code; callable from any thread (vCPU or loop). The first
+ * request wins. @reason is logged at info level.
+ */
+void vm_request_exit(struct vm *vm, int code, const char *reason);
+
+#endif
