@@ -33,11 +33,11 @@ static void layout_regions(struct guest_memory *m)
 {
 	uint64_t low = m->size < LAYOUT_MMIO32_START ? m->size : LAYOUT_MMIO32_START;
 
-	m->regions[0] = (struct guest_region){0, low, m->base, 0};
+	m->regions[0] = (struct guest_region){0, low, m->base, 0, false};
 	m->nregions = 1;
 	if (m->size > low) {
 		m->regions[1] = (struct guest_region){LAYOUT_HIGH_RAM_START, m->size - low,
-						      m->base + low, low};
+						      m->base + low, low, false};
 		m->nregions = 2;
 	}
 }

@@ -19,6 +19,7 @@ struct guest_region {
 	uint64_t size;
 	uint8_t *hva;
 	uint64_t fd_offset; /* offset of this region in the memfd */
+	bool readonly;      /* the guest may not write it: never map it writable for DMA */
 };
 
 struct guest_memory {
