@@ -35,7 +35,9 @@ OBJ      = $(patsubst %.c,$(1)/obj/%.o,$(2))
 PLAIN_LIB := $(call OBJ,$(BUILD),$(LIB_SRCS))
 ASAN_LIB  := $(call OBJ,$(BUILD)/asan,$(LIB_SRCS))
 
-.PHONY: all deps check check-unit demo clean format
+.PHONY: all deps check check-unit demo clean format bench-startup
+# Keep test objects: make would otherwise delete them as intermediates.
+.SECONDARY:
 all: $(BUILD)/flint $(BUILD)/asan/flint
 
 $(BUILD)/obj/%.o: %.c
@@ -72,6 +74,9 @@ check-unit: all $(UNIT_BINS) $(GUEST_PAYLOADS)
 demo: deps
 	$(MAKE) all $(GUEST_PAYLOADS)
 	@sh tests/demo.sh $(BUILD)
+
+bench-startup: all guest-payloads
+	@sh bench/startup.sh $(BUILD)
 
 format:
 	clang-format -i $(wildcard vmm/*.[ch] boot/*.[ch] devices/*.[ch] iommu/*.[ch] tests/unit/*.[ch])

@@ -158,26 +158,26 @@ static int parse_drive(struct cfg_ctx *c, json_t *d, const char *p, struct drive
 	return r;
 }
 
-/* Reads a JSON array section into a freshly allocated array of @size-byte elements. */
-static int parse_list(struct cfg_ctx *c, json_t *root, const char *key, size_t size,
-		      void **items, size_t *n,
+/* Reads the array @key of @obj (at JSON path @path) into a fresh array of @size-byte items. */
+static int parse_list(struct cfg_ctx *c, json_t *obj, const char *key, const char *path,
+		      size_t size, void **items, size_t *n,
 		      int (*one)(struct cfg_ctx *, json_t *, const char *, void *))
 {
 	char sub[CFG_PATH_MAX];
-	json_t *list = cfg_member(root, key), *v;
+	json_t *list = cfg_member(obj, key), *v;
 	size_t i;
 
 	if (!list)
 		return 0;
 	if (!json_is_array(list))
-		return cfg_fail(c, key, "must be an array");
+		return cfg_fail(c, path, "must be an array");
 	if (json_array_size(list) > CONFIG_MAX_DEVICES)
-		return cfg_fail(c, key, "at most %d entries are allowed", CONFIG_MAX_DEVICES);
+		return cfg_fail(c, path, "at most %d entries are allowed", CONFIG_MAX_DEVICES);
 	*items = calloc(json_array_size(list) + 1, size);
 	if (!*items)
 		return -ENOMEM;
 	json_array_foreach(list, i, v) {
-		int r = one(c, v, cfg_index(sub, key, i), (char *)*items + i * size);
+		int r = one(c, v, cfg_index(sub, path, i), (char *)*items + i * size);
 		(*n)++;
 		if (r)
 			return r;
@@ -359,6 +359,89 @@ static int parse_metrics_entropy(struct cfg_ctx *c, json_t *root, struct vm_conf
 	return r;
 }
 
+static int vfio_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
+{
+	static const char *const modes[] = {"auto", "pin", "fault", NULL};
+	struct vfio_config *d = out;
+	char sub[CFG_PATH_MAX];
+	char *bdf = NULL;
+	int mode = 0, r;
+
+	r = cfg_object(c, v, p, KEYS("id", "path", "bdf", "dma_mode"));
+	if (!r)
+		r = cfg_string(c, v, p, "id", true, &d->id);
+	if (!r)
+		r = cfg_string(c, v, p, "path", false, &d->spec);
+	if (!r)
+		r = cfg_string(c, v, p, "bdf", false, &bdf);
+	if (!r && !!d->spec == !!bdf)
+		r = cfg_fail(c, p, "needs exactly one of \"path\" and \"bdf\"");
+	if (!r && d->spec && strncmp(d->spec, "/dev/vfio/devices/", 18) != 0)
+		r = cfg_fail(c, cfg_join(sub, p, "path"), "\"%s\" is not under /dev/vfio/devices/",
+			     d->spec);
+	if (!r && bdf) {
+		unsigned dom, bus, dev, fn;
+		char tail;
+		if (sscanf(bdf, "%4x:%2x:%2x.%1x%c", &dom, &bus, &dev, &fn, &tail) != 4 ||
+		    strlen(bdf) != 12 || dev > 0x1f || fn > 7)
+			r = cfg_fail(c, cfg_join(sub, p, "bdf"),
+				     "\"%s\" is not a PCI address like 0000:00:03.0", bdf);
+		else
+			d->spec = bdf, bdf = NULL;
+	}
+	free(bdf);
+	if (!r)
+		r = cfg_enum(c, v, p, "dma_mode", modes, &mode);
+	d->mode = (enum dma_mode)mode;
+	return r;
+}
+
+static int parse_iommu(struct cfg_ctx *c, json_t *f, struct vm_config *cfg)
+{
+	json_t *io = cfg_member(f, "iommu");
+	uint64_t fd = 0, chunk_kib = 2048;
+	int r = 0;
+
+	cfg->iommu.fd = -1;
+	if (io) {
+		r = cfg_object(c, io, "flint.iommu", KEYS("path", "fd", "fault_chunk_kib"));
+		if (!r)
+			r = cfg_string(c, io, "flint.iommu", "path", false, &cfg->iommu.path);
+		if (!r && cfg_member(io, "fd")) {
+			r = cfg_uint(c, io, "flint.iommu", "fd", false, 0, INT32_MAX, &fd);
+			cfg->iommu.fd = (int)fd;
+		}
+		if (!r && cfg->iommu.path && cfg->iommu.fd >= 0)
+			r = cfg_fail(c, "flint.iommu", "give either \"path\" or \"fd\", not both");
+		if (!r)
+			r = cfg_uint(c, io, "flint.iommu", "fault_chunk_kib", false, 4, 1 << 20,
+				     &chunk_kib);
+		if (!r && (chunk_kib & (chunk_kib - 1)))
+			r = cfg_fail(c, "flint.iommu.fault_chunk_kib", "%llu is not a power of two",
+				     (unsigned long long)chunk_kib);
+	}
+	cfg->iommu.chunk_bytes = chunk_kib << 10;
+	if (!r && !cfg->iommu.path)
+		cfg->iommu.path = strdup("/dev/iommu");
+	return r;
+}
+
+static int check_vfio(struct cfg_ctx *c, const struct vm_config *cfg)
+{
+	char sub[CFG_PATH_MAX], idx[CFG_PATH_MAX];
+
+	for (size_t i = 0; i < cfg->nvfio; i++)
+		for (size_t j = 0; j < i; j++) {
+			cfg_index(idx, "flint.vfio-devices", i);
+			if (strcmp(cfg->vfio[i].id, cfg->vfio[j].id) == 0)
+				return cfg_fail(c, cfg_join(sub, idx, "id"), "duplicate id \"%s\"",
+						cfg->vfio[i].id);
+			if (strcmp(cfg->vfio[i].spec, cfg->vfio[j].spec) == 0)
+				return cfg_fail(c, idx, "\"%s\" is assigned twice", cfg->vfio[i].spec);
+		}
+	return 0;
+}
+
 static int parse_flint(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 {
 	json_t *f = cfg_member(root, "flint"), *ci, *mem;
@@ -368,8 +451,8 @@ static int parse_flint(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 	cfg->ci.exit_port_enabled = true;
 	cfg->ci.exit_port = 0xf4;
 	if (!f)
-		return 0;
-	r = cfg_object(c, f, "flint", KEYS("ci", "memory"));
+		return parse_iommu(c, NULL, cfg);
+	r = cfg_object(c, f, "flint", KEYS("ci", "memory", "iommu", "vfio-devices"));
 	ci = cfg_member(f, "ci");
 	if (!r && ci) {
 		r = cfg_object(c, ci, "flint.ci", KEYS("exit_port"));
@@ -388,6 +471,13 @@ static int parse_flint(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 	}
 	if (!r && cfg->memory.thp && cfg->huge_pages != HUGE_PAGES_NONE)
 		r = cfg_fail(c, "flint.memory.thp", "cannot be combined with machine-config.huge_pages");
+	if (!r)
+		r = parse_iommu(c, f, cfg);
+	if (!r)
+		r = parse_list(c, f, "vfio-devices", "flint.vfio-devices", sizeof(*cfg->vfio), (void **)&cfg->vfio,
+			       &cfg->nvfio, vfio_one);
+	if (!r)
+		r = check_vfio(c, cfg);
 	return r;
 }
 
@@ -407,12 +497,12 @@ static int parse_root(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 	if (!r)
 		r = parse_machine(c, root, cfg);
 	if (!r)
-		r = parse_list(c, root, "drives", sizeof(*cfg->drives), (void **)&cfg->drives,
+		r = parse_list(c, root, "drives", "drives", sizeof(*cfg->drives), (void **)&cfg->drives,
 			       &cfg->ndrives, drive_one);
 	if (!r)
 		r = check_drives(c, cfg);
 	if (!r)
-		r = parse_list(c, root, "network-interfaces", sizeof(*cfg->nets),
+		r = parse_list(c, root, "network-interfaces", "network-interfaces", sizeof(*cfg->nets),
 			       (void **)&cfg->nets, &cfg->nnets, net_one);
 	if (!r)
 		r = check_nets(c, cfg);
@@ -497,6 +587,10 @@ static void free_devices(struct vm_config *cfg)
 		free(cfg->nets[i].id);
 		free(cfg->nets[i].host_dev);
 	}
+	for (size_t i = 0; i < cfg->nvfio; i++) {
+		free(cfg->vfio[i].id);
+		free(cfg->vfio[i].spec);
+	}
 }
 
 void config_free(struct vm_config *cfg)
@@ -504,6 +598,8 @@ void config_free(struct vm_config *cfg)
 	free_devices(cfg);
 	free(cfg->drives);
 	free(cfg->nets);
+	free(cfg->vfio);
+	free(cfg->iommu.path);
 	free(cfg->kernel_path);
 	free(cfg->initrd_path);
 	free(cfg->boot_args);

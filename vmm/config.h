@@ -73,6 +73,24 @@ struct flint_ci_config {
 	uint16_t exit_port; /* isa-debug-exit compatible port, default 0xf4 */
 };
 
+enum dma_mode {
+	DMA_MODE_AUTO,  /* fault when the device has PRI and the kernel takes a fault queue */
+	DMA_MODE_PIN,   /* map all guest RAM up front */
+	DMA_MODE_FAULT, /* map on the device's page requests; an error when impossible */
+};
+
+struct vfio_config {
+	char *id;
+	char *spec; /* a /dev/vfio/devices path or a PCI address */
+	enum dma_mode mode;
+};
+
+struct flint_iommu_config {
+	char *path;          /* default /dev/iommu */
+	int fd;              /* an inherited iommufd, or -1 */
+	uint64_t chunk_bytes; /* mapped per page request, default 2 MiB */
+};
+
 struct flint_memory_config {
 	bool thp; /* madvise(MADV_HUGEPAGE) on guest RAM */
 };
@@ -102,6 +120,9 @@ struct vm_config {
 	/* flint's own */
 	struct flint_ci_config ci;
 	struct flint_memory_config memory;
+	struct flint_iommu_config iommu;
+	struct vfio_config *vfio;
+	size_t nvfio;
 };
 
 /*

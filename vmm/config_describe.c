@@ -64,6 +64,18 @@ static json_t *describe_nets(const struct vm_config *cfg)
 	return a;
 }
 
+static json_t *describe_vfio(const struct vm_config *cfg)
+{
+	static const char *const modes[] = {"auto", "pin", "fault"};
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < cfg->nvfio; i++)
+		json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "id", cfg->vfio[i].id, "device",
+						   cfg->vfio[i].spec, "dma_mode",
+						   modes[cfg->vfio[i].mode]));
+	return a;
+}
+
 char *config_describe(const struct vm_config *cfg)
 {
 	json_t *root = json_object();
@@ -95,9 +107,13 @@ char *config_describe(const struct vm_config *cfg)
 					 : json_null());
 	json_object_set_new(
 		root, "flint",
-		json_pack("{s:{s:o},s:{s:b}}", "ci", "exit_port",
+		json_pack("{s:{s:o},s:{s:b},s:{s:o,s:o,s:I},s:o}", "ci", "exit_port",
 			  cfg->ci.exit_port_enabled ? json_integer(cfg->ci.exit_port) : json_null(),
-			  "memory", "thp", cfg->memory.thp));
+			  "memory", "thp", cfg->memory.thp, "iommu", "path",
+			  cfg->iommu.fd >= 0 ? json_null() : json_string(cfg->iommu.path), "fd",
+			  cfg->iommu.fd >= 0 ? json_integer(cfg->iommu.fd) : json_null(),
+			  "fault_chunk_kib", (json_int_t)(cfg->iommu.chunk_bytes >> 10),
+			  "vfio-devices", describe_vfio(cfg)));
 	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	return text;

@@ -4,6 +4,7 @@
 #include "devices/debug.h"
 #include "devices/i8042.h"
 #include "devices/serial.h"
+#include "iommu/iommu.h"
 #include "vmm/exitcode.h"
 #include "vmm/layout.h"
 #include "vmm/log.h"
@@ -31,6 +32,8 @@ struct vmm {
 	struct i8042 i8042;
 	struct boot_timer boot_timer;
 	struct exit_port exit_port;
+	struct iommu iommu;
+	bool iommu_used;
 	int serial_irq;
 	int serial_log_fd;
 	struct loop_watch *stdin_watch;
@@ -241,6 +244,11 @@ static int vmm_build(struct vmm *m)
 		return FLINT_EXIT_INTERNAL;
 	if (add_devices(m))
 		return FLINT_EXIT_INTERNAL;
+	if (cfg->nvfio) {
+		m->iommu_used = true;
+		if (iommu_setup(&m->iommu, cfg, &m->mem, m->vm.vm_fd, m->loop))
+			return FLINT_EXIT_INTERNAL;
+	}
 	r = boot_load(cfg, &m->mem, &boot, err, sizeof(err));
 	if (r) {
 		log_error("%s", err);
@@ -267,6 +275,8 @@ static void vmm_teardown(struct vmm *m)
 {
 	stop_vcpus(m);
 	tty_restore();
+	if (m->iommu_used)
+		iommu_teardown(&m->iommu); /* before the loop: it answers open page requests */
 	loop_free(m->loop); /* removes the stdin, timer and post watches */
 	if (m->serial_irq >= 0) {
 		serial_destroy(&m->serial);

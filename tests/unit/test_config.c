@@ -101,6 +101,18 @@ static const struct bad_case bad_cases[] = {
 	{"{" MIN ",\"flint\":{\"ci\":{\"port\":1}}}", "flint.ci.port: unknown key"},
 	{"{" MIN ",\"flint\":{\"debug\":true}}", "flint.debug: unknown key"},
 	{"{" BS ",\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":128,\"huge_pages\":\"2M\"},\"flint\":{\"memory\":{\"thp\":true}}}", "flint.memory.thp: cannot be combined"},
+	{"{" MIN ",\"flint\":{\"vfio-devices\":[{\"id\":\"a\"}]}}", "flint.vfio-devices[0]: needs exactly one of"},
+	{"{" MIN ",\"flint\":{\"vfio-devices\":[{\"id\":\"a\",\"bdf\":\"0000:00:03.0\",\"path\":\"/dev/vfio/devices/vfio0\"}]}}", "flint.vfio-devices[0]: needs exactly one of"},
+	{"{" MIN ",\"flint\":{\"vfio-devices\":[{\"id\":\"a\",\"bdf\":\"00:03\"}]}}", "flint.vfio-devices[0].bdf: \"00:03\" is not a PCI address"},
+	{"{" MIN ",\"flint\":{\"vfio-devices\":[{\"id\":\"a\",\"path\":\"/dev/sda\"}]}}", "flint.vfio-devices[0].path: \"/dev/sda\" is not under /dev/vfio/devices/"},
+	{"{" MIN ",\"flint\":{\"vfio-devices\":[{\"id\":\"a\",\"bdf\":\"0000:00:03.0\",\"dma_mode\":\"lazy\"}]}}", "flint.vfio-devices[0].dma_mode: \"lazy\" is not one of"},
+	{"{" MIN ",\"flint\":{\"vfio-devices\":[{\"id\":\"a\",\"bdf\":\"0000:00:03.0\"},{\"id\":\"a\",\"bdf\":\"0000:00:04.0\"}]}}", "flint.vfio-devices[1].id: duplicate id"},
+	{"{" MIN ",\"flint\":{\"vfio-devices\":[{\"id\":\"a\",\"bdf\":\"0000:00:03.0\"},{\"id\":\"b\",\"bdf\":\"0000:00:03.0\"}]}}", "flint.vfio-devices[1]: \"0000:00:03.0\" is assigned twice"},
+	{"{" MIN ",\"flint\":{\"vfio-devices\":{}}}", "flint.vfio-devices: must be an array"},
+	{"{" MIN ",\"flint\":{\"iommu\":{\"fault_chunk_kib\":3000}}}", "flint.iommu.fault_chunk_kib: 3000 is not a power of two"},
+	{"{" MIN ",\"flint\":{\"iommu\":{\"fault_chunk_kib\":2}}}", "flint.iommu.fault_chunk_kib: 2 is out of range"},
+	{"{" MIN ",\"flint\":{\"iommu\":{\"path\":\"/dev/iommu\",\"fd\":3}}}", "flint.iommu: give either"},
+	{"{" MIN ",\"flint\":{\"iommu\":{\"fd\":-1}}}", "flint.iommu.fd: -1 is out of range"},
 };
 
 static char *kernel_path, *drive_path, *ro_path;
@@ -237,6 +249,16 @@ static void test_flint_section(void **state)
 	run_config("{" MIN ",\"flint\":{\"ci\":{\"exit_port\":1281}}}", &res);
 	assert_int_equal(res.code, 0);
 	assert_non_null(strstr(res.out, "\"exit_port\": 1281"));
+	/* Device assignment validates without touching /dev/vfio or /dev/iommu. */
+	run_config("{" MIN ",\"flint\":{\"iommu\":{\"fd\":9,\"fault_chunk_kib\":64},"
+		   "\"vfio-devices\":[{\"id\":\"edu\",\"bdf\":\"0000:00:03.0\",\"dma_mode\":\"pin\"},"
+		   "{\"id\":\"nic\",\"path\":\"/dev/vfio/devices/vfio7\"}]}}", &res);
+	assert_int_equal(res.code, 0);
+	assert_non_null(strstr(res.out, "\"fd\": 9"));
+	assert_non_null(strstr(res.out, "\"fault_chunk_kib\": 64"));
+	assert_non_null(strstr(res.out, "\"device\": \"0000:00:03.0\""));
+	assert_non_null(strstr(res.out, "\"dma_mode\": \"pin\""));
+	assert_non_null(strstr(res.out, "\"dma_mode\": \"auto\""));
 }
 
 /* The in-process API: parse errors free everything and leave a message. */

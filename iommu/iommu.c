@@ -1,0 +1,199 @@
+#include "iommu/iommu.h"
+#include "vmm/log.h"
+
+#include <errno.h>
+#include <linux/pci_regs.h>
+#include <string.h>
+#include <unistd.h>
+
+static int backend_map(void *ctx, uint64_t gpa, void *hva, uint64_t len, bool writable)
+{
+	struct iommu *io = ctx;
+
+	return iommufd_map(&io->fd, io->ioas, gpa, hva, len, writable);
+}
+
+static const struct resolver_backend kernel_backend = {backend_map};
+
+int iommu_open(struct iommu *io, const struct flint_iommu_config *cfg, struct guest_memory *mem)
+{
+	memset(io, 0, sizeof(*io));
+	io->fd.fd = io->fault_fd = io->kvm_vfio_fd = -1;
+	io->mem = mem;
+	if (iommufd_open(&io->fd, cfg->path, cfg->fd))
+		return -ENODEV;
+	return iommufd_ioas_alloc(&io->fd, &io->ioas);
+}
+
+int iommu_pin_all(struct iommu *io)
+{
+	if (io->pinned)
+		return 0;
+	for (unsigned i = 0; i < io->mem->nregions; i++) {
+		const struct guest_region *g = &io->mem->regions[i];
+		int r = iommufd_map(&io->fd, io->ioas, g->gpa, g->hva, g->size, !g->readonly);
+		if (r && r != -EEXIST)
+			return r;
+	}
+	io->pinned = true;
+	return 0;
+}
+
+int iommu_enable_faults(struct iommu *io, uint64_t chunk, struct loop *loop)
+{
+	struct resolver_params p;
+	int r;
+
+	if (io->resolver)
+		return 0;
+	r = iommufd_fault_alloc(&io->fd, &io->fault_id, &io->fault_fd);
+	if (r)
+		return r;
+	p = (struct resolver_params){io->fault_fd, io->mem, chunk, 0, &kernel_backend, io};
+	io->resolver = resolver_new(&p);
+	if (!io->resolver)
+		return -ENOMEM;
+	return loop ? resolver_attach(io->resolver, loop) : 0;
+}
+
+int iommu_fault_hwpt(struct iommu *io, uint32_t dev_id, uint32_t *hwpt)
+{
+	int r = iommufd_hwpt_alloc(&io->fd, dev_id, io->ioas, io->fault_id, hwpt);
+
+	if (!r)
+		r = resolver_add_device(io->resolver, dev_id);
+	return r;
+}
+
+/* Tries fault mode for @d. Returns 0, or -errno with @why saying what refused it. */
+static int try_fault_mode(struct iommu *io, struct iommu_device *d, uint64_t chunk,
+			  struct loop *loop, const char **why)
+{
+	int r = iommu_enable_faults(io, chunk, loop);
+
+	*why = "IOMMU_FAULT_QUEUE_ALLOC";
+	if (!r) {
+		*why = "IOMMU_HWPT_ALLOC with a fault queue (needs Linux >= 6.13 and ATS+PRI)";
+		r = iommu_fault_hwpt(io, d->vfio.dev_id, &d->hwpt);
+	}
+	if (!r) {
+		*why = "VFIO_DEVICE_ATTACH_IOMMUFD_PT to the fault-capable page table";
+		r = vfio_attach(&d->vfio, d->hwpt);
+	}
+	return r;
+}
+
+/* Chooses and sets up the DMA mode of one bound device. */
+static int setup_dma(struct iommu *io, struct iommu_device *d, const struct vm_config *cfg,
+		     struct loop *loop, unsigned idx)
+{
+	bool pri = vfio_find_ext_cap(&d->vfio, PCI_EXT_CAP_ID_PRI) != 0;
+	const char *why = NULL;
+	int r;
+
+	if (d->cfg->mode != DMA_MODE_PIN && (pri || d->cfg->mode == DMA_MODE_FAULT)) {
+		r = try_fault_mode(io, d, cfg->iommu.chunk_bytes, loop, &why);
+		if (!r) {
+			d->mode = DMA_MODE_FAULT;
+			log_info("%s (%s): DMA mode fault: guest memory is mapped on the device's "
+				 "page requests", d->cfg->id, d->vfio.node);
+			return 0;
+		}
+		if (d->cfg->mode == DMA_MODE_FAULT) {
+			log_error("flint.vfio-devices[%u].dma_mode is \"fault\" but %s failed: %s%s",
+				  idx, why, strerror(-r),
+				  pri ? "" : " (the device has no PRI capability)");
+			return r;
+		}
+		why = why ? why : "";
+	}
+	r = iommu_pin_all(io);
+	if (!r)
+		r = vfio_attach(&d->vfio, io->ioas);
+	if (r)
+		return r;
+	d->mode = DMA_MODE_PIN;
+	log_info("%s (%s): DMA mode pin: %s", d->cfg->id, d->vfio.node,
+		 d->cfg->mode == DMA_MODE_PIN ? "as configured"
+		 : !pri ? "the device has no PRI capability, so all guest RAM is mapped"
+			: "the kernel refused a fault-capable page table, so all guest RAM is mapped");
+	return 0;
+}
+
+static int add_device(struct iommu *io, const struct vm_config *cfg, unsigned idx, int vm_fd,
+		      struct loop *loop)
+{
+	struct iommu_device *d = &io->devs[io->ndevs];
+	char node[64], err[256];
+	int r;
+
+	d->cfg = &cfg->vfio[idx];
+	d->vfio.fd = -1;
+	r = vfio_resolve(d->cfg->spec, node, sizeof(node), err, sizeof(err));
+	if (r) {
+		log_error("flint.vfio-devices[%u]: %s", idx, err);
+		return r;
+	}
+	r = vfio_open(&d->vfio, node);
+	if (r)
+		return r;
+	io->ndevs++;
+	r = vfio_kvm_add(vm_fd, &io->kvm_vfio_fd, &d->vfio);
+	if (!r)
+		r = vfio_bind(&d->vfio, io->fd.fd);
+	if (!r)
+		r = vfio_query(&d->vfio);
+	if (!r)
+		r = setup_dma(io, d, cfg, loop, idx);
+	/* Attaching can shrink the usable IOVA space (reserved regions): check after each. */
+	if (!r)
+		r = iommufd_check_ranges(&io->fd, io->ioas, io->mem);
+	return r;
+}
+
+int iommu_setup(struct iommu *io, const struct vm_config *cfg, struct guest_memory *mem,
+		int vm_fd, struct loop *loop)
+{
+	int r;
+
+	if (cfg->nvfio > IOMMU_MAX_DEVICES) {
+		log_error("flint.vfio-devices: at most %d devices", IOMMU_MAX_DEVICES);
+		return -E2BIG;
+	}
+	r = iommu_open(io, &cfg->iommu, mem);
+	for (unsigned i = 0; !r && i < cfg->nvfio; i++)
+		r = add_device(io, cfg, i, vm_fd, loop);
+	return r;
+}
+
+void iommu_teardown(struct iommu *io)
+{
+	if (io->resolver) {
+		const struct resolver_stats *s = resolver_stats(io->resolver);
+		if (s->faults)
+			log_info("iommu: %llu page requests in %llu groups, %llu chunks (%llu MiB) "
+				 "mapped on demand, %llu groups refused",
+				 (unsigned long long)s->faults, (unsigned long long)s->groups,
+				 (unsigned long long)s->chunks_mapped,
+				 (unsigned long long)(s->bytes_mapped >> 20),
+				 (unsigned long long)s->invalid);
+		resolver_free(io->resolver); /* answers anything still open */
+	}
+	for (unsigned i = 0; i < io->ndevs; i++)
+		vfio_close(&io->devs[i].vfio);
+	for (unsigned i = 0; i < io->ndevs; i++)
+		if (io->devs[i].hwpt)
+			iommufd_destroy(&io->fd, io->devs[i].hwpt);
+	/* Destroying the fault object answers whatever the kernel still holds, INVALID. */
+	if (io->fault_id)
+		iommufd_destroy(&io->fd, io->fault_id);
+	if (io->fault_fd >= 0)
+		close(io->fault_fd);
+	if (io->kvm_vfio_fd >= 0)
+		close(io->kvm_vfio_fd);
+	if (io->fd.fd >= 0 && io->ioas)
+		iommufd_destroy(&io->fd, io->ioas);
+	iommufd_close(&io->fd);
+	memset(io, 0, sizeof(*io));
+	io->fd.fd = io->fault_fd = io->kvm_vfio_fd = -1;
+}
