@@ -12,6 +12,7 @@ DEPS := build-essential pkg-config libevent-dev libjansson-dev libfdt-dev libcap
 	libseccomp-dev libcmocka-dev linux-libc-dev qemu-system-x86
 -include tests/guest/guest.mk
 -include tests/rig/rig.mk
+-include tests/rig/flint.mk
 DEPS += $(GUEST_DEPS) $(RIG_DEPS)
 
 PKGS     := libevent_core jansson
@@ -35,7 +36,7 @@ OBJ      = $(patsubst %.c,$(1)/obj/%.o,$(2))
 PLAIN_LIB := $(call OBJ,$(BUILD),$(LIB_SRCS))
 ASAN_LIB  := $(call OBJ,$(BUILD)/asan,$(LIB_SRCS))
 
-.PHONY: all deps check check-unit demo clean format bench-startup
+.PHONY: all deps check check-unit demo clean format bench-startup bench-fault
 # Keep test objects: make would otherwise delete them as intermediates.
 .SECONDARY:
 all: $(BUILD)/flint $(BUILD)/asan/flint
@@ -77,6 +78,9 @@ demo: deps
 
 bench-startup: all guest-payloads
 	@sh bench/startup.sh $(BUILD)
+
+bench-fault: all
+	@sh bench/fault.sh $(BUILD)
 
 format:
 	clang-format -i $(wildcard vmm/*.[ch] boot/*.[ch] devices/*.[ch] iommu/*.[ch] tests/unit/*.[ch])

@@ -266,6 +266,7 @@ static int flush_responses(struct resolver *r)
 			continue;
 		}
 		/* The kernel refused the response at `done` (unknown or repeated cookie). */
+		r->stats.refused++;
 		log_warn("iommu: kernel refused the response for group %u",
 			 r->resp[done / sizeof(r->resp[0])].cookie);
 		done += sizeof(r->resp[0]);

@@ -32,6 +32,7 @@ struct resolver_stats {
 	uint64_t chunks_mapped;
 	uint64_t bytes_mapped;
 	uint64_t invalid;       /* groups answered INVALID */
+	uint64_t refused;       /* responses the kernel did not accept (should stay 0) */
 	uint64_t latency_us[RESOLVER_LAT_BUCKETS]; /* read -> response, per group */
 };
 

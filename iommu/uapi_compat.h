@@ -273,12 +273,14 @@ FLINT_CHECK_OFF(iommu_hwpt_pgfault, length, 32);
 FLINT_CHECK_OFF(iommu_hwpt_pgfault, cookie, 36);
 FLINT_CHECK_SIZE(iommu_hwpt_page_response, 8);
 FLINT_CHECK_OFF(iommu_hwpt_page_response, code, 4);
-FLINT_CHECK_SIZE(vfio_device_bind_iommufd, 16);
+/* Newer headers append fields (a token, a pasid); the kernel takes argsz either way. */
+#define FLINT_CHECK_MIN_SIZE(type, n) _Static_assert(sizeof(struct type) >= (n), #type " size")
+FLINT_CHECK_MIN_SIZE(vfio_device_bind_iommufd, 16);
 FLINT_CHECK_OFF(vfio_device_bind_iommufd, iommufd, 8);
 FLINT_CHECK_OFF(vfio_device_bind_iommufd, out_devid, 12);
-FLINT_CHECK_SIZE(vfio_device_attach_iommufd_pt, 12);
+FLINT_CHECK_MIN_SIZE(vfio_device_attach_iommufd_pt, 12);
 FLINT_CHECK_OFF(vfio_device_attach_iommufd_pt, pt_id, 8);
-FLINT_CHECK_SIZE(vfio_device_detach_iommufd_pt, 8);
+FLINT_CHECK_MIN_SIZE(vfio_device_detach_iommufd_pt, 8);
 /* Older headers lack the trailing pad; the kernel only needs the fields up to num_irqs. */
 FLINT_CHECK_OFF(vfio_device_info, num_irqs, 12);
 FLINT_CHECK_OFF(vfio_device_info, cap_offset, 16);

@@ -240,6 +240,8 @@ int loop_handle_signals(struct loop *l, loop_fn fn, void *arg)
 
 int loop_run(struct loop *l)
 {
+	/* A loop can run again after it stopped (tests and tools drive it in rounds). */
+	l->stopping = false;
 	while (!l->stopping) {
 		if (event_base_loop(l->base, EVLOOP_ONCE) < 0)
 			return -EIO;

@@ -37,7 +37,7 @@ int loop_post(struct loop *l, loop_fn fn, void *arg);
 /* SIGINT/SIGTERM end loop_run() with 128 + signo after @on_signal(@arg) (may be NULL). */
 int loop_handle_signals(struct loop *l, loop_fn on_signal, void *arg);
 
-/* Runs until loop_stop(). Returns the code passed to loop_stop(), or -errno. */
+/* Runs until loop_stop(). Returns the code passed to loop_stop(), or -errno. Re-runnable. */
 int loop_run(struct loop *l);
 /* Ends loop_run() with @code. The first stop wins; later ones are ignored. Loop thread only. */
 void loop_stop(struct loop *l, int code);

@@ -144,6 +144,27 @@ static int set_lapic(int fd)
 	return ioctl(fd, KVM_SET_LAPIC, &l) < 0 ? -errno : 0;
 }
 
+/*
+ * XCR0 = every state component CPUID leaf 0xD offers. KVM refreshes the XSAVE area size
+ * it reports (0xD.0 EBX) when XCR0 is set, so a kernel that enables those components
+ * reads a size that matches; without this, some KVMs leave the x87+SSE size in place and
+ * Linux sizes its FPU buffers wrongly.
+ */
+static int set_xcr0(int fd, const struct kvm_cpuid2 *c)
+{
+	struct kvm_xcrs xcrs = {.nr_xcrs = 1};
+	uint64_t mask = 0;
+
+	for (unsigned i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 0xd && c->entries[i].index == 0)
+			mask = c->entries[i].eax | ((uint64_t)c->entries[i].edx << 32);
+	/* Only user state components belong in XCR0; x87 must always be set. */
+	mask = (mask & 0x2ff) | 1;
+	xcrs.xcrs[0].xcr = 0;
+	xcrs.xcrs[0].value = mask;
+	return ioctl(fd, KVM_SET_XCRS, &xcrs) < 0 ? -errno : 0;
+}
+
 static int set_boot_regs(int fd, const struct boot_info *boot)
 {
 	struct kvm_regs regs;
@@ -192,6 +213,10 @@ int vcpu_create(struct vcpu *v, struct vm *vm, unsigned id, const struct kvm_cpu
 	if (!r) {
 		step = "KVM_SET_LAPIC";
 		r = set_lapic(v->fd);
+	}
+	if (!r) {
+		step = "KVM_SET_XCRS";
+		r = set_xcr0(v->fd, mine);
 	}
 	/* Application processors wait for INIT/SIPI in the in-kernel LAPIC. */
 	if (!r && id == 0) {

@@ -164,6 +164,26 @@ static void test_signal_stops_loop(void **state)
 	loop_free(l);
 }
 
+static void stop_with(void *arg)
+{
+	struct counter *c = arg;
+
+	loop_stop(c->loop, ++c->hits);
+}
+
+/* A stopped loop runs again; each run ends with its own code. */
+static void test_rerun(void **state)
+{
+	struct counter c = {.loop = loop_new()};
+
+	(void)state;
+	for (int round = 1; round <= 3; round++) {
+		assert_non_null(loop_add_timer(c.loop, 1000, false, stop_with, &c));
+		assert_int_equal(loop_run(c.loop), round);
+	}
+	loop_free(c.loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -172,6 +192,7 @@ int main(void)
 		cmocka_unit_test(test_remove_inside_callback),
 		cmocka_unit_test(test_cross_thread_post),
 		cmocka_unit_test(test_signal_stops_loop),
+		cmocka_unit_test(test_rerun),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,35 @@
+# flint inside the rig (included by the top-level Makefile after rig.mk):
+#  - flint boots the rig kernel as a nested L2 guest, 1 and 2 vCPUs;
+#  - flint's iommu code runs against the real kernel: the fault resolver with
+#    iommufd's mock device, and pin mode with QEMU's edu device.
+RIG_FLINT_DIR := tests/rig/flint
+# flint's iommu code and what it needs, linked statically into the rig programs.
+RIG_FLINT_LIB := vmm/log.c vmm/loop.c vmm/memory.c iommu/iommufd.c iommu/resolver.c \
+	iommu/vfio.c iommu/iommu.c
+RIG_FLINT_PROGS := $(RIG_OUT)/flint/resolver-mock $(RIG_OUT)/flint/vfio-edu-pin
+RIG_KDIR = $$(cat $(RIG_OUT)/kernel.dir)
+
+$(RIG_OUT)/flint/%: $(RIG_FLINT_DIR)/%.c $(RIG_FLINT_LIB) $(wildcard iommu/*.h vmm/*.h) \
+		$(RIG_OUT)/kernel.dir
+	@mkdir -p $(@D)
+	$(RIG_CC) $(RIG_CFLAGS) -D_GNU_SOURCE -I. -I$(RIG_DIR)/cases -static \
+	  -isystem "$(RIG_KDIR)/usr/include" -o $@ $< $(RIG_FLINT_LIB) -levent_core -lpthread
+
+$(RIG_OUT)/l2/exitport: tests/rig/l2/exitport.c
+	@mkdir -p $(@D)
+	$(RIG_CC) -O2 -static -o $@ $<
+
+# L2's own initramfs: busybox, its init (checks nproc/MemTotal), the exit-port tool.
+$(RIG_OUT)/l2/initramfs.cpio.gz: $(RIG_OUT)/l2/exitport tests/rig/l2/init $(RIG_DIR)/mkinitramfs.sh
+	bash $(RIG_DIR)/mkinitramfs.sh -o $@ --init tests/rig/l2/init \
+	  --add $(RIG_OUT)/l2/exitport:/bin/exitport
+
+$(RIG_OUT)/initramfs.cpio.gz: $(BUILD)/flint $(RIG_FLINT_PROGS) $(RIG_OUT)/l2/initramfs.cpio.gz
+RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
+	--add $(RIG_OUT)/l2/initramfs.cpio.gz:/rig/l2/initramfs.cpio.gz \
+	--add $(RIG_KDIR)/bzImage:/rig/l2/bzImage \
+	--add $(RIG_FLINT_DIR)/l2-boot.sh:/rig/lib/l2-boot.sh \
+	--case $(RIG_FLINT_DIR)/50-l2-boot-1cpu.sh:50-flint-l2-boot-1cpu \
+	--case $(RIG_FLINT_DIR)/51-l2-boot-2cpu.sh:51-flint-l2-boot-2cpu \
+	--case $(RIG_OUT)/flint/resolver-mock:60-flint-resolver-mock \
+	--case $(RIG_OUT)/flint/vfio-edu-pin:61-flint-vfio-edu-pin

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Rig case: flint (inside L1) boots the rig kernel as a nested L2 guest with an initrd and
+# a command line, for 1 and 2 vCPUs; L2's init checks nproc and MemTotal and answers
+# through the CI exit port. Usage: l2-boot.sh VCPUS MEM_MIB
+set -eu
+vcpus=$1
+mem=$2
+cfg=/tmp/l2-$vcpus.json
+cat >"$cfg" <<JSON
+{
+  "boot-source": {
+    "kernel_image_path": "/rig/l2/bzImage",
+    "initrd_path": "/rig/l2/initramfs.cpio.gz",
+    "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off rdinit=/init flint.want_cpus=$vcpus flint.want_mem_mib=$mem"
+  },
+  "machine-config": {"vcpu_count": $vcpus, "mem_size_mib": $mem}
+}
+JSON
+rc=0
+/bin/flint --config-file "$cfg" --timeout 240 --serial-log /tmp/l2-$vcpus.log --no-console || rc=$?
+sed 's/^/  l2| /' /tmp/l2-$vcpus.log | grep -E 'flint-l2|Kernel panic|BUG|Linux version' || true
+if [ "$rc" -ne 1 ]; then
+    echo "flint exited $rc, want 1 (L2 init wrote 0 to the exit port)"
+    tail -n 30 /tmp/l2-$vcpus.log
+    exit 1
+fi
