@@ -36,7 +36,7 @@ OBJ      = $(patsubst %.c,$(1)/obj/%.o,$(2))
 PLAIN_LIB := $(call OBJ,$(BUILD),$(LIB_SRCS))
 ASAN_LIB  := $(call OBJ,$(BUILD)/asan,$(LIB_SRCS))
 
-.PHONY: all deps check check-unit demo clean format bench-startup bench-fault
+.PHONY: all deps check check-unit demo clean format bench-startup bench-fault bench-iommu-startup
 # Keep test objects: make would otherwise delete them as intermediates.
 .SECONDARY:
 all: $(BUILD)/flint $(BUILD)/asan/flint
@@ -81,6 +81,9 @@ bench-startup: all guest-payloads
 
 bench-fault: all
 	@sh bench/fault.sh $(BUILD)
+
+bench-iommu-startup: all
+	@sh bench/rig-startup.sh $(BUILD)
 
 format:
 	clang-format -i $(wildcard vmm/*.[ch] boot/*.[ch] devices/*.[ch] iommu/*.[ch] tests/unit/*.[ch])

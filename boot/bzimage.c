@@ -78,10 +78,14 @@ int bzimage_load(struct boot_ctx *c, struct guest_memory *mem, struct boot_image
 		return boot_fail(c, "kernel_alignment 0x%llx is not a power of two up to 1 GiB",
 				 (unsigned long long)align);
 	/*
-	 * The image goes at 1 MiB; its decompressor then works at the load address rounded
-	 * up to kernel_alignment (or at pref_address when not relocatable) for init_size.
+	 * The image goes at 1 MiB; its decompressor then works from pref_address (its
+	 * LOAD_PHYSICAL_ADDR) or the load address rounded up to kernel_alignment, whichever
+	 * is higher, for init_size bytes.
 	 */
-	extract = relocatable ? align_up(LAYOUT_KERNEL, align) : get64(d + HDR_PREF_ADDRESS);
+	extract = get16(d + HDR_VERSION) >= 0x20a ? get64(d + HDR_PREF_ADDRESS) : LAYOUT_KERNEL;
+	/* A relocatable kernel still never goes below LOAD_PHYSICAL_ADDR (= pref_address). */
+	if (relocatable && align_up(LAYOUT_KERNEL, align) > extract)
+		extract = align_up(LAYOUT_KERNEL, align);
 	if (extract < LAYOUT_KERNEL)
 		extract = LAYOUT_KERNEL;
 	if (extract > low_end || init_size > low_end - extract ||
