@@ -41,12 +41,17 @@ ASAN_LIB  := $(call OBJ,$(BUILD)/asan,$(LIB_SRCS))
 .SECONDARY:
 all: $(BUILD)/flint $(BUILD)/asan/flint
 
+# `make V=1` shows the full commands.
+Q := $(if $(V),,@)
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 $(BUILD)/asan/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(SAN) -O1 -c $< -o $@
+	@$(if $(Q),echo "  CC asan $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -O1 -c $< -o $@
 
 $(BUILD)/flint: $(BUILD)/obj/vmm/main.o $(PLAIN_LIB)
 	$(CC) -o $@ $^ $(LDLIBS)

@@ -1,6 +1,7 @@
 /* Kernel format detection, initrd and command line placement, the memory map. */
 #include "boot/boot.h"
 #include "vmm/layout.h"
+#include "vmm/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,14 +17,11 @@
 
 int boot_fail(struct boot_ctx *c, const char *fmt, ...)
 {
-	int n = snprintf(c->err, c->errlen, "%s: ", c->path);
 	va_list ap;
 
-	if (n >= 0 && (size_t)n < c->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	msg_vformat(c->err, c->errlen, c->path, fmt, ap);
+	va_end(ap);
 	return -EINVAL;
 }
 

@@ -1,4 +1,5 @@
 #include "vmm/cfgparse.h"
+#include "vmm/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -9,14 +10,13 @@
 
 int cfg_fail(struct cfg_ctx *c, const char *path, const char *fmt, ...)
 {
-	int n = snprintf(c->err, c->errlen, "%s: %s: ", c->name, path);
+	char prefix[CFG_PATH_MAX + 512];
 	va_list ap;
 
-	if (n >= 0 && (size_t)n < c->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
+	snprintf(prefix, sizeof(prefix), "%s: %s", c->name, path);
+	va_start(ap, fmt);
+	msg_vformat(c->err, c->errlen, prefix, fmt, ap);
+	va_end(ap);
 	return -EINVAL;
 }
 

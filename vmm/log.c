@@ -98,6 +98,14 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	pthread_mutex_unlock(&logger.lock);
 }
 
+void msg_vformat(char *buf, size_t len, const char *prefix, const char *fmt, va_list ap)
+{
+	int n = snprintf(buf, len, "%s: ", prefix);
+
+	if (n >= 0 && (size_t)n < len)
+		vsnprintf(buf + n, len - (size_t)n, fmt, ap);
+}
+
 bool log_ratelimit_ok(struct log_ratelimit *rl)
 {
 	long long now = now_ns();
