@@ -179,20 +179,17 @@ void iommu_teardown(struct iommu *io)
 				 (unsigned long long)s->invalid);
 		resolver_free(io->resolver); /* answers anything still open */
 	}
+	/* Closing a cdev detaches and unbinds its device. */
 	for (unsigned i = 0; i < io->ndevs; i++)
 		vfio_close(&io->devs[i].vfio);
-	for (unsigned i = 0; i < io->ndevs; i++)
-		if (io->devs[i].hwpt)
-			iommufd_destroy(&io->fd, io->devs[i].hwpt);
-	/* Destroying the fault object answers whatever the kernel still holds, INVALID. */
-	if (io->fault_id)
-		iommufd_destroy(&io->fd, io->fault_id);
 	if (io->fault_fd >= 0)
 		close(io->fault_fd);
 	if (io->kvm_vfio_fd >= 0)
 		close(io->kvm_vfio_fd);
-	if (io->fd.fd >= 0 && io->ioas)
-		iommufd_destroy(&io->fd, io->ioas);
+	/*
+	 * Closing the iommufd destroys the page tables, the IOAS with its mappings and the
+	 * fault queue, answering whatever page requests the kernel still holds (INVALID).
+	 */
 	iommufd_close(&io->fd);
 	memset(io, 0, sizeof(*io));
 	io->fd.fd = io->fault_fd = io->kvm_vfio_fd = -1;

@@ -1,10 +1,15 @@
 #!/bin/sh
 # Rig case: flint (inside L1) boots the rig kernel as a nested L2 guest with an initrd and
 # a command line, for 1 and 2 vCPUs; L2's init checks nproc and MemTotal and answers
-# through the CI exit port. Usage: l2-boot.sh VCPUS MEM_MIB
+# through the CI exit port. Usage: l2-boot.sh VCPUS MEM_MIB [VFIO_BDF]
+# With VFIO_BDF the VM also gets that device assigned (DMA mode auto).
 set -eu
 vcpus=$1
 mem=$2
+flint_json=
+if [ $# -ge 3 ]; then
+    flint_json=", \"flint\": {\"vfio-devices\": [{\"id\": \"dev0\", \"bdf\": \"$3\"}]}"
+fi
 cfg=/tmp/l2-$vcpus.json
 cat >"$cfg" <<JSON
 {
@@ -13,11 +18,13 @@ cat >"$cfg" <<JSON
     "initrd_path": "/rig/l2/initramfs.cpio.gz",
     "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off rdinit=/init flint.want_cpus=$vcpus flint.want_mem_mib=$mem"
   },
-  "machine-config": {"vcpu_count": $vcpus, "mem_size_mib": $mem}
+  "machine-config": {"vcpu_count": $vcpus, "mem_size_mib": $mem}$flint_json
 }
 JSON
 rc=0
-/bin/flint --config-file "$cfg" --timeout 240 --serial-log /tmp/l2-$vcpus.log --no-console || rc=$?
+/bin/flint --config-file "$cfg" --timeout 240 --serial-log /tmp/l2-$vcpus.log --no-console \
+    2>/tmp/flint-$vcpus.err || rc=$?
+cat /tmp/flint-$vcpus.err
 sed 's/^/  l2| /' /tmp/l2-$vcpus.log | grep -E 'flint-l2|Kernel panic|BUG|Linux version' || true
 if [ "$rc" -ne 1 ]; then
     echo "flint exited $rc, want 1 (L2 init wrote 0 to the exit port)"
