@@ -7,6 +7,7 @@
 #define STS_OBF     0x01
 #define STS_SYSFLAG 0x04
 #define STS_CMD     0x08
+#define STS_UNLOCKED 0x10 /* keyboard not inhibited (keylock off) */
 
 enum {
 	CMD_READ_CTR = 0x20,
@@ -103,7 +104,8 @@ static void i8042_read(void *dev, uint64_t offset, uint8_t *data, uint32_t len)
 			memmove(k->out, k->out + 1, --k->out_len);
 		}
 	} else if (offset == 4) {
-		data[0] = STS_SYSFLAG | (k->out_len ? STS_OBF : 0) | (k->pending_cmd ? STS_CMD : 0);
+		data[0] = STS_SYSFLAG | STS_UNLOCKED | (k->out_len ? STS_OBF : 0) |
+			  (k->pending_cmd ? STS_CMD : 0);
 	} else {
 		data[0] = 0xff;
 	}
