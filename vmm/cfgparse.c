@@ -1,7 +1,9 @@
 #include "vmm/cfgparse.h"
+#include "vmm/config.h"
 #include "vmm/log.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -187,4 +189,30 @@ int cfg_unsupported(struct cfg_ctx *c, json_t *root, const char *key)
 	    (json_is_object(v) && json_object_size(v) == 0))
 		return 0;
 	return cfg_fail(c, key, "not supported yet");
+}
+
+int cfg_list(struct cfg_ctx *c, json_t *obj, const char *key, const char *path,
+		      size_t size, void **items, size_t *n,
+		      int (*one)(struct cfg_ctx *, json_t *, const char *, void *))
+{
+	char sub[CFG_PATH_MAX];
+	json_t *list = cfg_member(obj, key), *v;
+	size_t i;
+
+	if (!list)
+		return 0;
+	if (!json_is_array(list))
+		return cfg_fail(c, path, "must be an array");
+	if (json_array_size(list) > CONFIG_MAX_DEVICES)
+		return cfg_fail(c, path, "at most %d entries are allowed", CONFIG_MAX_DEVICES);
+	*items = calloc(json_array_size(list) + 1, size);
+	if (!*items)
+		return -ENOMEM;
+	json_array_foreach(list, i, v) {
+		int r = one(c, v, cfg_index(sub, path, i), (char *)*items + i * size);
+		(*n)++;
+		if (r)
+			return r;
+	}
+	return 0;
 }

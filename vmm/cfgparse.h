@@ -40,6 +40,15 @@ int cfg_enum(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
 	     const char *const *names, int *out);
 /* A file that must exist, be a regular file and be readable (and writable if asked). */
 int cfg_file(struct cfg_ctx *c, const char *path, const char *file, bool writable);
+/* The array @key of @obj (at JSON path @path) into a fresh array of @size-byte items,
+ * each read by @one; *n counts the items filled so far, also on failure (to free them). */
+int cfg_list(struct cfg_ctx *c, json_t *obj, const char *key, const char *path, size_t size,
+	     void **items, size_t *n, int (*one)(struct cfg_ctx *, json_t *, const char *, void *));
+#define CFG_KEYS(...) ((const char *const[]){__VA_ARGS__, NULL})
+/* flint's own top-level "flint" object. */
+struct vm_config;
+int cfg_parse_flint(struct cfg_ctx *c, json_t *root, struct vm_config *cfg);
+
 /* A section flint does not implement: null, absent, {} or [] pass; anything else fails. */
 int cfg_unsupported(struct cfg_ctx *c, json_t *root, const char *key);
 

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KEYS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static int parse_bucket(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
 			struct token_bucket *b)
@@ -21,7 +20,7 @@ static int parse_bucket(struct cfg_ctx *c, json_t *obj, const char *path, const 
 	if (!v)
 		return 0;
 	cfg_join(sub, path, key);
-	r = cfg_object(c, v, sub, KEYS("size", "one_time_burst", "refill_time"));
+	r = cfg_object(c, v, sub, CFG_KEYS("size", "one_time_burst", "refill_time"));
 	if (!r)
 		r = cfg_uint(c, v, sub, "size", true, 0, UINT64_MAX >> 1, &b->size);
 	if (!r)
@@ -44,7 +43,7 @@ static int parse_limiter(struct cfg_ctx *c, json_t *obj, const char *path, const
 	if (!v)
 		return 0;
 	cfg_join(sub, path, key);
-	r = cfg_object(c, v, sub, KEYS("bandwidth", "ops"));
+	r = cfg_object(c, v, sub, CFG_KEYS("bandwidth", "ops"));
 	if (!r)
 		r = parse_bucket(c, v, sub, "bandwidth", &l->bandwidth);
 	if (!r)
@@ -59,7 +58,7 @@ static int parse_boot_source(struct cfg_ctx *c, json_t *root, struct vm_config *
 
 	if (!bs)
 		return cfg_fail(c, "boot-source", "required section is missing");
-	r = cfg_object(c, bs, "boot-source", KEYS("kernel_image_path", "initrd_path", "boot_args"));
+	r = cfg_object(c, bs, "boot-source", CFG_KEYS("kernel_image_path", "initrd_path", "boot_args"));
 	if (!r)
 		r = cfg_string(c, bs, "boot-source", "kernel_image_path", true, &cfg->kernel_path);
 	if (!r)
@@ -91,7 +90,7 @@ static int parse_machine(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 	if (!mc)
 		return cfg_fail(c, p, "required section is missing");
 	r = cfg_object(c, mc, p,
-		       KEYS("vcpu_count", "mem_size_mib", "smt", "cpu_template",
+		       CFG_KEYS("vcpu_count", "mem_size_mib", "smt", "cpu_template",
 			    "track_dirty_pages", "huge_pages"));
 	if (!r)
 		r = cfg_uint(c, mc, p, "vcpu_count", true, 1, CONFIG_MAX_VCPUS, &vcpus);
@@ -131,7 +130,7 @@ static int parse_drive(struct cfg_ctx *c, json_t *d, const char *p, struct drive
 	int cache = 0, engine = 0, r;
 
 	r = cfg_object(c, d, p,
-		       KEYS("drive_id", "path_on_host", "is_root_device", "is_read_only",
+		       CFG_KEYS("drive_id", "path_on_host", "is_root_device", "is_read_only",
 			    "partuuid", "cache_type", "io_engine", "rate_limiter", "socket"));
 	if (!r && cfg_member(d, "socket"))
 		return cfg_fail(c, cfg_join(sub, p, "socket"), "vhost-user drives are not supported yet");
@@ -156,33 +155,6 @@ static int parse_drive(struct cfg_ctx *c, json_t *d, const char *p, struct drive
 	drv->cache = (enum cache_type)cache;
 	drv->engine = (enum io_engine)engine;
 	return r;
-}
-
-/* Reads the array @key of @obj (at JSON path @path) into a fresh array of @size-byte items. */
-static int parse_list(struct cfg_ctx *c, json_t *obj, const char *key, const char *path,
-		      size_t size, void **items, size_t *n,
-		      int (*one)(struct cfg_ctx *, json_t *, const char *, void *))
-{
-	char sub[CFG_PATH_MAX];
-	json_t *list = cfg_member(obj, key), *v;
-	size_t i;
-
-	if (!list)
-		return 0;
-	if (!json_is_array(list))
-		return cfg_fail(c, path, "must be an array");
-	if (json_array_size(list) > CONFIG_MAX_DEVICES)
-		return cfg_fail(c, path, "at most %d entries are allowed", CONFIG_MAX_DEVICES);
-	*items = calloc(json_array_size(list) + 1, size);
-	if (!*items)
-		return -ENOMEM;
-	json_array_foreach(list, i, v) {
-		int r = one(c, v, cfg_index(sub, path, i), (char *)*items + i * size);
-		(*n)++;
-		if (r)
-			return r;
-	}
-	return 0;
 }
 
 static int drive_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
@@ -236,7 +208,7 @@ static int net_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
 	int r;
 
 	r = cfg_object(c, v, p,
-		       KEYS("iface_id", "host_dev_name", "guest_mac", "rx_rate_limiter",
+		       CFG_KEYS("iface_id", "host_dev_name", "guest_mac", "rx_rate_limiter",
 			    "tx_rate_limiter"));
 	if (!r)
 		r = cfg_string(c, v, p, "iface_id", true, &n->id);
@@ -297,7 +269,7 @@ static int parse_vsock(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 
 	if (!v)
 		return 0;
-	r = cfg_object(c, v, "vsock", KEYS("vsock_id", "guest_cid", "uds_path"));
+	r = cfg_object(c, v, "vsock", CFG_KEYS("vsock_id", "guest_cid", "uds_path"));
 	if (!r)
 		r = cfg_string(c, v, "vsock", "vsock_id", false, &unused_id);
 	free(unused_id);
@@ -322,7 +294,7 @@ static int parse_logger(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 	if (!v)
 		return 0;
 	r = cfg_object(c, v, "logger",
-		       KEYS("log_path", "level", "show_level", "show_log_origin", "module"));
+		       CFG_KEYS("log_path", "level", "show_level", "show_log_origin", "module"));
 	if (!r)
 		r = cfg_string(c, v, "logger", "log_path", false, &cfg->logger.path);
 	if (!r)
@@ -346,138 +318,16 @@ static int parse_metrics_entropy(struct cfg_ctx *c, json_t *root, struct vm_conf
 	int r = 0;
 
 	if (m) {
-		r = cfg_object(c, m, "metrics", KEYS("metrics_path"));
+		r = cfg_object(c, m, "metrics", CFG_KEYS("metrics_path"));
 		if (!r)
 			r = cfg_string(c, m, "metrics", "metrics_path", true, &cfg->metrics_path);
 	}
 	if (!r && e) {
-		r = cfg_object(c, e, "entropy", KEYS("rate_limiter"));
+		r = cfg_object(c, e, "entropy", CFG_KEYS("rate_limiter"));
 		if (!r)
 			r = parse_limiter(c, e, "entropy", "rate_limiter", &cfg->entropy_limiter);
 		cfg->entropy = r == 0;
 	}
-	return r;
-}
-
-static int vfio_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
-{
-	static const char *const modes[] = {"auto", "pin", "fault", NULL};
-	struct vfio_config *d = out;
-	char sub[CFG_PATH_MAX];
-	char *bdf = NULL;
-	int mode = 0, r;
-
-	r = cfg_object(c, v, p, KEYS("id", "path", "bdf", "dma_mode"));
-	if (!r)
-		r = cfg_string(c, v, p, "id", true, &d->id);
-	if (!r)
-		r = cfg_string(c, v, p, "path", false, &d->spec);
-	if (!r)
-		r = cfg_string(c, v, p, "bdf", false, &bdf);
-	if (!r && !!d->spec == !!bdf)
-		r = cfg_fail(c, p, "needs exactly one of \"path\" and \"bdf\"");
-	if (!r && d->spec && strncmp(d->spec, "/dev/vfio/devices/", 18) != 0)
-		r = cfg_fail(c, cfg_join(sub, p, "path"), "\"%s\" is not under /dev/vfio/devices/",
-			     d->spec);
-	if (!r && bdf) {
-		unsigned dom, bus, dev, fn;
-		char tail;
-		if (sscanf(bdf, "%4x:%2x:%2x.%1x%c", &dom, &bus, &dev, &fn, &tail) != 4 ||
-		    strlen(bdf) != 12 || dev > 0x1f || fn > 7)
-			r = cfg_fail(c, cfg_join(sub, p, "bdf"),
-				     "\"%s\" is not a PCI address like 0000:00:03.0", bdf);
-		else
-			d->spec = bdf, bdf = NULL;
-	}
-	free(bdf);
-	if (!r)
-		r = cfg_enum(c, v, p, "dma_mode", modes, &mode);
-	d->mode = (enum dma_mode)mode;
-	return r;
-}
-
-static int parse_iommu(struct cfg_ctx *c, json_t *f, struct vm_config *cfg)
-{
-	json_t *io = cfg_member(f, "iommu");
-	uint64_t fd = 0, chunk_kib = 2048;
-	int r = 0;
-
-	cfg->iommu.fd = -1;
-	if (io) {
-		r = cfg_object(c, io, "flint.iommu", KEYS("path", "fd", "fault_chunk_kib"));
-		if (!r)
-			r = cfg_string(c, io, "flint.iommu", "path", false, &cfg->iommu.path);
-		if (!r && cfg_member(io, "fd")) {
-			r = cfg_uint(c, io, "flint.iommu", "fd", false, 0, INT32_MAX, &fd);
-			cfg->iommu.fd = (int)fd;
-		}
-		if (!r && cfg->iommu.path && cfg->iommu.fd >= 0)
-			r = cfg_fail(c, "flint.iommu", "give either \"path\" or \"fd\", not both");
-		if (!r)
-			r = cfg_uint(c, io, "flint.iommu", "fault_chunk_kib", false, 4, 1 << 20,
-				     &chunk_kib);
-		if (!r && (chunk_kib & (chunk_kib - 1)))
-			r = cfg_fail(c, "flint.iommu.fault_chunk_kib", "%llu is not a power of two",
-				     (unsigned long long)chunk_kib);
-	}
-	cfg->iommu.chunk_bytes = chunk_kib << 10;
-	if (!r && !cfg->iommu.path)
-		cfg->iommu.path = strdup("/dev/iommu");
-	return r;
-}
-
-static int check_vfio(struct cfg_ctx *c, const struct vm_config *cfg)
-{
-	char sub[CFG_PATH_MAX], idx[CFG_PATH_MAX];
-
-	for (size_t i = 0; i < cfg->nvfio; i++)
-		for (size_t j = 0; j < i; j++) {
-			cfg_index(idx, "flint.vfio-devices", i);
-			if (strcmp(cfg->vfio[i].id, cfg->vfio[j].id) == 0)
-				return cfg_fail(c, cfg_join(sub, idx, "id"), "duplicate id \"%s\"",
-						cfg->vfio[i].id);
-			if (strcmp(cfg->vfio[i].spec, cfg->vfio[j].spec) == 0)
-				return cfg_fail(c, idx, "\"%s\" is assigned twice", cfg->vfio[i].spec);
-		}
-	return 0;
-}
-
-static int parse_flint(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
-{
-	json_t *f = cfg_member(root, "flint"), *ci, *mem;
-	uint64_t port = 0xf4;
-	int r;
-
-	cfg->ci.exit_port_enabled = true;
-	cfg->ci.exit_port = 0xf4;
-	if (!f)
-		return parse_iommu(c, NULL, cfg);
-	r = cfg_object(c, f, "flint", KEYS("ci", "memory", "iommu", "vfio-devices"));
-	ci = cfg_member(f, "ci");
-	if (!r && ci) {
-		r = cfg_object(c, ci, "flint.ci", KEYS("exit_port"));
-		/* An explicit null exit_port turns the port off. */
-		if (!r && json_is_null(json_object_get(ci, "exit_port")))
-			cfg->ci.exit_port_enabled = false;
-		if (!r)
-			r = cfg_uint(c, ci, "flint.ci", "exit_port", false, 1, 0xffff, &port);
-		cfg->ci.exit_port = (uint16_t)port;
-	}
-	mem = cfg_member(f, "memory");
-	if (!r && mem) {
-		r = cfg_object(c, mem, "flint.memory", KEYS("thp"));
-		if (!r)
-			r = cfg_bool(c, mem, "flint.memory", "thp", false, &cfg->memory.thp);
-	}
-	if (!r && cfg->memory.thp && cfg->huge_pages != HUGE_PAGES_NONE)
-		r = cfg_fail(c, "flint.memory.thp", "cannot be combined with machine-config.huge_pages");
-	if (!r)
-		r = parse_iommu(c, f, cfg);
-	if (!r)
-		r = parse_list(c, f, "vfio-devices", "flint.vfio-devices", sizeof(*cfg->vfio), (void **)&cfg->vfio,
-			       &cfg->nvfio, vfio_one);
-	if (!r)
-		r = check_vfio(c, cfg);
 	return r;
 }
 
@@ -486,7 +336,7 @@ static int parse_root(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 	static const char *const unsupported[] = {"balloon", "cpu-config", "mmds-config", "pmem",
 						  "memory-hotplug", "serial", NULL};
 	int r = cfg_object(c, root, "(top level)",
-			   KEYS("boot-source", "machine-config", "drives", "network-interfaces",
+			   CFG_KEYS("boot-source", "machine-config", "drives", "network-interfaces",
 				"vsock", "logger", "metrics", "entropy", "balloon", "cpu-config",
 				"mmds-config", "pmem", "memory-hotplug", "serial", "flint"));
 
@@ -497,12 +347,12 @@ static int parse_root(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 	if (!r)
 		r = parse_machine(c, root, cfg);
 	if (!r)
-		r = parse_list(c, root, "drives", "drives", sizeof(*cfg->drives), (void **)&cfg->drives,
+		r = cfg_list(c, root, "drives", "drives", sizeof(*cfg->drives), (void **)&cfg->drives,
 			       &cfg->ndrives, drive_one);
 	if (!r)
 		r = check_drives(c, cfg);
 	if (!r)
-		r = parse_list(c, root, "network-interfaces", "network-interfaces", sizeof(*cfg->nets),
+		r = cfg_list(c, root, "network-interfaces", "network-interfaces", sizeof(*cfg->nets),
 			       (void **)&cfg->nets, &cfg->nnets, net_one);
 	if (!r)
 		r = check_nets(c, cfg);
@@ -513,7 +363,7 @@ static int parse_root(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 	if (!r)
 		r = parse_metrics_entropy(c, root, cfg);
 	if (!r)
-		r = parse_flint(c, root, cfg);
+		r = cfg_parse_flint(c, root, cfg);
 	return r;
 }
 

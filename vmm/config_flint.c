@@ -1,0 +1,130 @@
+/* flint's own config: the top-level "flint" object (CI exit port, memory, iommu, VFIO). */
+#include "vmm/cfgparse.h"
+#include "vmm/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int vfio_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
+{
+	static const char *const modes[] = {"auto", "pin", "fault", NULL};
+	struct vfio_config *d = out;
+	char sub[CFG_PATH_MAX];
+	char *bdf = NULL;
+	int mode = 0, r;
+
+	r = cfg_object(c, v, p, CFG_KEYS("id", "path", "bdf", "dma_mode"));
+	if (!r)
+		r = cfg_string(c, v, p, "id", true, &d->id);
+	if (!r)
+		r = cfg_string(c, v, p, "path", false, &d->spec);
+	if (!r)
+		r = cfg_string(c, v, p, "bdf", false, &bdf);
+	if (!r && !!d->spec == !!bdf)
+		r = cfg_fail(c, p, "needs exactly one of \"path\" and \"bdf\"");
+	if (!r && d->spec && strncmp(d->spec, "/dev/vfio/devices/", 18) != 0)
+		r = cfg_fail(c, cfg_join(sub, p, "path"), "\"%s\" is not under /dev/vfio/devices/",
+			     d->spec);
+	if (!r && bdf) {
+		unsigned dom, bus, dev, fn;
+		char tail;
+		if (sscanf(bdf, "%4x:%2x:%2x.%1x%c", &dom, &bus, &dev, &fn, &tail) != 4 ||
+		    strlen(bdf) != 12 || dev > 0x1f || fn > 7)
+			r = cfg_fail(c, cfg_join(sub, p, "bdf"),
+				     "\"%s\" is not a PCI address like 0000:00:03.0", bdf);
+		else
+			d->spec = bdf, bdf = NULL;
+	}
+	free(bdf);
+	if (!r)
+		r = cfg_enum(c, v, p, "dma_mode", modes, &mode);
+	d->mode = (enum dma_mode)mode;
+	return r;
+}
+
+static int parse_iommu(struct cfg_ctx *c, json_t *f, struct vm_config *cfg)
+{
+	json_t *io = cfg_member(f, "iommu");
+	uint64_t fd = 0, chunk_kib = 2048;
+	int r = 0;
+
+	cfg->iommu.fd = -1;
+	if (io) {
+		r = cfg_object(c, io, "flint.iommu", CFG_KEYS("path", "fd", "fault_chunk_kib"));
+		if (!r)
+			r = cfg_string(c, io, "flint.iommu", "path", false, &cfg->iommu.path);
+		if (!r && cfg_member(io, "fd")) {
+			r = cfg_uint(c, io, "flint.iommu", "fd", false, 0, INT32_MAX, &fd);
+			cfg->iommu.fd = (int)fd;
+		}
+		if (!r && cfg->iommu.path && cfg->iommu.fd >= 0)
+			r = cfg_fail(c, "flint.iommu", "give either \"path\" or \"fd\", not both");
+		if (!r)
+			r = cfg_uint(c, io, "flint.iommu", "fault_chunk_kib", false, 4, 1 << 20,
+				     &chunk_kib);
+		if (!r && (chunk_kib & (chunk_kib - 1)))
+			r = cfg_fail(c, "flint.iommu.fault_chunk_kib", "%llu is not a power of two",
+				     (unsigned long long)chunk_kib);
+	}
+	cfg->iommu.chunk_bytes = chunk_kib << 10;
+	if (!r && !cfg->iommu.path)
+		cfg->iommu.path = strdup("/dev/iommu");
+	return r;
+}
+
+static int check_vfio(struct cfg_ctx *c, const struct vm_config *cfg)
+{
+	char sub[CFG_PATH_MAX], idx[CFG_PATH_MAX];
+
+	for (size_t i = 0; i < cfg->nvfio; i++)
+		for (size_t j = 0; j < i; j++) {
+			cfg_index(idx, "flint.vfio-devices", i);
+			if (strcmp(cfg->vfio[i].id, cfg->vfio[j].id) == 0)
+				return cfg_fail(c, cfg_join(sub, idx, "id"), "duplicate id \"%s\"",
+						cfg->vfio[i].id);
+			if (strcmp(cfg->vfio[i].spec, cfg->vfio[j].spec) == 0)
+				return cfg_fail(c, idx, "\"%s\" is assigned twice", cfg->vfio[i].spec);
+		}
+	return 0;
+}
+
+int cfg_parse_flint(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
+{
+	json_t *f = cfg_member(root, "flint"), *ci, *mem;
+	uint64_t port = 0xf4;
+	int r;
+
+	cfg->ci.exit_port_enabled = true;
+	cfg->ci.exit_port = 0xf4;
+	if (!f)
+		return parse_iommu(c, NULL, cfg);
+	r = cfg_object(c, f, "flint", CFG_KEYS("ci", "memory", "iommu", "vfio-devices"));
+	ci = cfg_member(f, "ci");
+	if (!r && ci) {
+		r = cfg_object(c, ci, "flint.ci", CFG_KEYS("exit_port"));
+		/* An explicit null exit_port turns the port off. */
+		if (!r && json_is_null(json_object_get(ci, "exit_port")))
+			cfg->ci.exit_port_enabled = false;
+		if (!r)
+			r = cfg_uint(c, ci, "flint.ci", "exit_port", false, 1, 0xffff, &port);
+		cfg->ci.exit_port = (uint16_t)port;
+	}
+	mem = cfg_member(f, "memory");
+	if (!r && mem) {
+		r = cfg_object(c, mem, "flint.memory", CFG_KEYS("thp"));
+		if (!r)
+			r = cfg_bool(c, mem, "flint.memory", "thp", false, &cfg->memory.thp);
+	}
+	if (!r && cfg->memory.thp && cfg->huge_pages != HUGE_PAGES_NONE)
+		r = cfg_fail(c, "flint.memory.thp", "cannot be combined with machine-config.huge_pages");
+	if (!r)
+		r = parse_iommu(c, f, cfg);
+	if (!r)
+		r = cfg_list(c, f, "vfio-devices", "flint.vfio-devices", sizeof(*cfg->vfio), (void **)&cfg->vfio,
+			       &cfg->nvfio, vfio_one);
+	if (!r)
+		r = check_vfio(c, cfg);
+	return r;
+}
