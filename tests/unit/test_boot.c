@@ -231,6 +231,40 @@ static void test_exit_port_config(void **state)
 	free(k2);
 }
 
+/*
+ * Console input: bytes on flint's stdin reach the guest's UART receive buffer. The guest
+ * polls LSR.DR, reads RBR twice and writes the sum to the exit port.
+ */
+static void test_serial_input(void **state)
+{
+	static const uint8_t code[] = {
+		0x66, 0xba, 0xfd, 0x03, /* 0: mov dx, 0x3fd (LSR) */
+		0xec,                   /* 4: in al, dx */
+		0xa8, 0x01,             /* 5: test al, 1 (data ready) */
+		0x74, 0xf7,             /* 7: jz 0 */
+		0x66, 0xba, 0xf8, 0x03, /* 9: mov dx, 0x3f8 (RBR) */
+		0xec,                   /* 13: in al, dx */
+		0x88, 0xc3,             /* 14: mov bl, al */
+		0xec,                   /* 16: in al, dx (second byte, already queued) */
+		0x00, 0xd8,             /* 17: add al, bl */
+		0xe6, 0xf4,             /* 19: out 0xf4, al */
+		0xeb, 0xfe,             /* 21: jmp . */
+	};
+	char *k = tiny_elf_file("echo.elf", code, sizeof(code));
+	char json[1024];
+	char *argv[] = {(char *)test_flint_bin(), "--config-file", NULL, NULL};
+
+	(void)state;
+	snprintf(json, sizeof(json),
+		 "{\"boot-source\":{\"kernel_image_path\":\"%s\"},"
+		 "\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":32}}", k);
+	argv[2] = test_write_file("echo.json", json, strlen(json));
+	assert_int_equal(test_run_input(argv, "\x05\x02", 30, 0, 0, &res), 0);
+	expect(PORT_EXIT(7), NULL, NULL);
+	free(argv[2]);
+	free(k);
+}
+
 static void test_serial_log(void **state)
 {
 	char log[600];
@@ -432,6 +466,7 @@ int main(void)
 		cmocka_unit_test(test_sigterm),
 		cmocka_unit_test(test_i8042_reset),
 		cmocka_unit_test(test_exit_port_config),
+		cmocka_unit_test(test_serial_input),
 		cmocka_unit_test(test_serial_log),
 		cmocka_unit_test(test_bad_bzimages),
 		cmocka_unit_test(test_bad_elves),

@@ -81,21 +81,28 @@ static void drain(int *fd, char *buf, size_t cap, size_t *len)
 int test_run(char *const argv[], double timeout_s, int sig, int sig_after_ms,
 	     struct child_result *res)
 {
-	int out[2], err[2], status;
+	return test_run_input(argv, NULL, timeout_s, sig, sig_after_ms, res);
+}
+
+int test_run_input(char *const argv[], const char *input, double timeout_s, int sig,
+		   int sig_after_ms, struct child_result *res)
+{
+	int out[2], err[2], in[2] = {-1, -1}, status;
 	size_t olen = 0, elen = 0;
 	long long start = now_ms();
 	int sent = 0;
 	pid_t pid;
 
 	memset(res, 0, sizeof(*res));
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
+	    (input && pipe2(in, O_CLOEXEC) < 0))
 		return -1;
 	pid = fork();
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDONLY);
-		dup2(null, 0);
+		dup2(input ? in[0] : null, 0);
 		dup2(out[1], 1);
 		dup2(err[1], 2);
 		execv(argv[0], argv);
@@ -103,6 +110,12 @@ int test_run(char *const argv[], double timeout_s, int sig, int sig_after_ms,
 	}
 	close(out[1]);
 	close(err[1]);
+	if (input) {
+		/* Small inputs fit the pipe; the write end stays open so stdin never hits EOF. */
+		close(in[0]);
+		if (write(in[1], input, strlen(input)) < 0)
+			return -1;
+	}
 	while (out[0] >= 0 || err[0] >= 0) {
 		struct pollfd p[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
 		long long el = now_ms() - start;
@@ -125,6 +138,8 @@ int test_run(char *const argv[], double timeout_s, int sig, int sig_after_ms,
 		close(out[0]);
 	if (err[0] >= 0)
 		close(err[0]);
+	if (input)
+		close(in[1]);
 	if (waitpid(pid, &status, 0) < 0)
 		return -1;
 	res->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
