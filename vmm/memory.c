@@ -56,8 +56,13 @@ int guest_memory_init(struct guest_memory *m, uint64_t size, enum guest_backing 
 	if (r < 0)
 		return r;
 	m->fd = r;
-	/* MAP_NORESERVE: RAM is committed as the guest touches it, not at start. */
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->fd, 0);
+	/*
+	 * MAP_NORESERVE: RAM is committed as the guest touches it, not at start. Not for
+	 * hugetlb: there the mmap must reserve the pages, or a missing huge page would be a
+	 * SIGBUS at first touch instead of an error now.
+	 */
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | (backing == GUEST_BACKING_HUGETLB_2M ? 0 : MAP_NORESERVE), m->fd, 0);
 	if (p == MAP_FAILED) {
 		r = -errno;
 		close(m->fd);

@@ -5,6 +5,7 @@
 #include "tests/unit/util.h"
 
 #include <elf.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 
 static struct child_result res;
 static char guest_dir[512];
+static bool json_huge; /* boot() asks for huge_pages "2M" */
 
 static char *payload(const char *name)
 {
@@ -39,9 +41,10 @@ static void boot(const char *kernel, const char *args, const char *initrd, unsig
 
 	snprintf(json, sizeof(json),
 		 "{\"boot-source\":{\"kernel_image_path\":\"%s\",\"boot_args\":\"%s\"%s%s%s},"
-		 "\"machine-config\":{\"vcpu_count\":%u,\"mem_size_mib\":%u}%s}",
+		 "\"machine-config\":{\"vcpu_count\":%u,\"mem_size_mib\":%u%s}%s}",
 		 kernel, args, initrd ? ",\"initrd_path\":\"" : "", initrd ? initrd : "",
-		 initrd ? "\"" : "", vcpus, mem, extra_json ? extra_json : "");
+		 initrd ? "\"" : "", vcpus, mem, json_huge ? ",\"huge_pages\":\"2M\"" : "",
+		 extra_json ? extra_json : "");
 	argv[2] = test_write_file("vm.json", json, strlen(json));
 	for (int i = 0; extra_argv && extra_argv[i]; i++)
 		argv[n++] = extra_argv[i];
@@ -433,6 +436,11 @@ static void test_memory_too_small_for_images(void **state)
 	expect(78, NULL, "big-initrd.img: initrd of 7340032 bytes does not fit between the kernel");
 	boot(payload("elf64.elf"), "x", NULL, 1, 1, NULL, NULL, 30, 0, 0);
 	expect(78, NULL, "machine-config.mem_size_mib: 1 MiB is too small to boot a kernel");
+	/* 512 GiB of huge pages are not there: a clear error, not a SIGBUS on first touch. */
+	json_huge = true;
+	boot(payload("elf64.elf"), "x", NULL, 1, 512 * 1024, NULL, NULL, 30, 0, 0);
+	json_huge = false;
+	expect(70, NULL, "from 2M hugetlb pages (see /proc/sys/vm/nr_hugepages)");
 	free(initrd);
 }
 
