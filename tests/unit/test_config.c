@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -275,6 +276,46 @@ static void test_parse_api(void **state)
 	assert_non_null(strstr(err, "/nonexistent.json: cannot open config file"));
 }
 
+/* Mutated configs, in-process under the sanitizers: parsed or refused, never a crash. */
+static void test_config_mutants(void **state)
+{
+	static const char *base =
+		"{\"boot-source\":{\"kernel_image_path\":\"/proc/version\",\"boot_args\":\"a b\"},"
+		"\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":128,\"smt\":false},"
+		"\"drives\":[{\"drive_id\":\"r\",\"path_on_host\":\"/proc/version\",\"is_root_device\":true,"
+		"\"is_read_only\":true,\"rate_limiter\":{\"ops\":{\"size\":1,\"refill_time\":2}}}],"
+		"\"network-interfaces\":[{\"iface_id\":\"e\",\"host_dev_name\":\"t\",\"guest_mac\":\"06:00:00:00:00:01\"}],"
+		"\"vsock\":{\"guest_cid\":3,\"uds_path\":\"/v\"},\"logger\":{\"level\":\"Info\"},"
+		"\"flint\":{\"ci\":{\"exit_port\":244},\"iommu\":{\"fault_chunk_kib\":64},"
+		"\"vfio-devices\":[{\"id\":\"d\",\"bdf\":\"0000:00:03.0\",\"dma_mode\":\"pin\"}]}}";
+	static const char tokens[] = "{}[]:,\"0123456789-.eE tfnul\\";
+	size_t len = strlen(base), ok = 0;
+	char *json = malloc(len + 1), err[512];
+	unsigned seed = 7;
+	struct vm_config cfg;
+
+	(void)state;
+	assert_int_equal(config_parse(base, "base", &cfg, err, sizeof(err)), 0);
+	config_free(&cfg);
+	for (int i = 0; i < 20000; i++) {
+		memcpy(json, base, len + 1);
+		for (int k = 1 + rand_r(&seed) % 3; k > 0; k--)
+			json[rand_r(&seed) % len] = tokens[rand_r(&seed) % (sizeof(tokens) - 1)];
+		err[0] = 0;
+		int r = config_parse(json, "m", &cfg, err, sizeof(err));
+		if (r == 0) {
+			ok++;
+			config_free(&cfg);
+		} else {
+			assert_int_equal(r, -EINVAL);
+			assert_true(strncmp(err, "m: ", 3) == 0); /* one message, naming the source */
+			assert_null(cfg.kernel_path);             /* nothing left allocated */
+		}
+	}
+	print_message("%zu of 20000 mutated configs were still valid\n", ok);
+	free(json);
+}
+
 static void test_cli_usage(void **state)
 {
 	static struct child_result res;
@@ -307,7 +348,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_configs),    cmocka_unit_test(test_minimal_config),
 		cmocka_unit_test(test_full_firecracker_config), cmocka_unit_test(test_flint_section),
-		cmocka_unit_test(test_parse_api),      cmocka_unit_test(test_cli_usage),
+		cmocka_unit_test(test_parse_api),      cmocka_unit_test(test_config_mutants),      cmocka_unit_test(test_cli_usage),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

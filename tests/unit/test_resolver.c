@@ -287,6 +287,42 @@ static void test_shutdown_answers_open_groups(void **state)
 	expect_one(f, 77, IOMMUFD_PAGE_RESP_INVALID);
 }
 
+/* Garbage records: every LAST_PAGE cookie gets exactly one answer, nothing crashes. */
+static void test_garbage_records(void **state)
+{
+	struct fixture *f = *state;
+	unsigned seed = 99, last = 0;
+	static uint32_t answered[1 << 16];
+
+	memset(answered, 0, sizeof(answered));
+	for (int round = 0; round < 200; round++) {
+		for (int i = 0; i < 4; i++) {
+			uint32_t cookie = 1 + (uint32_t)(rand_r(&seed) % 60000);
+			uint32_t flags = (uint32_t)rand_r(&seed) % 8 ? LAST : (uint32_t)rand_r(&seed);
+			uint64_t addr = rand_r(&seed) % 2 ? (uint64_t)rand_r(&seed) % f->mem.size
+							 : ((uint64_t)rand_r(&seed) << 33) ^ (uint64_t)rand_r(&seed);
+			/* Only the last record of a cookie's run closes it; keep cookies unique. */
+			cookie = (cookie & ~3u) | (uint32_t)i;
+			send_rec(f, rand_r(&seed) % 4 ? DEV : (uint32_t)rand_r(&seed), addr,
+				 (uint32_t)rand_r(&seed), (uint32_t)rand_r(&seed), cookie + round * 65536u,
+				 flags | LAST);
+			last++;
+		}
+		while (resolver_process(f->res) > 0) {
+		}
+		struct iommu_hwpt_page_response r[8];
+		int n;
+		while ((n = recv_resp(f, r, 8)) > 0)
+			for (int i = 0; i < n; i++)
+				answered[r[i].cookie & 0xffff]++;
+	}
+	unsigned total = 0;
+	for (unsigned c = 0; c < (1 << 16); c++)
+		total += answered[c];
+	assert_int_equal(total, last);
+	assert_int_equal(resolver_stats(f->res)->groups, last);
+}
+
 /*
  * The storm: a device thread keeps 64 groups in flight, 100k page requests at random
  * addresses (some outside RAM), and checks every answer: exactly one per group, the
@@ -425,6 +461,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_map_failure_and_eexist, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_partial_record_across_reads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_answers_open_groups, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_storm, setup_storm, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
