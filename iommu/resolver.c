@@ -242,7 +242,8 @@ static void handle_record(struct resolver *r, const struct iommu_hwpt_pgfault *f
 	}
 	if (f->flags & IOMMU_PGFAULT_FLAGS_LAST_PAGE) {
 		answer(r, g, now);
-		*g = r->open[--r->nopen];
+		if (g != &r->open[--r->nopen]) /* keep the open groups packed */
+			*g = r->open[r->nopen];
 	}
 }
 

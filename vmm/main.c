@@ -5,6 +5,7 @@
 #include "vmm/vmm.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,8 @@ int main(int argc, char **argv)
 	int code;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* A closed console pipe must be an error on write, not the end of the VM. */
+	signal(SIGPIPE, SIG_IGN);
 	cli.run.start_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 	code = parse_cli(argc, argv, &cli);
 	if (code >= 0)
