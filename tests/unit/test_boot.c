@@ -195,9 +195,9 @@ static void test_sigterm(void **state)
 	char *k = tiny_elf_file("spin.elf", spin, sizeof(spin));
 
 	(void)state;
-	boot(k, "x", NULL, 2, 32, NULL, NULL, 30, SIGTERM, 300);
+	boot(k, "x", NULL, 2, 32, NULL, NULL, 30, SIGTERM, 600);
 	expect(143, NULL, "received SIGTERM, shutting down");
-	boot(k, "x", NULL, 1, 32, NULL, NULL, 30, SIGINT, 300);
+	boot(k, "x", NULL, 1, 32, NULL, NULL, 30, SIGINT, 600);
 	expect(130, NULL, "received SIGINT");
 	free(k);
 }
