@@ -91,7 +91,7 @@ bench-iommu-startup: all
 	@sh bench/rig-startup.sh $(BUILD)
 
 format:
-	clang-format -i $(wildcard vmm/*.[ch] boot/*.[ch] devices/*.[ch] iommu/*.[ch] tests/unit/*.[ch])
+	clang-format -i $(wildcard vmm/*.[ch] boot/*.[ch] devices/*.[ch] iommu/*.[ch])
 
 clean:
 	rm -rf $(BUILD)

@@ -69,20 +69,21 @@ unsigned boot_e820(const struct guest_memory *mem, struct boot_e820 *out)
 	unsigned n = 0;
 
 	/* Base memory up to the EBDA, where the MP table sits; 640K-1M is the legacy hole. */
-	out[n++] = (struct boot_e820){0, low < LAYOUT_EBDA ? low : LAYOUT_EBDA, E820_RAM};
+	out[n++] = (struct boot_e820){ 0, low < LAYOUT_EBDA ? low : LAYOUT_EBDA, E820_RAM };
 	if (low > LAYOUT_EBDA)
-		out[n++] = (struct boot_e820){LAYOUT_EBDA, LAYOUT_LOW_RAM_END - LAYOUT_EBDA,
-					      E820_RESERVED};
+		out[n++] = (struct boot_e820){ LAYOUT_EBDA, LAYOUT_LOW_RAM_END - LAYOUT_EBDA,
+			                       E820_RESERVED };
 	if (low > LAYOUT_KERNEL)
-		out[n++] = (struct boot_e820){LAYOUT_KERNEL, low - LAYOUT_KERNEL, E820_RAM};
+		out[n++] = (struct boot_e820){ LAYOUT_KERNEL, low - LAYOUT_KERNEL, E820_RAM };
 	for (unsigned i = 1; i < mem->nregions; i++)
-		out[n++] = (struct boot_e820){mem->regions[i].gpa, mem->regions[i].size, E820_RAM};
+		out[n++] =
+		        (struct boot_e820){ mem->regions[i].gpa, mem->regions[i].size, E820_RAM };
 	return n;
 }
 
 /* Puts the initrd as high as allowed, page aligned, above what the kernel uses. */
 static int load_initrd(struct boot_ctx *c, struct guest_memory *mem, const struct boot_image *img,
-		       uint64_t *addr, uint64_t *size)
+                       uint64_t *addr, uint64_t *size)
 {
 	uint64_t top = guest_memory_low_end(mem); /* exclusive */
 	uint8_t *data;
@@ -96,33 +97,35 @@ static int load_initrd(struct boot_ctx *c, struct guest_memory *mem, const struc
 		top = img->initrd_max + 1;
 	if (len == 0 || len > top) {
 		free(data);
-		return boot_fail(c, len ? "initrd of %zu bytes is larger than guest RAM" :
-				      "initrd is empty", len);
+		return boot_fail(
+		        c, len ? "initrd of %zu bytes is larger than guest RAM" : "initrd is empty",
+		        len);
 	}
 	*addr = (top - len) & ~4095ULL;
 	*size = len;
 	if (*addr < img->kernel_end) {
 		free(data);
-		return boot_fail(c, "initrd of %zu bytes does not fit between the kernel (ends at "
-				 "0x%llx) and 0x%llx: give the VM more memory",
-				 len, (unsigned long long)img->kernel_end, (unsigned long long)top);
+		return boot_fail(c,
+		                 "initrd of %zu bytes does not fit between the kernel (ends at "
+		                 "0x%llx) and 0x%llx: give the VM more memory",
+		                 len, (unsigned long long)img->kernel_end, (unsigned long long)top);
 	}
 	r = guest_memory_write(mem, *addr, data, len);
 	free(data);
 	return r;
 }
 
-static int load_cmdline(struct boot_ctx *c, struct guest_memory *mem, const char *args,
-			size_t max)
+static int load_cmdline(struct boot_ctx *c, struct guest_memory *mem, const char *args, size_t max)
 {
 	size_t len = strlen(args);
 
 	if (max >= LAYOUT_CMDLINE_MAX)
 		max = LAYOUT_CMDLINE_MAX - 1;
 	if (len > max) {
-		snprintf(c->err, c->errlen,
-			 "boot-source.boot_args: %zu bytes, but %s takes at most %zu (cmdline_size)",
-			 len, c->path, max);
+		snprintf(
+		        c->err, c->errlen,
+		        "boot-source.boot_args: %zu bytes, but %s takes at most %zu (cmdline_size)",
+		        len, c->path, max);
 		return -EINVAL;
 	}
 	return guest_memory_write(mem, LAYOUT_CMDLINE, args, len + 1);
@@ -139,18 +142,19 @@ static bool is_bzimage(const uint8_t *d, size_t len)
 }
 
 int boot_load(const struct vm_config *cfg, struct guest_memory *mem, struct boot_info *info,
-	      char *err, size_t errlen)
+              char *err, size_t errlen)
 {
-	struct boot_ctx c = {cfg->kernel_path, err, errlen};
-	struct boot_image img = {0};
+	struct boot_ctx c = { cfg->kernel_path, err, errlen };
+	struct boot_image img = { 0 };
 	uint64_t initrd = 0, initrd_size = 0;
 	uint8_t *data;
 	int r;
 
 	memset(info, 0, sizeof(*info));
 	if (guest_memory_low_end(mem) <= LAYOUT_KERNEL) {
-		snprintf(err, errlen, "machine-config.mem_size_mib: %llu MiB is too small to boot a kernel",
-			 (unsigned long long)(mem->size >> 20));
+		snprintf(err, errlen,
+		         "machine-config.mem_size_mib: %llu MiB is too small to boot a kernel",
+		         (unsigned long long)(mem->size >> 20));
 		return -EINVAL;
 	}
 	r = boot_read_file(&c, cfg->kernel_path, KERNEL_MAX_BYTES, &data, &img.len);
@@ -164,7 +168,7 @@ int boot_load(const struct vm_config *cfg, struct guest_memory *mem, struct boot
 		r = bzimage_load(&c, mem, &img, info);
 	else
 		r = boot_fail(&c, "not a kernel flint can boot: no ELF magic and no bzImage "
-			      "\"HdrS\" signature at offset 0x202");
+		                  "\"HdrS\" signature at offset 0x202");
 	free(data);
 	if (!r)
 		r = load_cmdline(&c, mem, cfg->boot_args, img.cmdline_max);
@@ -185,6 +189,6 @@ int boot_load(const struct vm_config *cfg, struct guest_memory *mem, struct boot
 		r = boot_write_cpu_tables(mem, info->mode);
 	if (r)
 		snprintf(err, errlen, "%s: cannot write boot structures: %s", cfg->kernel_path,
-			 strerror(-r));
+		         strerror(-r));
 	return r;
 }

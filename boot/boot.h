@@ -35,7 +35,7 @@ int boot_fail(struct boot_ctx *c, const char *fmt, ...) __attribute__((format(pr
  * Returns -errno with one message in @err.
  */
 int boot_load(const struct vm_config *cfg, struct guest_memory *mem, struct boot_info *info,
-	      char *err, size_t errlen);
+              char *err, size_t errlen);
 
 /* Reads a whole file, at most @max bytes. */
 int boot_read_file(struct boot_ctx *c, const char *path, size_t max, uint8_t **buf, size_t *len);
@@ -55,20 +55,20 @@ unsigned boot_e820(const struct guest_memory *mem, struct boot_e820 *out);
 struct boot_image {
 	const uint8_t *data;
 	size_t len;
-	size_t cmdline_max; /* longest command line the kernel takes, NUL excluded */
+	size_t cmdline_max;  /* longest command line the kernel takes, NUL excluded */
 	uint64_t initrd_max; /* highest address an initrd may use (inclusive) */
 	uint64_t kernel_end;
 	uint8_t setup_header[0x290 - 0x1f1]; /* bzImage: header bytes for the zero page */
 	size_t setup_header_len;
 };
 int bzimage_load(struct boot_ctx *c, struct guest_memory *mem, struct boot_image *img,
-		 struct boot_info *info);
+                 struct boot_info *info);
 int elf_load(struct boot_ctx *c, struct guest_memory *mem, struct boot_image *img,
-	     struct boot_info *info);
+             struct boot_info *info);
 
 /* Writes the zero page for a 64-bit entry. */
 int zeropage_write(struct guest_memory *mem, const struct boot_image *img, uint64_t cmdline,
-		   uint64_t initrd, uint64_t initrd_size);
+                   uint64_t initrd, uint64_t initrd_size);
 /* Writes hvm_start_info, its module list and memory map. */
 int pvh_write(struct guest_memory *mem, uint64_t cmdline, uint64_t initrd, uint64_t initrd_size);
 /* Writes an Intel MP table describing @ncpus CPUs, one IOAPIC and ISA IRQs 0-15. */

@@ -15,10 +15,10 @@
 #define SEL_DATA 0x18
 #define SEL_TSS  0x20
 
-#define CR0_PE  0x1ULL
-#define CR0_ET  0x10ULL
-#define CR0_PG  0x80000000ULL
-#define CR4_PAE 0x20ULL
+#define CR0_PE   0x1ULL
+#define CR0_ET   0x10ULL
+#define CR0_PG   0x80000000ULL
+#define CR4_PAE  0x20ULL
 #define EFER_LME 0x100ULL
 #define EFER_LMA 0x400ULL
 
@@ -30,9 +30,9 @@ static uint64_t gdt_entry(uint64_t flags, uint64_t base, uint64_t limit)
 
 int boot_write_cpu_tables(struct guest_memory *mem, enum boot_mode mode)
 {
-	uint64_t gdt[5] = {0, 0,
-			   gdt_entry(mode == BOOT_MODE_PVH ? GDT_CODE32 : GDT_CODE64, 0, 0xfffff),
-			   gdt_entry(GDT_DATA, 0, 0xfffff), gdt_entry(GDT_TSS, 0, 0xfffff)};
+	uint64_t gdt[5] = { 0, 0,
+		            gdt_entry(mode == BOOT_MODE_PVH ? GDT_CODE32 : GDT_CODE64, 0, 0xfffff),
+		            gdt_entry(GDT_DATA, 0, 0xfffff), gdt_entry(GDT_TSS, 0, 0xfffff) };
 	uint8_t *pml4 = guest_memory_hva(mem, LAYOUT_PML4, 4096);
 	uint8_t *pdpt = guest_memory_hva(mem, LAYOUT_PDPT, 4096);
 	uint8_t *pd = guest_memory_hva(mem, LAYOUT_PD, 4 * 4096);

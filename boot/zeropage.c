@@ -23,7 +23,7 @@
 #define BP_E820_MAX          128
 
 int zeropage_write(struct guest_memory *mem, const struct boot_image *img, uint64_t cmdline,
-		   uint64_t initrd, uint64_t initrd_size)
+                   uint64_t initrd, uint64_t initrd_size)
 {
 	uint8_t *zp = guest_memory_hva(mem, LAYOUT_ZERO_PAGE, 4096);
 	struct boot_e820 map[BOOT_E820_MAX];

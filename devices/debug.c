@@ -19,7 +19,7 @@ static void boot_timer_write(void *dev, uint64_t offset, const uint8_t *data, ui
 	log_info("guest boot time: %lld us since flint started", (t->boot_ns - t->start_ns) / 1000);
 }
 
-const struct bus_ops boot_timer_ops = {NULL, boot_timer_write};
+const struct bus_ops boot_timer_ops = { NULL, boot_timer_write };
 
 int exit_port_code(uint32_t value)
 {
@@ -36,8 +36,8 @@ static void exit_port_write(void *dev, uint64_t offset, const uint8_t *data, uin
 		return;
 	memcpy(&v, data, len > 4 ? 4 : len);
 	snprintf(why, sizeof(why), "guest wrote %u to the CI exit port: exit code %d", v,
-		 exit_port_code(v));
+	         exit_port_code(v));
 	vm_request_exit(p->vm, exit_port_code(v), why);
 }
 
-const struct bus_ops exit_port_ops = {NULL, exit_port_write};
+const struct bus_ops exit_port_ops = { NULL, exit_port_write };

@@ -4,9 +4,9 @@
 
 #include <string.h>
 
-#define STS_OBF     0x01
-#define STS_SYSFLAG 0x04
-#define STS_CMD     0x08
+#define STS_OBF      0x01
+#define STS_SYSFLAG  0x04
+#define STS_CMD      0x08
 #define STS_UNLOCKED 0x10 /* keyboard not inhibited (keylock off) */
 
 enum {
@@ -29,7 +29,7 @@ void i8042_init(struct i8042 *k, struct vm *vm)
 	memset(k, 0, sizeof(*k));
 	pthread_mutex_init(&k->lock, NULL);
 	k->vm = vm;
-	k->ctr = 0x45; /* kbd interrupt, system flag, translation */
+	k->ctr = 0x45;  /* kbd interrupt, system flag, translation */
 	k->outp = 0x01; /* A20 off is never modelled: bit 0 is "not in reset" */
 }
 
@@ -83,7 +83,8 @@ static void i8042_data(struct i8042 *k, uint8_t v)
 	} else if (cmd == CMD_WRITE_OUTP) {
 		k->outp = v;
 		if (!(v & 1)) /* clearing bit 0 pulses the CPU reset line */
-			vm_request_exit(k->vm, FLINT_EXIT_OK, "guest requested a reset through the i8042");
+			vm_request_exit(k->vm, FLINT_EXIT_OK,
+			                "guest requested a reset through the i8042");
 	} else {
 		/* A byte for the keyboard itself: acknowledge; reset also reports self-test ok. */
 		push(k, 0xfa);
@@ -105,7 +106,7 @@ static void i8042_read(void *dev, uint64_t offset, uint8_t *data, uint32_t len)
 		}
 	} else if (offset == 4) {
 		data[0] = STS_SYSFLAG | STS_UNLOCKED | (k->out_len ? STS_OBF : 0) |
-			  (k->pending_cmd ? STS_CMD : 0);
+		          (k->pending_cmd ? STS_CMD : 0);
 	} else {
 		data[0] = 0xff;
 	}
@@ -125,4 +126,4 @@ static void i8042_write(void *dev, uint64_t offset, const uint8_t *data, uint32_
 	pthread_mutex_unlock(&k->lock);
 }
 
-const struct bus_ops i8042_ops = {i8042_read, i8042_write};
+const struct bus_ops i8042_ops = { i8042_read, i8042_write };

@@ -15,10 +15,10 @@ struct vm;
 struct i8042 {
 	pthread_mutex_t lock;
 	struct vm *vm;
-	uint8_t ctr;        /* controller configuration byte */
-	uint8_t outp;       /* output port */
+	uint8_t ctr;         /* controller configuration byte */
+	uint8_t outp;        /* output port */
 	uint8_t pending_cmd; /* command waiting for its data byte, 0 when none */
-	uint8_t out[4];     /* bytes for the guest to read from the data port */
+	uint8_t out[4];      /* bytes for the guest to read from the data port */
 	unsigned out_len;
 };
 

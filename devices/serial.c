@@ -5,27 +5,35 @@
 #include <unistd.h>
 
 /* Register offsets and bits (16550A). */
-enum { UART_RBR_THR = 0, UART_IER = 1, UART_IIR_FCR = 2, UART_LCR = 3, UART_MCR = 4,
-       UART_LSR = 5, UART_MSR = 6, UART_SCR = 7 };
-#define IER_RDI      0x01
-#define IER_THRI     0x02
-#define IIR_NONE     0x01
-#define IIR_THRI     0x02
-#define IIR_RDI      0x04
-#define IIR_FIFO     0xc0
-#define LCR_DLAB     0x80
-#define MCR_DTR      0x01
-#define MCR_RTS      0x02
-#define MCR_OUT1     0x04
-#define MCR_OUT2     0x08
-#define MCR_LOOP     0x10
-#define LSR_DR       0x01
-#define LSR_THRE     0x20
-#define LSR_TEMT     0x40
-#define MSR_CTS      0x10
-#define MSR_DSR      0x20
-#define MSR_RI       0x40
-#define MSR_DCD      0x80
+enum {
+	UART_RBR_THR = 0,
+	UART_IER = 1,
+	UART_IIR_FCR = 2,
+	UART_LCR = 3,
+	UART_MCR = 4,
+	UART_LSR = 5,
+	UART_MSR = 6,
+	UART_SCR = 7
+};
+#define IER_RDI  0x01
+#define IER_THRI 0x02
+#define IIR_NONE 0x01
+#define IIR_THRI 0x02
+#define IIR_RDI  0x04
+#define IIR_FIFO 0xc0
+#define LCR_DLAB 0x80
+#define MCR_DTR  0x01
+#define MCR_RTS  0x02
+#define MCR_OUT1 0x04
+#define MCR_OUT2 0x08
+#define MCR_LOOP 0x10
+#define LSR_DR   0x01
+#define LSR_THRE 0x20
+#define LSR_TEMT 0x40
+#define MSR_CTS  0x10
+#define MSR_DSR  0x20
+#define MSR_RI   0x40
+#define MSR_DCD  0x80
 
 void serial_init(struct serial *s, int irq_fd, int out_fd, int log_fd)
 {
@@ -115,9 +123,9 @@ static uint8_t serial_reg_read(struct serial *s, unsigned reg, bool *drained)
 	case UART_MSR:
 		if (s->mcr & MCR_LOOP)
 			return (uint8_t)(((s->mcr & MCR_DTR) ? MSR_DSR : 0) |
-					 ((s->mcr & MCR_RTS) ? MSR_CTS : 0) |
-					 ((s->mcr & MCR_OUT1) ? MSR_RI : 0) |
-					 ((s->mcr & MCR_OUT2) ? MSR_DCD : 0));
+			                 ((s->mcr & MCR_RTS) ? MSR_CTS : 0) |
+			                 ((s->mcr & MCR_OUT1) ? MSR_RI : 0) |
+			                 ((s->mcr & MCR_OUT2) ? MSR_DCD : 0));
 		return MSR_DCD | MSR_DSR | MSR_CTS;
 	default:
 		return s->scr;
@@ -192,7 +200,7 @@ static void serial_write(void *dev, uint64_t offset, const uint8_t *data, uint32
 	pthread_mutex_unlock(&s->lock);
 }
 
-const struct bus_ops serial_ops = {serial_read, serial_write};
+const struct bus_ops serial_ops = { serial_read, serial_write };
 
 size_t serial_input(struct serial *s, const uint8_t *data, size_t len)
 {

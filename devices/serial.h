@@ -18,7 +18,7 @@ struct serial {
 	bool thre_pending; /* THR-empty interrupt raised and not yet acknowledged */
 	uint8_t rx[SERIAL_RX_CAP];
 	unsigned rx_head, rx_len;
-	int irq_fd;    /* irqfd to raise IRQ 4; -1 for none (tests) */
+	int irq_fd;     /* irqfd to raise IRQ 4; -1 for none (tests) */
 	int out_fds[2]; /* console sinks: stdout and/or a log file; -1 when unused */
 	/* Called (under no lock) when the guest drained the RX buffer to room for more. */
 	void (*on_rx_space)(void *arg);

@@ -13,7 +13,7 @@ static int backend_map(void *ctx, uint64_t gpa, void *hva, uint64_t len, bool wr
 	return iommufd_map(&io->fd, io->ioas, gpa, hva, len, writable);
 }
 
-static const struct resolver_backend kernel_backend = {backend_map};
+static const struct resolver_backend kernel_backend = { backend_map };
 
 int iommu_open(struct iommu *io, const struct flint_iommu_config *cfg, struct guest_memory *mem)
 {
@@ -49,7 +49,7 @@ int iommu_enable_faults(struct iommu *io, uint64_t chunk, struct loop *loop)
 	r = iommufd_fault_alloc(&io->fd, &io->fault_id, &io->fault_fd);
 	if (r)
 		return r;
-	p = (struct resolver_params){io->fault_fd, io->mem, chunk, 0, &kernel_backend, io};
+	p = (struct resolver_params){ io->fault_fd, io->mem, chunk, 0, &kernel_backend, io };
 	io->resolver = resolver_new(&p);
 	if (!io->resolver)
 		return -ENOMEM;
@@ -67,7 +67,7 @@ int iommu_fault_hwpt(struct iommu *io, uint32_t dev_id, uint32_t *hwpt)
 
 /* Tries fault mode for @d. Returns 0, or -errno with @why saying what refused it. */
 static int try_fault_mode(struct iommu *io, struct iommu_device *d, uint64_t chunk,
-			  struct loop *loop, const char **why)
+                          struct loop *loop, const char **why)
 {
 	int r = iommu_enable_faults(io, chunk, loop);
 
@@ -85,7 +85,7 @@ static int try_fault_mode(struct iommu *io, struct iommu_device *d, uint64_t chu
 
 /* Chooses and sets up the DMA mode of one bound device. */
 static int setup_dma(struct iommu *io, struct iommu_device *d, const struct vm_config *cfg,
-		     struct loop *loop, unsigned idx)
+                     struct loop *loop, unsigned idx)
 {
 	bool pri = vfio_find_ext_cap(&d->vfio, PCI_EXT_CAP_ID_PRI) != 0;
 	const char *why = NULL;
@@ -96,13 +96,15 @@ static int setup_dma(struct iommu *io, struct iommu_device *d, const struct vm_c
 		if (!r) {
 			d->mode = DMA_MODE_FAULT;
 			log_info("%s (%s): DMA mode fault: guest memory is mapped on the device's "
-				 "page requests", d->cfg->id, d->vfio.node);
+			         "page requests",
+			         d->cfg->id, d->vfio.node);
 			return 0;
 		}
 		if (d->cfg->mode == DMA_MODE_FAULT) {
-			log_error("flint.vfio-devices[%u].dma_mode is \"fault\" but %s failed: %s%s",
-				  idx, why, strerror(-r),
-				  pri ? "" : " (the device has no PRI capability)");
+			log_error(
+			        "flint.vfio-devices[%u].dma_mode is \"fault\" but %s failed: %s%s",
+			        idx, why, strerror(-r),
+			        pri ? "" : " (the device has no PRI capability)");
 			return r;
 		}
 		why = why ? why : "";
@@ -114,14 +116,15 @@ static int setup_dma(struct iommu *io, struct iommu_device *d, const struct vm_c
 		return r;
 	d->mode = DMA_MODE_PIN;
 	log_info("%s (%s): DMA mode pin: %s", d->cfg->id, d->vfio.node,
-		 d->cfg->mode == DMA_MODE_PIN ? "as configured"
-		 : !pri ? "the device has no PRI capability, so all guest RAM is mapped"
-			: "the kernel refused a fault-capable page table, so all guest RAM is mapped");
+	         d->cfg->mode == DMA_MODE_PIN ? "as configured"
+	         : !pri ? "the device has no PRI capability, so all guest RAM is mapped"
+	                : "the kernel refused a fault-capable page table, so all guest RAM is "
+	                  "mapped");
 	return 0;
 }
 
 static int add_device(struct iommu *io, const struct vm_config *cfg, unsigned idx, int vm_fd,
-		      struct loop *loop)
+                      struct loop *loop)
 {
 	struct iommu_device *d = &io->devs[io->ndevs];
 	char node[64], err[256];
@@ -151,8 +154,8 @@ static int add_device(struct iommu *io, const struct vm_config *cfg, unsigned id
 	return r;
 }
 
-int iommu_setup(struct iommu *io, const struct vm_config *cfg, struct guest_memory *mem,
-		int vm_fd, struct loop *loop)
+int iommu_setup(struct iommu *io, const struct vm_config *cfg, struct guest_memory *mem, int vm_fd,
+                struct loop *loop)
 {
 	int r;
 
@@ -172,11 +175,11 @@ void iommu_teardown(struct iommu *io)
 		const struct resolver_stats *s = resolver_stats(io->resolver);
 		if (s->faults)
 			log_info("iommu: %llu page requests in %llu groups, %llu chunks (%llu MiB) "
-				 "mapped on demand, %llu groups refused",
-				 (unsigned long long)s->faults, (unsigned long long)s->groups,
-				 (unsigned long long)s->chunks_mapped,
-				 (unsigned long long)(s->bytes_mapped >> 20),
-				 (unsigned long long)s->invalid);
+			         "mapped on demand, %llu groups refused",
+			         (unsigned long long)s->faults, (unsigned long long)s->groups,
+			         (unsigned long long)s->chunks_mapped,
+			         (unsigned long long)(s->bytes_mapped >> 20),
+			         (unsigned long long)s->invalid);
 		resolver_free(io->resolver); /* answers anything still open */
 	}
 	/* Closing a cdev detaches and unbinds its device. */

@@ -26,7 +26,7 @@ struct iommu {
 	struct iommufd fd;
 	uint32_t ioas;
 	struct guest_memory *mem;
-	bool pinned;     /* all guest RAM is mapped */
+	bool pinned; /* all guest RAM is mapped */
 	uint32_t fault_id;
 	int fault_fd;
 	struct resolver *resolver;
@@ -36,8 +36,8 @@ struct iommu {
 };
 
 /* Opens, binds and attaches every flint.vfio-devices entry. Errors are logged. */
-int iommu_setup(struct iommu *io, const struct vm_config *cfg, struct guest_memory *mem,
-		int vm_fd, struct loop *loop);
+int iommu_setup(struct iommu *io, const struct vm_config *cfg, struct guest_memory *mem, int vm_fd,
+                struct loop *loop);
 /* Answers outstanding page requests, detaches devices and releases everything. */
 void iommu_teardown(struct iommu *io);
 

@@ -16,7 +16,7 @@ int iommufd_open(struct iommufd *i, const char *path, int inherited_fd)
 	if (i->fd < 0) {
 		int e = errno;
 		log_error("cannot open %s: %s%s", path, strerror(e),
-			  e == ENOENT ? " (the kernel needs CONFIG_IOMMUFD)" : "");
+		          e == ENOENT ? " (the kernel needs CONFIG_IOMMUFD)" : "");
 		return -e;
 	}
 	/* An inherited fd must really be an iommufd: an IOAS allocation proves it cheaply. */
@@ -40,7 +40,7 @@ void iommufd_close(struct iommufd *i)
 
 /* Runs one iommufd ioctl; logs "NAME (what): error" on failure. */
 static int iommufd_ioctl(struct iommufd *i, unsigned long req, void *arg, const char *name,
-			 const char *what)
+                         const char *what)
 {
 	if (ioctl(i->fd, req, arg) == 0)
 		return 0;
@@ -51,7 +51,7 @@ static int iommufd_ioctl(struct iommufd *i, unsigned long req, void *arg, const 
 
 int iommufd_ioas_alloc(struct iommufd *i, uint32_t *ioas)
 {
-	struct iommu_ioas_alloc a = {.size = sizeof(a)};
+	struct iommu_ioas_alloc a = { .size = sizeof(a) };
 	int r = iommufd_ioctl(i, IOMMU_IOAS_ALLOC, &a, "IOMMU_IOAS_ALLOC", "new IOAS");
 
 	*ioas = a.out_ioas_id;
@@ -60,7 +60,7 @@ int iommufd_ioas_alloc(struct iommufd *i, uint32_t *ioas)
 
 int iommufd_destroy(struct iommufd *i, uint32_t id)
 {
-	struct iommu_destroy d = {.size = sizeof(d), .id = id};
+	struct iommu_destroy d = { .size = sizeof(d), .id = id };
 	char what[32];
 
 	snprintf(what, sizeof(what), "object %u", id);
@@ -70,8 +70,10 @@ int iommufd_destroy(struct iommufd *i, uint32_t id)
 int iommufd_check_ranges(struct iommufd *i, uint32_t ioas, const struct guest_memory *mem)
 {
 	struct iommu_iova_range ranges[32];
-	struct iommu_ioas_iova_ranges q = {.size = sizeof(q), .ioas_id = ioas, .num_iovas = 32,
-					   .allowed_iovas = (uintptr_t)ranges};
+	struct iommu_ioas_iova_ranges q = { .size = sizeof(q),
+		                            .ioas_id = ioas,
+		                            .num_iovas = 32,
+		                            .allowed_iovas = (uintptr_t)ranges };
 	char what[32];
 
 	snprintf(what, sizeof(what), "IOAS %u", ioas);
@@ -82,12 +84,13 @@ int iommufd_check_ranges(struct iommufd *i, uint32_t ioas, const struct guest_me
 		const struct guest_region *reg = &mem->regions[g];
 		bool ok = false;
 		for (unsigned k = 0; k < q.num_iovas && k < 32; k++)
-			ok |= reg->gpa >= ranges[k].start && reg->gpa + reg->size - 1 <= ranges[k].last;
+			ok |= reg->gpa >= ranges[k].start &&
+			      reg->gpa + reg->size - 1 <= ranges[k].last;
 		if (!ok) {
 			log_error("IOAS %u cannot map guest RAM [%#llx, %#llx): the IOMMU reserves "
-				  "part of it (IOMMU_IOAS_IOVA_RANGES)", ioas,
-				  (unsigned long long)reg->gpa,
-				  (unsigned long long)(reg->gpa + reg->size));
+			          "part of it (IOMMU_IOAS_IOVA_RANGES)",
+			          ioas, (unsigned long long)reg->gpa,
+			          (unsigned long long)(reg->gpa + reg->size));
 			return -ERANGE;
 		}
 	}
@@ -95,12 +98,12 @@ int iommufd_check_ranges(struct iommufd *i, uint32_t ioas, const struct guest_me
 }
 
 int iommufd_map(struct iommufd *i, uint32_t ioas, uint64_t iova, void *va, uint64_t len,
-		bool writable)
+                bool writable)
 {
 	struct iommu_ioas_map m = {
 		.size = sizeof(m),
 		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
-			 (writable ? IOMMU_IOAS_MAP_WRITEABLE : 0),
+		         (writable ? IOMMU_IOAS_MAP_WRITEABLE : 0),
 		.ioas_id = ioas,
 		.user_va = (uintptr_t)va,
 		.length = len,
@@ -112,23 +115,25 @@ int iommufd_map(struct iommufd *i, uint32_t ioas, uint64_t iova, void *va, uint6
 	int e = errno;
 	if (e != EEXIST)
 		log_error("IOMMU_IOAS_MAP (IOAS %u, iova %#llx, %llu KiB): %s", ioas,
-			  (unsigned long long)iova, (unsigned long long)(len >> 10), strerror(e));
+		          (unsigned long long)iova, (unsigned long long)(len >> 10), strerror(e));
 	return -e;
 }
 
 int iommufd_unmap(struct iommufd *i, uint32_t ioas, uint64_t iova, uint64_t len)
 {
-	struct iommu_ioas_unmap u = {.size = sizeof(u), .ioas_id = ioas, .iova = iova, .length = len};
+	struct iommu_ioas_unmap u = {
+		.size = sizeof(u), .ioas_id = ioas, .iova = iova, .length = len
+	};
 	char what[80];
 
 	snprintf(what, sizeof(what), "IOAS %u, iova %#llx, %#llx bytes", ioas,
-		 (unsigned long long)iova, (unsigned long long)len);
+	         (unsigned long long)iova, (unsigned long long)len);
 	return iommufd_ioctl(i, IOMMU_IOAS_UNMAP, &u, "IOMMU_IOAS_UNMAP", what);
 }
 
 int iommufd_fault_alloc(struct iommufd *i, uint32_t *fault_id, int *fault_fd)
 {
-	struct iommu_fault_alloc f = {.size = sizeof(f)};
+	struct iommu_fault_alloc f = { .size = sizeof(f) };
 
 	if (ioctl(i->fd, IOMMU_FAULT_QUEUE_ALLOC, &f) < 0)
 		return -errno; /* callers decide whether a missing fault queue is an error */
@@ -138,7 +143,7 @@ int iommufd_fault_alloc(struct iommufd *i, uint32_t *fault_id, int *fault_fd)
 }
 
 int iommufd_hwpt_alloc(struct iommufd *i, uint32_t dev_id, uint32_t ioas, uint32_t fault_id,
-		       uint32_t *hwpt)
+                       uint32_t *hwpt)
 {
 	struct iommu_hwpt_alloc h = {
 		.size = sizeof(h),

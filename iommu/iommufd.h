@@ -22,12 +22,12 @@ int iommufd_destroy(struct iommufd *i, uint32_t id);
 int iommufd_check_ranges(struct iommufd *i, uint32_t ioas, const struct guest_memory *mem);
 /* Maps @va at fixed @iova. -EEXIST when something is mapped there already (not logged). */
 int iommufd_map(struct iommufd *i, uint32_t ioas, uint64_t iova, void *va, uint64_t len,
-		bool writable);
+                bool writable);
 int iommufd_unmap(struct iommufd *i, uint32_t ioas, uint64_t iova, uint64_t len);
 /* A fault queue: its object id and the fd page requests arrive on. */
 int iommufd_fault_alloc(struct iommufd *i, uint32_t *fault_id, int *fault_fd);
 /* A paging hwpt for @dev_id over @ioas; with @fault_id != 0 faults go to that queue. */
 int iommufd_hwpt_alloc(struct iommufd *i, uint32_t dev_id, uint32_t ioas, uint32_t fault_id,
-		       uint32_t *hwpt);
+                       uint32_t *hwpt);
 
 #endif

@@ -16,8 +16,8 @@
 #endif
 
 #define REC_SIZE        sizeof(struct iommu_hwpt_pgfault)
-#define MAX_OPEN_GROUPS 4096   /* far above any device's page-request credits */
-#define MAX_BATCH       4096   /* records; a group larger than this is refused */
+#define MAX_OPEN_GROUPS 4096 /* far above any device's page-request credits */
+#define MAX_BATCH       4096 /* records; a group larger than this is refused */
 
 /* A group whose LAST_PAGE record has not been read yet. */
 struct open_group {
@@ -40,7 +40,7 @@ struct resolver {
 	unsigned ndevs;
 	struct open_group *open;
 	unsigned nopen;
-	uint8_t *buf;     /* batch * REC_SIZE; a partial record may wait at its start */
+	uint8_t *buf; /* batch * REC_SIZE; a partial record may wait at its start */
 	size_t partial;
 	struct iommu_hwpt_page_response *resp;
 	unsigned nresp;
@@ -213,11 +213,12 @@ static void answer(struct resolver *r, const struct open_group *g, long long now
 		r->stats.invalid++;
 		if (log_ratelimit_ok(&r->rl))
 			log_warn("iommu: page request group %u from device %u at %#llx answered "
-				 "INVALID: %s", g->cookie, g->dev_id, (unsigned long long)g->addr,
-				 g->why);
+			         "INVALID: %s",
+			         g->cookie, g->dev_id, (unsigned long long)g->addr, g->why);
 	}
-	r->resp[r->nresp++] = (struct iommu_hwpt_page_response){
-		g->cookie, g->why ? IOMMUFD_PAGE_RESP_INVALID : IOMMUFD_PAGE_RESP_SUCCESS};
+	r->resp[r->nresp++] =
+	        (struct iommu_hwpt_page_response){ g->cookie, g->why ? IOMMUFD_PAGE_RESP_INVALID
+		                                                     : IOMMUFD_PAGE_RESP_SUCCESS };
 }
 
 static void handle_record(struct resolver *r, const struct iommu_hwpt_pgfault *f, long long now)
@@ -227,11 +228,11 @@ static void handle_record(struct resolver *r, const struct iommu_hwpt_pgfault *f
 	r->stats.faults++;
 	if (!g && r->nopen < MAX_OPEN_GROUPS) {
 		g = &r->open[r->nopen++];
-		*g = (struct open_group){f->cookie, f->dev_id, f->addr, NULL, now};
+		*g = (struct open_group){ f->cookie, f->dev_id, f->addr, NULL, now };
 	} else if (!g) {
 		/* Cannot track it: refuse now rather than leave the device waiting. */
-		overflow = (struct open_group){f->cookie, f->dev_id, f->addr,
-					       "too many open page request groups", now};
+		overflow = (struct open_group){ f->cookie, f->dev_id, f->addr,
+			                        "too many open page request groups", now };
 		answer(r, &overflow, now);
 		return;
 	}
@@ -269,7 +270,7 @@ static int flush_responses(struct resolver *r)
 		/* The kernel refused the response at `done` (unknown or repeated cookie). */
 		r->stats.refused++;
 		log_warn("iommu: kernel refused the response for group %u",
-			 r->resp[done / sizeof(r->resp[0])].cookie);
+		         r->resp[done / sizeof(r->resp[0])].cookie);
 		done += sizeof(r->resp[0]);
 	}
 	r->nresp = 0;

@@ -27,20 +27,20 @@ struct resolver_backend {
 #define RESOLVER_LAT_BUCKETS 24 /* bucket i: latency < 2^i microseconds */
 
 struct resolver_stats {
-	uint64_t faults;        /* records read */
-	uint64_t groups;        /* groups answered */
+	uint64_t faults; /* records read */
+	uint64_t groups; /* groups answered */
 	uint64_t chunks_mapped;
 	uint64_t bytes_mapped;
-	uint64_t invalid;       /* groups answered INVALID */
-	uint64_t refused;       /* responses the kernel did not accept (should stay 0) */
+	uint64_t invalid; /* groups answered INVALID */
+	uint64_t refused; /* responses the kernel did not accept (should stay 0) */
 	uint64_t latency_us[RESOLVER_LAT_BUCKETS]; /* read -> response, per group */
 };
 
 struct resolver_params {
 	int fault_fd;
 	const struct guest_memory *mem;
-	uint64_t chunk;  /* bytes mapped per fault, a power of two >= 4 KiB; 0 = 2 MiB */
-	unsigned batch;  /* records per read; 0 = 64 */
+	uint64_t chunk; /* bytes mapped per fault, a power of two >= 4 KiB; 0 = 2 MiB */
+	unsigned batch; /* records per read; 0 = 64 */
 	const struct resolver_backend *backend;
 	void *backend_ctx;
 };

@@ -19,7 +19,7 @@
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0) && __has_include(<linux/iommufd.h>)
 #include <linux/iommufd.h>
 #else
-#define IOMMUFD_TYPE (';')
+#define IOMMUFD_TYPE            (';')
 
 enum {
 	IOMMUFD_CMD_BASE = 0x80,
@@ -39,14 +39,14 @@ struct iommu_destroy {
 	__u32 size;
 	__u32 id;
 };
-#define IOMMU_DESTROY _IO(IOMMUFD_TYPE, IOMMUFD_CMD_DESTROY)
+#define IOMMU_DESTROY           _IO(IOMMUFD_TYPE, IOMMUFD_CMD_DESTROY)
 
 struct iommu_ioas_alloc {
 	__u32 size;
 	__u32 flags;
 	__u32 out_ioas_id;
 };
-#define IOMMU_IOAS_ALLOC _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_ALLOC)
+#define IOMMU_IOAS_ALLOC        _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_ALLOC)
 
 struct iommu_iova_range {
 	__aligned_u64 start;
@@ -61,7 +61,7 @@ struct iommu_ioas_iova_ranges {
 	__aligned_u64 allowed_iovas;
 	__aligned_u64 out_iova_alignment;
 };
-#define IOMMU_IOAS_IOVA_RANGES _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_IOVA_RANGES)
+#define IOMMU_IOAS_IOVA_RANGES  _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_IOVA_RANGES)
 
 enum iommufd_ioas_map_flags {
 	IOMMU_IOAS_MAP_FIXED_IOVA = 1 << 0,
@@ -78,7 +78,7 @@ struct iommu_ioas_map {
 	__aligned_u64 length;
 	__aligned_u64 iova;
 };
-#define IOMMU_IOAS_MAP _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_MAP)
+#define IOMMU_IOAS_MAP          _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_MAP)
 
 struct iommu_ioas_map_file {
 	__u32 size;
@@ -89,7 +89,7 @@ struct iommu_ioas_map_file {
 	__aligned_u64 length;
 	__aligned_u64 iova;
 };
-#define IOMMU_IOAS_MAP_FILE _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_MAP_FILE)
+#define IOMMU_IOAS_MAP_FILE     _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_MAP_FILE)
 
 struct iommu_ioas_unmap {
 	__u32 size;
@@ -97,7 +97,7 @@ struct iommu_ioas_unmap {
 	__aligned_u64 iova;
 	__aligned_u64 length;
 };
-#define IOMMU_IOAS_UNMAP _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_UNMAP)
+#define IOMMU_IOAS_UNMAP        _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_UNMAP)
 
 enum iommufd_option {
 	IOMMU_OPTION_RLIMIT_MODE = 0,
@@ -115,7 +115,7 @@ struct iommu_option {
 	__u32 object_id;
 	__aligned_u64 val64;
 };
-#define IOMMU_OPTION _IO(IOMMUFD_TYPE, IOMMUFD_CMD_OPTION)
+#define IOMMU_OPTION            _IO(IOMMUFD_TYPE, IOMMUFD_CMD_OPTION)
 
 enum iommufd_hwpt_alloc_flags {
 	IOMMU_HWPT_ALLOC_NEST_PARENT = 1 << 0,
@@ -137,7 +137,7 @@ struct iommu_hwpt_alloc {
 	__u32 fault_id;
 	__u32 __reserved2;
 };
-#define IOMMU_HWPT_ALLOC _IO(IOMMUFD_TYPE, IOMMUFD_CMD_HWPT_ALLOC)
+#define IOMMU_HWPT_ALLOC        _IO(IOMMUFD_TYPE, IOMMUFD_CMD_HWPT_ALLOC)
 
 enum iommu_hwpt_pgfault_flags {
 	IOMMU_PGFAULT_FLAGS_PASID_VALID = 1 << 0,
@@ -214,7 +214,7 @@ struct vfio_device_detach_iommufd_pt {
 
 /* ---- The ABI, checked: numbers and layouts from the kernel's uapi ---- */
 #define FLINT_CHECK_SIZE(type, n) _Static_assert(sizeof(struct type) == (n), #type " size")
-#define FLINT_CHECK_OFF(type, field, n)                                                  \
+#define FLINT_CHECK_OFF(type, field, n)                                                            \
 	_Static_assert(offsetof(struct type, field) == (n), #type "." #field " offset")
 
 _Static_assert(IOMMU_DESTROY == 0x3b80, "IOMMU_DESTROY");
@@ -290,7 +290,7 @@ FLINT_CHECK_OFF(vfio_region_info, offset, 24);
 FLINT_CHECK_SIZE(vfio_irq_info, 16);
 FLINT_CHECK_SIZE(vfio_irq_set, 20);
 _Static_assert(IOMMU_HWPT_FAULT_ID_VALID == 4 && IOMMU_PGFAULT_FLAGS_LAST_PAGE == 2,
-	       "iommufd flag values");
+               "iommufd flag values");
 _Static_assert(KVM_DEV_VFIO_FILE == 1 && KVM_DEV_VFIO_FILE_ADD == 1, "KVM VFIO file attr");
 
 #endif

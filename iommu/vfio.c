@@ -38,15 +38,18 @@ int vfio_resolve(const char *spec, char *node, size_t nodelen, char *err, size_t
 		return 0;
 	}
 	if (!parse_bdf(spec, bdf)) {
-		snprintf(err, errlen, "\"%s\" is neither a /dev/vfio/devices path nor a PCI address", spec);
+		snprintf(err, errlen,
+		         "\"%s\" is neither a /dev/vfio/devices path nor a PCI address", spec);
 		return -EINVAL;
 	}
 	snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s/vfio-dev", bdf);
 	d = opendir(dir);
 	if (!d) {
 		int r = -errno;
-		snprintf(err, errlen, "%s: %s (is the device bound to vfio-pci, and the kernel built "
-			 "with CONFIG_VFIO_DEVICE_CDEV?)", dir, strerror(-r));
+		snprintf(err, errlen,
+		         "%s: %s (is the device bound to vfio-pci, and the kernel built "
+		         "with CONFIG_VFIO_DEVICE_CDEV?)",
+		         dir, strerror(-r));
 		return r;
 	}
 	node[0] = 0;
@@ -93,11 +96,12 @@ static int dev_ioctl(struct vfio_dev *d, unsigned long req, void *arg, const cha
 int vfio_kvm_add(int vm_fd, int *kvm_vfio_fd, struct vfio_dev *d)
 {
 	int32_t fd = d->fd;
-	struct kvm_device_attr attr = {.group = KVM_DEV_VFIO_FILE, .attr = KVM_DEV_VFIO_FILE_ADD,
-				       .addr = (uintptr_t)&fd};
+	struct kvm_device_attr attr = { .group = KVM_DEV_VFIO_FILE,
+		                        .attr = KVM_DEV_VFIO_FILE_ADD,
+		                        .addr = (uintptr_t)&fd };
 
 	if (*kvm_vfio_fd < 0) {
-		struct kvm_create_device cd = {.type = KVM_DEV_TYPE_VFIO};
+		struct kvm_create_device cd = { .type = KVM_DEV_TYPE_VFIO };
 		if (ioctl(vm_fd, KVM_CREATE_DEVICE, &cd) < 0) {
 			int e = errno;
 			log_error("KVM_CREATE_DEVICE (VFIO): %s", strerror(e));
@@ -107,7 +111,8 @@ int vfio_kvm_add(int vm_fd, int *kvm_vfio_fd, struct vfio_dev *d)
 	}
 	if (ioctl(*kvm_vfio_fd, KVM_SET_DEVICE_ATTR, &attr) < 0) {
 		int e = errno;
-		log_error("KVM_SET_DEVICE_ATTR (KVM_DEV_VFIO_FILE_ADD %s): %s", d->node, strerror(e));
+		log_error("KVM_SET_DEVICE_ATTR (KVM_DEV_VFIO_FILE_ADD %s): %s", d->node,
+		          strerror(e));
 		return -e;
 	}
 	return 0;
@@ -115,26 +120,27 @@ int vfio_kvm_add(int vm_fd, int *kvm_vfio_fd, struct vfio_dev *d)
 
 int vfio_bind(struct vfio_dev *d, int iommufd)
 {
-	struct vfio_device_bind_iommufd b = {.argsz = sizeof(b), .iommufd = iommufd};
+	struct vfio_device_bind_iommufd b = { .argsz = sizeof(b), .iommufd = iommufd };
 	int r = dev_ioctl(d, VFIO_DEVICE_BIND_IOMMUFD, &b, "VFIO_DEVICE_BIND_IOMMUFD");
 
 	if (r == -EPERM)
 		log_error("%s: the platform cannot isolate the device's MSIs (interrupt remapping "
-			  "off?)", d->node);
+		          "off?)",
+		          d->node);
 	d->dev_id = b.out_devid;
 	return r;
 }
 
 int vfio_attach(struct vfio_dev *d, uint32_t pt_id)
 {
-	struct vfio_device_attach_iommufd_pt a = {.argsz = sizeof(a), .pt_id = pt_id};
+	struct vfio_device_attach_iommufd_pt a = { .argsz = sizeof(a), .pt_id = pt_id };
 
 	return dev_ioctl(d, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a, "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
 }
 
 int vfio_query(struct vfio_dev *d)
 {
-	struct vfio_device_info info = {.argsz = sizeof(info)};
+	struct vfio_device_info info = { .argsz = sizeof(info) };
 	int r = dev_ioctl(d, VFIO_DEVICE_GET_INFO, &info, "VFIO_DEVICE_GET_INFO");
 
 	if (r)
@@ -146,16 +152,17 @@ int vfio_query(struct vfio_dev *d)
 	d->num_regions = info.num_regions;
 	d->num_irqs = info.num_irqs;
 	for (uint32_t i = 0; i < info.num_regions && i < VFIO_MAX_REGIONS; i++) {
-		struct vfio_region_info ri = {.argsz = sizeof(ri), .index = i};
+		struct vfio_region_info ri = { .argsz = sizeof(ri), .index = i };
 		if (ioctl(d->fd, VFIO_DEVICE_GET_REGION_INFO, &ri) < 0)
 			continue; /* e.g. VGA on a non-VGA device */
-		d->regions[i] = (struct vfio_region){ri.flags, ri.size, ri.offset};
+		d->regions[i] = (struct vfio_region){ ri.flags, ri.size, ri.offset };
 		if (ri.size)
 			log_debug("%s: region %u: %llu bytes at %#llx, flags %#x", d->node, i,
-				  (unsigned long long)ri.size, (unsigned long long)ri.offset, ri.flags);
+			          (unsigned long long)ri.size, (unsigned long long)ri.offset,
+			          ri.flags);
 	}
 	for (uint32_t i = 0; i < info.num_irqs && i < 5; i++) {
-		struct vfio_irq_info ii = {.argsz = sizeof(ii), .index = i};
+		struct vfio_irq_info ii = { .argsz = sizeof(ii), .index = i };
 		if (ioctl(d->fd, VFIO_DEVICE_GET_IRQ_INFO, &ii) == 0)
 			d->irq_count[i] = ii.count;
 	}
@@ -174,7 +181,7 @@ static int config_io(struct vfio_dev *d, uint32_t off, void *buf, size_t len, bo
 	if (off > cfg->size || len > cfg->size - off)
 		return -EINVAL;
 	n = write ? pwrite(d->fd, buf, len, (off_t)(cfg->offset + off))
-		  : pread(d->fd, buf, len, (off_t)(cfg->offset + off));
+	          : pread(d->fd, buf, len, (off_t)(cfg->offset + off));
 	if (n == (ssize_t)len)
 		return 0;
 	return n < 0 ? -errno : -EIO;

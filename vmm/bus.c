@@ -10,7 +10,7 @@ void bus_init(struct bus *b, const char *kind)
 }
 
 int bus_add(struct bus *b, uint64_t base, uint64_t len, const struct bus_ops *ops, void *dev,
-	    const char *name)
+            const char *name)
 {
 	if (len == 0 || base + len < base)
 		return -EINVAL;
@@ -21,7 +21,7 @@ int bus_add(struct bus *b, uint64_t base, uint64_t len, const struct bus_ops *op
 		if (base < r->base + r->len && r->base < base + len)
 			return -EEXIST;
 	}
-	b->ranges[b->n++] = (struct bus_range){base, len, ops, dev, name};
+	b->ranges[b->n++] = (struct bus_range){ base, len, ops, dev, name };
 	return 0;
 }
 

@@ -33,7 +33,7 @@ struct bus {
 void bus_init(struct bus *b, const char *kind);
 /* -EEXIST when the range overlaps one already there, -ENOSPC when full, -EINVAL on len 0. */
 int bus_add(struct bus *b, uint64_t base, uint64_t len, const struct bus_ops *ops, void *dev,
-	    const char *name);
+            const char *name);
 /* false when no device covers [addr, addr + len): reads then see all-ones. */
 bool bus_read(const struct bus *b, uint64_t addr, uint8_t *data, uint32_t len);
 bool bus_write(const struct bus *b, uint64_t addr, const uint8_t *data, uint32_t len);

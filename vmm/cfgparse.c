@@ -73,7 +73,8 @@ int cfg_object(struct cfg_ctx *c, json_t *obj, const char *path, const char *con
 
 	if (!json_is_object(obj))
 		return cfg_fail(c, path, "must be an object, not %s", json_kind(obj));
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		const char *const *a = allowed;
 		while (*a && strcmp(*a, key) != 0)
 			a++;
@@ -84,8 +85,8 @@ int cfg_object(struct cfg_ctx *c, json_t *obj, const char *path, const char *con
 }
 
 /* Fetches @key; 1 when present and not null, 0 when optional and missing, <0 on error. */
-static int member(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
-		  bool required, json_t **out, char sub[CFG_PATH_MAX])
+static int member(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
+                  json_t **out, char sub[CFG_PATH_MAX])
 {
 	cfg_join(sub, path, key);
 	*out = cfg_member(obj, key);
@@ -95,7 +96,7 @@ static int member(struct cfg_ctx *c, json_t *obj, const char *path, const char *
 }
 
 int cfg_string(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
-	       char **out)
+               char **out)
 {
 	char sub[CFG_PATH_MAX];
 	json_t *v;
@@ -112,7 +113,7 @@ int cfg_string(struct cfg_ctx *c, json_t *obj, const char *path, const char *key
 }
 
 int cfg_bool(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
-	     bool *out)
+             bool *out)
 {
 	char sub[CFG_PATH_MAX];
 	json_t *v;
@@ -127,7 +128,7 @@ int cfg_bool(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, 
 }
 
 int cfg_uint(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
-	     uint64_t min, uint64_t max, uint64_t *out)
+             uint64_t min, uint64_t max, uint64_t *out)
 {
 	char sub[CFG_PATH_MAX];
 	json_t *v;
@@ -140,13 +141,13 @@ int cfg_uint(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, 
 	json_int_t n = json_integer_value(v);
 	if (n < 0 || (uint64_t)n < min || (uint64_t)n > max)
 		return cfg_fail(c, sub, "%lld is out of range [%llu, %llu]", (long long)n,
-				(unsigned long long)min, (unsigned long long)max);
+		                (unsigned long long)min, (unsigned long long)max);
 	*out = (uint64_t)n;
 	return 0;
 }
 
 int cfg_enum(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
-	     const char *const *names, int *out)
+             const char *const *names, int *out)
 {
 	char sub[CFG_PATH_MAX];
 	char choices[256] = "";
@@ -163,7 +164,7 @@ int cfg_enum(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
 			return 0;
 		}
 		snprintf(choices + strlen(choices), sizeof(choices) - strlen(choices), "%s\"%s\"",
-			 i ? ", " : "", names[i]);
+		         i ? ", " : "", names[i]);
 	}
 	return cfg_fail(c, sub, "\"%s\" is not one of %s", json_string_value(v), choices);
 }
@@ -191,9 +192,8 @@ int cfg_unsupported(struct cfg_ctx *c, json_t *root, const char *key)
 	return cfg_fail(c, key, "not supported yet");
 }
 
-int cfg_list(struct cfg_ctx *c, json_t *obj, const char *key, const char *path,
-		      size_t size, void **items, size_t *n,
-		      int (*one)(struct cfg_ctx *, json_t *, const char *, void *))
+int cfg_list(struct cfg_ctx *c, json_t *obj, const char *key, const char *path, size_t size,
+             void **items, size_t *n, int (*one)(struct cfg_ctx *, json_t *, const char *, void *))
 {
 	char sub[CFG_PATH_MAX];
 	json_t *list = cfg_member(obj, key), *v;
@@ -208,7 +208,8 @@ int cfg_list(struct cfg_ctx *c, json_t *obj, const char *key, const char *path,
 	*items = calloc(json_array_size(list) + 1, size);
 	if (!*items)
 		return -ENOMEM;
-	json_array_foreach(list, i, v) {
+	json_array_foreach(list, i, v)
+	{
 		int r = one(c, v, cfg_index(sub, path, i), (char *)*items + i * size);
 		(*n)++;
 		if (r)

@@ -19,7 +19,7 @@ struct cfg_ctx {
 };
 
 int cfg_fail(struct cfg_ctx *c, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 /* "parent.key" (or "key" at the top) into @buf. */
 const char *cfg_join(char buf[CFG_PATH_MAX], const char *parent, const char *key);
 /* "parent[i]" into @buf. */
@@ -30,21 +30,21 @@ json_t *cfg_member(json_t *obj, const char *key);
 /* @obj must be an object whose keys are all in @allowed (NULL-terminated). */
 int cfg_object(struct cfg_ctx *c, json_t *obj, const char *path, const char *const *allowed);
 int cfg_string(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
-	       char **out);
+               char **out);
 int cfg_bool(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
-	     bool *out);
+             bool *out);
 int cfg_uint(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
-	     uint64_t min, uint64_t max, uint64_t *out);
+             uint64_t min, uint64_t max, uint64_t *out);
 /* A string that must be one of @names (NULL-terminated); *out is its index. */
 int cfg_enum(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
-	     const char *const *names, int *out);
+             const char *const *names, int *out);
 /* A file that must exist, be a regular file and be readable (and writable if asked). */
 int cfg_file(struct cfg_ctx *c, const char *path, const char *file, bool writable);
 /* The array @key of @obj (at JSON path @path) into a fresh array of @size-byte items,
  * each read by @one; *n counts the items filled so far, also on failure (to free them). */
 int cfg_list(struct cfg_ctx *c, json_t *obj, const char *key, const char *path, size_t size,
-	     void **items, size_t *n, int (*one)(struct cfg_ctx *, json_t *, const char *, void *));
-#define CFG_KEYS(...) ((const char *const[]){__VA_ARGS__, NULL})
+             void **items, size_t *n, int (*one)(struct cfg_ctx *, json_t *, const char *, void *));
+#define CFG_KEYS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 /* flint's own top-level "flint" object. */
 struct vm_config;
 int cfg_parse_flint(struct cfg_ctx *c, json_t *root, struct vm_config *cfg);

@@ -9,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static int parse_bucket(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
-			struct token_bucket *b)
+                        struct token_bucket *b)
 {
 	char sub[CFG_PATH_MAX];
 	json_t *v = cfg_member(obj, key);
@@ -25,16 +24,16 @@ static int parse_bucket(struct cfg_ctx *c, json_t *obj, const char *path, const 
 		r = cfg_uint(c, v, sub, "size", true, 0, UINT64_MAX >> 1, &b->size);
 	if (!r)
 		r = cfg_uint(c, v, sub, "one_time_burst", false, 0, UINT64_MAX >> 1,
-			     &b->one_time_burst);
+		             &b->one_time_burst);
 	if (!r)
 		r = cfg_uint(c, v, sub, "refill_time", true, 0, UINT64_MAX >> 1,
-			     &b->refill_time_ms);
+		             &b->refill_time_ms);
 	b->present = r == 0;
 	return r;
 }
 
 static int parse_limiter(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
-			 struct rate_limiter *l)
+                         struct rate_limiter *l)
 {
 	char sub[CFG_PATH_MAX];
 	json_t *v = cfg_member(obj, key);
@@ -58,7 +57,8 @@ static int parse_boot_source(struct cfg_ctx *c, json_t *root, struct vm_config *
 
 	if (!bs)
 		return cfg_fail(c, "boot-source", "required section is missing");
-	r = cfg_object(c, bs, "boot-source", CFG_KEYS("kernel_image_path", "initrd_path", "boot_args"));
+	r = cfg_object(c, bs, "boot-source",
+	               CFG_KEYS("kernel_image_path", "initrd_path", "boot_args"));
 	if (!r)
 		r = cfg_string(c, bs, "boot-source", "kernel_image_path", true, &cfg->kernel_path);
 	if (!r)
@@ -80,8 +80,8 @@ static int parse_boot_source(struct cfg_ctx *c, json_t *root, struct vm_config *
 
 static int parse_machine(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 {
-	static const char *const templates[] = {"None", NULL};
-	static const char *const huge[] = {"None", "2M", NULL};
+	static const char *const templates[] = { "None", NULL };
+	static const char *const huge[] = { "None", "2M", NULL };
 	const char *p = "machine-config";
 	json_t *mc = cfg_member(root, p);
 	uint64_t vcpus = 0, mem = 0;
@@ -90,8 +90,8 @@ static int parse_machine(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 	if (!mc)
 		return cfg_fail(c, p, "required section is missing");
 	r = cfg_object(c, mc, p,
-		       CFG_KEYS("vcpu_count", "mem_size_mib", "smt", "cpu_template",
-			    "track_dirty_pages", "huge_pages"));
+	               CFG_KEYS("vcpu_count", "mem_size_mib", "smt", "cpu_template",
+	                        "track_dirty_pages", "huge_pages"));
 	if (!r)
 		r = cfg_uint(c, mc, p, "vcpu_count", true, 1, CONFIG_MAX_VCPUS, &vcpus);
 	if (!r)
@@ -102,7 +102,8 @@ static int parse_machine(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 		r = cfg_bool(c, mc, p, "track_dirty_pages", false, &cfg->track_dirty_pages);
 	if (!r && json_is_string(cfg_member(mc, "cpu_template")) &&
 	    strcmp(json_string_value(cfg_member(mc, "cpu_template")), "None") != 0)
-		return cfg_fail(c, "machine-config.cpu_template", "CPU templates are not supported yet");
+		return cfg_fail(c, "machine-config.cpu_template",
+		                "CPU templates are not supported yet");
 	if (!r)
 		r = cfg_enum(c, mc, p, "cpu_template", templates, &tmpl);
 	if (!r)
@@ -114,26 +115,27 @@ static int parse_machine(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 	cfg->huge_pages = (enum huge_pages)hp;
 	if (cfg->smt && vcpus > 1 && vcpus % 2)
 		return cfg_fail(c, "machine-config.vcpu_count",
-				"must be 1 or even when smt is true (got %u)", cfg->vcpus);
+		                "must be 1 or even when smt is true (got %u)", cfg->vcpus);
 	if (cfg->huge_pages == HUGE_PAGES_2M && mem % 2)
 		return cfg_fail(c, "machine-config.mem_size_mib",
-				"must be a multiple of 2 with huge_pages \"2M\" (got %llu)",
-				(unsigned long long)mem);
+		                "must be a multiple of 2 with huge_pages \"2M\" (got %llu)",
+		                (unsigned long long)mem);
 	return 0;
 }
 
 static int parse_drive(struct cfg_ctx *c, json_t *d, const char *p, struct drive_config *drv)
 {
-	static const char *const caches[] = {"Unsafe", "Writeback", NULL};
-	static const char *const engines[] = {"Sync", "Async", NULL};
+	static const char *const caches[] = { "Unsafe", "Writeback", NULL };
+	static const char *const engines[] = { "Sync", "Async", NULL };
 	char sub[CFG_PATH_MAX];
 	int cache = 0, engine = 0, r;
 
 	r = cfg_object(c, d, p,
-		       CFG_KEYS("drive_id", "path_on_host", "is_root_device", "is_read_only",
-			    "partuuid", "cache_type", "io_engine", "rate_limiter", "socket"));
+	               CFG_KEYS("drive_id", "path_on_host", "is_root_device", "is_read_only",
+	                        "partuuid", "cache_type", "io_engine", "rate_limiter", "socket"));
 	if (!r && cfg_member(d, "socket"))
-		return cfg_fail(c, cfg_join(sub, p, "socket"), "vhost-user drives are not supported yet");
+		return cfg_fail(c, cfg_join(sub, p, "socket"),
+		                "vhost-user drives are not supported yet");
 	if (!r)
 		r = cfg_string(c, d, p, "drive_id", true, &drv->id);
 	if (!r)
@@ -173,13 +175,13 @@ static int check_drives(struct cfg_ctx *c, const struct vm_config *cfg)
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(d->id, cfg->drives[j].id) == 0)
 				return cfg_fail(c, cfg_join(sub, idx, "drive_id"),
-						"duplicate id \"%s\" (also drives[%zu])", d->id, j);
+				                "duplicate id \"%s\" (also drives[%zu])", d->id, j);
 		if (d->root && ++roots > 1)
 			return cfg_fail(c, cfg_join(sub, idx, "is_root_device"),
-					"only one drive can be the root device");
+			                "only one drive can be the root device");
 		if (d->partuuid && !d->root)
 			return cfg_fail(c, cfg_join(sub, idx, "partuuid"),
-					"only the root device takes a partuuid");
+			                "only the root device takes a partuuid");
 	}
 	return 0;
 }
@@ -190,7 +192,7 @@ static int parse_mac(const char *s, uint8_t mac[6])
 	char tail;
 
 	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3],
-				      &b[4], &b[5], &tail) != 6)
+	                              &b[4], &b[5], &tail) != 6)
 		return -EINVAL;
 	for (int i = 0; i < 6; i++) {
 		if (s[i * 3 + 2] != ':' && i < 5)
@@ -208,25 +210,25 @@ static int net_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
 	int r;
 
 	r = cfg_object(c, v, p,
-		       CFG_KEYS("iface_id", "host_dev_name", "guest_mac", "rx_rate_limiter",
-			    "tx_rate_limiter"));
+	               CFG_KEYS("iface_id", "host_dev_name", "guest_mac", "rx_rate_limiter",
+	                        "tx_rate_limiter"));
 	if (!r)
 		r = cfg_string(c, v, p, "iface_id", true, &n->id);
 	if (!r)
 		r = cfg_string(c, v, p, "host_dev_name", true, &n->host_dev);
 	if (!r && strlen(n->host_dev) >= IFNAMSIZ)
-		r = cfg_fail(c, cfg_join(sub, p, "host_dev_name"),
-			     "\"%s\" is longer than %d bytes", n->host_dev, IFNAMSIZ - 1);
+		r = cfg_fail(c, cfg_join(sub, p, "host_dev_name"), "\"%s\" is longer than %d bytes",
+		             n->host_dev, IFNAMSIZ - 1);
 	if (!r)
 		r = cfg_string(c, v, p, "guest_mac", false, &mac);
 	if (!r && mac) {
 		n->has_mac = true;
 		if (parse_mac(mac, n->mac))
 			r = cfg_fail(c, cfg_join(sub, p, "guest_mac"),
-				     "\"%s\" is not a MAC address like 06:00:ac:10:00:02", mac);
+			             "\"%s\" is not a MAC address like 06:00:ac:10:00:02", mac);
 		else if (n->mac[0] & 1)
 			r = cfg_fail(c, cfg_join(sub, p, "guest_mac"),
-				     "\"%s\" is a multicast address", mac);
+			             "\"%s\" is a multicast address", mac);
 	}
 	free(mac);
 	if (!r)
@@ -248,13 +250,13 @@ static int check_nets(struct cfg_ctx *c, const struct vm_config *cfg)
 			b = &cfg->nets[j];
 			if (strcmp(a->id, b->id) == 0)
 				return cfg_fail(c, cfg_join(sub, idx, "iface_id"),
-						"duplicate id \"%s\"", a->id);
+				                "duplicate id \"%s\"", a->id);
 			if (strcmp(a->host_dev, b->host_dev) == 0)
 				return cfg_fail(c, cfg_join(sub, idx, "host_dev_name"),
-						"\"%s\" is used twice", a->host_dev);
+				                "\"%s\" is used twice", a->host_dev);
 			if (a->has_mac && b->has_mac && memcmp(a->mac, b->mac, 6) == 0)
 				return cfg_fail(c, cfg_join(sub, idx, "guest_mac"),
-						"same MAC as network-interfaces[%zu]", j);
+				                "same MAC as network-interfaces[%zu]", j);
 		}
 	}
 	return 0;
@@ -285,8 +287,8 @@ static int parse_vsock(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 
 static int parse_logger(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 {
-	static const char *const levels[] = {"Error", "Warning", "Info", "Debug", "Trace", "Off",
-					     NULL};
+	static const char *const levels[] = { "Error", "Warning", "Info", "Debug",
+		                              "Trace", "Off",     NULL };
 	json_t *v = cfg_member(root, "logger");
 	char *module = NULL;
 	int level = 0, r;
@@ -294,7 +296,7 @@ static int parse_logger(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 	if (!v)
 		return 0;
 	r = cfg_object(c, v, "logger",
-		       CFG_KEYS("log_path", "level", "show_level", "show_log_origin", "module"));
+	               CFG_KEYS("log_path", "level", "show_level", "show_log_origin", "module"));
 	if (!r)
 		r = cfg_string(c, v, "logger", "log_path", false, &cfg->logger.path);
 	if (!r)
@@ -333,12 +335,14 @@ static int parse_metrics_entropy(struct cfg_ctx *c, json_t *root, struct vm_conf
 
 static int parse_root(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 {
-	static const char *const unsupported[] = {"balloon", "cpu-config", "mmds-config", "pmem",
-						  "memory-hotplug", "serial", NULL};
+	static const char *const unsupported[] = { "balloon", "cpu-config",     "mmds-config",
+		                                   "pmem",    "memory-hotplug", "serial",
+		                                   NULL };
 	int r = cfg_object(c, root, "(top level)",
-			   CFG_KEYS("boot-source", "machine-config", "drives", "network-interfaces",
-				"vsock", "logger", "metrics", "entropy", "balloon", "cpu-config",
-				"mmds-config", "pmem", "memory-hotplug", "serial", "flint"));
+	                   CFG_KEYS("boot-source", "machine-config", "drives", "network-interfaces",
+	                            "vsock", "logger", "metrics", "entropy", "balloon",
+	                            "cpu-config", "mmds-config", "pmem", "memory-hotplug", "serial",
+	                            "flint"));
 
 	for (int i = 0; !r && unsupported[i]; i++)
 		r = cfg_unsupported(c, root, unsupported[i]);
@@ -347,13 +351,13 @@ static int parse_root(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 	if (!r)
 		r = parse_machine(c, root, cfg);
 	if (!r)
-		r = cfg_list(c, root, "drives", "drives", sizeof(*cfg->drives), (void **)&cfg->drives,
-			       &cfg->ndrives, drive_one);
+		r = cfg_list(c, root, "drives", "drives", sizeof(*cfg->drives),
+		             (void **)&cfg->drives, &cfg->ndrives, drive_one);
 	if (!r)
 		r = check_drives(c, cfg);
 	if (!r)
-		r = cfg_list(c, root, "network-interfaces", "network-interfaces", sizeof(*cfg->nets),
-			       (void **)&cfg->nets, &cfg->nnets, net_one);
+		r = cfg_list(c, root, "network-interfaces", "network-interfaces",
+		             sizeof(*cfg->nets), (void **)&cfg->nets, &cfg->nnets, net_one);
 	if (!r)
 		r = check_nets(c, cfg);
 	if (!r)
@@ -368,9 +372,9 @@ static int parse_root(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 }
 
 int config_parse(const char *json, const char *name, struct vm_config *cfg, char *err,
-		 size_t errlen)
+                 size_t errlen)
 {
-	struct cfg_ctx c = {name, err, errlen};
+	struct cfg_ctx c = { name, err, errlen };
 	json_error_t jerr;
 	json_t *root;
 	int r;
@@ -379,7 +383,7 @@ int config_parse(const char *json, const char *name, struct vm_config *cfg, char
 	root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		snprintf(err, errlen, "%s: line %d, column %d: invalid JSON: %s", name, jerr.line,
-			 jerr.column, jerr.text);
+		         jerr.column, jerr.text);
 		return -EINVAL;
 	}
 	r = parse_root(&c, root, cfg);

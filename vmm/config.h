@@ -15,8 +15,8 @@
 #define CONFIG_MAX_DEVICES 64
 
 /* Firecracker's default kernel command line, used when boot_args is absent. */
-#define CONFIG_DEFAULT_BOOT_ARGS                                                           \
-	"reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux "       \
+#define CONFIG_DEFAULT_BOOT_ARGS                                                                   \
+	"reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux "               \
 	"i8042.nopnp i8042.dumbkbd"
 
 enum huge_pages { HUGE_PAGES_NONE, HUGE_PAGES_2M };
@@ -62,8 +62,8 @@ struct vsock_config {
 
 struct logger_config {
 	bool present;
-	char *path;       /* NULL: keep the CLI's choice */
-	char *level;      /* Firecracker level name as given, NULL when absent */
+	char *path;  /* NULL: keep the CLI's choice */
+	char *level; /* Firecracker level name as given, NULL when absent */
 	bool show_level;
 	bool show_origin;
 };
@@ -86,8 +86,8 @@ struct vfio_config {
 };
 
 struct flint_iommu_config {
-	char *path;          /* default /dev/iommu */
-	int fd;              /* an inherited iommufd, or -1 */
+	char *path;           /* default /dev/iommu */
+	int fd;               /* an inherited iommufd, or -1 */
 	uint64_t chunk_bytes; /* mapped per page request, default 2 MiB */
 };
 
@@ -132,7 +132,7 @@ struct vm_config {
 int config_load(const char *path, struct vm_config *cfg, char *err, size_t errlen);
 /* The same, from a string; @name is used in messages in place of a file name. */
 int config_parse(const char *json, const char *name, struct vm_config *cfg, char *err,
-		 size_t errlen);
+                 size_t errlen);
 void config_free(struct vm_config *cfg);
 /* The resolved description --dry-run prints, as JSON text (caller frees). */
 char *config_describe(const struct vm_config *cfg);

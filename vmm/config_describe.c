@@ -12,35 +12,35 @@ static json_t *str_or_null(const char *s)
 static json_t *describe_limiter(const struct rate_limiter *l)
 {
 	json_t *o = json_object();
-	const struct token_bucket *b[2] = {&l->bandwidth, &l->ops};
-	const char *names[2] = {"bandwidth", "ops"};
+	const struct token_bucket *b[2] = { &l->bandwidth, &l->ops };
+	const char *names[2] = { "bandwidth", "ops" };
 
 	for (int i = 0; i < 2; i++) {
 		if (!b[i]->present)
 			continue;
 		json_object_set_new(o, names[i],
-				    json_pack("{s:I,s:I,s:I}", "size", (json_int_t)b[i]->size,
-					      "one_time_burst", (json_int_t)b[i]->one_time_burst,
-					      "refill_time", (json_int_t)b[i]->refill_time_ms));
+		                    json_pack("{s:I,s:I,s:I}", "size", (json_int_t)b[i]->size,
+		                              "one_time_burst", (json_int_t)b[i]->one_time_burst,
+		                              "refill_time", (json_int_t)b[i]->refill_time_ms));
 	}
 	return o;
 }
 
 static json_t *describe_drives(const struct vm_config *cfg)
 {
-	static const char *const caches[] = {"Unsafe", "Writeback"};
-	static const char *const engines[] = {"Sync", "Async"};
+	static const char *const caches[] = { "Unsafe", "Writeback" };
+	static const char *const engines[] = { "Sync", "Async" };
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < cfg->ndrives; i++) {
 		const struct drive_config *d = &cfg->drives[i];
-		json_array_append_new(
-			a, json_pack("{s:s,s:s,s:b,s:b,s:o,s:s,s:s,s:o}", "drive_id", d->id,
-				     "path_on_host", d->path, "is_root_device", d->root,
-				     "is_read_only", d->read_only, "partuuid",
-				     str_or_null(d->partuuid), "cache_type", caches[d->cache],
-				     "io_engine", engines[d->engine], "rate_limiter",
-				     describe_limiter(&d->limiter)));
+		json_array_append_new(a,
+		                      json_pack("{s:s,s:s,s:b,s:b,s:o,s:s,s:s,s:o}", "drive_id",
+		                                d->id, "path_on_host", d->path, "is_root_device",
+		                                d->root, "is_read_only", d->read_only, "partuuid",
+		                                str_or_null(d->partuuid), "cache_type",
+		                                caches[d->cache], "io_engine", engines[d->engine],
+		                                "rate_limiter", describe_limiter(&d->limiter)));
 	}
 	return a;
 }
@@ -54,25 +54,25 @@ static json_t *describe_nets(const struct vm_config *cfg)
 		const struct net_config *n = &cfg->nets[i];
 		const uint8_t *m = n->mac;
 		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3],
-			 m[4], m[5]);
-		json_array_append_new(
-			a, json_pack("{s:s,s:s,s:o,s:o,s:o}", "iface_id", n->id, "host_dev_name",
-				     n->host_dev, "guest_mac", n->has_mac ? json_string(mac) : json_null(),
-				     "rx_rate_limiter", describe_limiter(&n->rx), "tx_rate_limiter",
-				     describe_limiter(&n->tx)));
+		         m[4], m[5]);
+		json_array_append_new(a, json_pack("{s:s,s:s,s:o,s:o,s:o}", "iface_id", n->id,
+		                                   "host_dev_name", n->host_dev, "guest_mac",
+		                                   n->has_mac ? json_string(mac) : json_null(),
+		                                   "rx_rate_limiter", describe_limiter(&n->rx),
+		                                   "tx_rate_limiter", describe_limiter(&n->tx)));
 	}
 	return a;
 }
 
 static json_t *describe_vfio(const struct vm_config *cfg)
 {
-	static const char *const modes[] = {"auto", "pin", "fault"};
+	static const char *const modes[] = { "auto", "pin", "fault" };
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < cfg->nvfio; i++)
 		json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "id", cfg->vfio[i].id, "device",
-						   cfg->vfio[i].spec, "dma_mode",
-						   modes[cfg->vfio[i].mode]));
+		                                   cfg->vfio[i].spec, "dma_mode",
+		                                   modes[cfg->vfio[i].mode]));
 	return a;
 }
 
@@ -82,38 +82,38 @@ char *config_describe(const struct vm_config *cfg)
 	char *text;
 
 	json_object_set_new(root, "boot-source",
-			    json_pack("{s:s,s:o,s:s,s:b}", "kernel_image_path", cfg->kernel_path,
-				      "initrd_path", str_or_null(cfg->initrd_path), "boot_args",
-				      cfg->boot_args, "boot_args_default", cfg->boot_args_default));
+	                    json_pack("{s:s,s:o,s:s,s:b}", "kernel_image_path", cfg->kernel_path,
+	                              "initrd_path", str_or_null(cfg->initrd_path), "boot_args",
+	                              cfg->boot_args, "boot_args_default", cfg->boot_args_default));
 	json_object_set_new(root, "machine-config",
-			    json_pack("{s:i,s:I,s:b,s:b,s:s}", "vcpu_count", (int)cfg->vcpus,
-				      "mem_size_mib", (json_int_t)cfg->mem_mib, "smt", cfg->smt,
-				      "track_dirty_pages", cfg->track_dirty_pages, "huge_pages",
-				      cfg->huge_pages == HUGE_PAGES_2M ? "2M" : "None"));
+	                    json_pack("{s:i,s:I,s:b,s:b,s:s}", "vcpu_count", (int)cfg->vcpus,
+	                              "mem_size_mib", (json_int_t)cfg->mem_mib, "smt", cfg->smt,
+	                              "track_dirty_pages", cfg->track_dirty_pages, "huge_pages",
+	                              cfg->huge_pages == HUGE_PAGES_2M ? "2M" : "None"));
 	json_object_set_new(root, "drives", describe_drives(cfg));
 	json_object_set_new(root, "network-interfaces", describe_nets(cfg));
 	json_object_set_new(root, "vsock",
-			    cfg->vsock.present
-				    ? json_pack("{s:I,s:s}", "guest_cid",
-						(json_int_t)cfg->vsock.guest_cid, "uds_path",
-						cfg->vsock.uds_path)
-				    : json_null());
+	                    cfg->vsock.present ? json_pack("{s:I,s:s}", "guest_cid",
+	                                                   (json_int_t)cfg->vsock.guest_cid,
+	                                                   "uds_path", cfg->vsock.uds_path)
+	                                       : json_null());
 	json_object_set_new(root, "metrics",
-			    cfg->metrics_path ? json_pack("{s:s}", "metrics_path", cfg->metrics_path)
-					      : json_null());
+	                    cfg->metrics_path
+	                            ? json_pack("{s:s}", "metrics_path", cfg->metrics_path)
+	                            : json_null());
 	json_object_set_new(root, "entropy",
-			    cfg->entropy ? json_pack("{s:o}", "rate_limiter",
-						     describe_limiter(&cfg->entropy_limiter))
-					 : json_null());
+	                    cfg->entropy ? json_pack("{s:o}", "rate_limiter",
+	                                             describe_limiter(&cfg->entropy_limiter))
+	                                 : json_null());
 	json_object_set_new(
-		root, "flint",
-		json_pack("{s:{s:o},s:{s:b},s:{s:o,s:o,s:I},s:o}", "ci", "exit_port",
-			  cfg->ci.exit_port_enabled ? json_integer(cfg->ci.exit_port) : json_null(),
-			  "memory", "thp", cfg->memory.thp, "iommu", "path",
-			  cfg->iommu.fd >= 0 ? json_null() : json_string(cfg->iommu.path), "fd",
-			  cfg->iommu.fd >= 0 ? json_integer(cfg->iommu.fd) : json_null(),
-			  "fault_chunk_kib", (json_int_t)(cfg->iommu.chunk_bytes >> 10),
-			  "vfio-devices", describe_vfio(cfg)));
+	        root, "flint",
+	        json_pack("{s:{s:o},s:{s:b},s:{s:o,s:o,s:I},s:o}", "ci", "exit_port",
+	                  cfg->ci.exit_port_enabled ? json_integer(cfg->ci.exit_port) : json_null(),
+	                  "memory", "thp", cfg->memory.thp, "iommu", "path",
+	                  cfg->iommu.fd >= 0 ? json_null() : json_string(cfg->iommu.path), "fd",
+	                  cfg->iommu.fd >= 0 ? json_integer(cfg->iommu.fd) : json_null(),
+	                  "fault_chunk_kib", (json_int_t)(cfg->iommu.chunk_bytes >> 10),
+	                  "vfio-devices", describe_vfio(cfg)));
 	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	return text;

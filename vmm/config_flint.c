@@ -9,7 +9,7 @@
 
 static int vfio_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
 {
-	static const char *const modes[] = {"auto", "pin", "fault", NULL};
+	static const char *const modes[] = { "auto", "pin", "fault", NULL };
 	struct vfio_config *d = out;
 	char sub[CFG_PATH_MAX];
 	char *bdf = NULL;
@@ -26,14 +26,14 @@ static int vfio_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
 		r = cfg_fail(c, p, "needs exactly one of \"path\" and \"bdf\"");
 	if (!r && d->spec && strncmp(d->spec, "/dev/vfio/devices/", 18) != 0)
 		r = cfg_fail(c, cfg_join(sub, p, "path"), "\"%s\" is not under /dev/vfio/devices/",
-			     d->spec);
+		             d->spec);
 	if (!r && bdf) {
 		unsigned dom, bus, dev, fn;
 		char tail;
 		if (sscanf(bdf, "%4x:%2x:%2x.%1x%c", &dom, &bus, &dev, &fn, &tail) != 4 ||
 		    strlen(bdf) != 12 || dev > 0x1f || fn > 7)
 			r = cfg_fail(c, cfg_join(sub, p, "bdf"),
-				     "\"%s\" is not a PCI address like 0000:00:03.0", bdf);
+			             "\"%s\" is not a PCI address like 0000:00:03.0", bdf);
 		else
 			d->spec = bdf, bdf = NULL;
 	}
@@ -63,10 +63,10 @@ static int parse_iommu(struct cfg_ctx *c, json_t *f, struct vm_config *cfg)
 			r = cfg_fail(c, "flint.iommu", "give either \"path\" or \"fd\", not both");
 		if (!r)
 			r = cfg_uint(c, io, "flint.iommu", "fault_chunk_kib", false, 4, 1 << 20,
-				     &chunk_kib);
+			             &chunk_kib);
 		if (!r && (chunk_kib & (chunk_kib - 1)))
 			r = cfg_fail(c, "flint.iommu.fault_chunk_kib", "%llu is not a power of two",
-				     (unsigned long long)chunk_kib);
+			             (unsigned long long)chunk_kib);
 	}
 	cfg->iommu.chunk_bytes = chunk_kib << 10;
 	if (!r && !cfg->iommu.path)
@@ -83,9 +83,10 @@ static int check_vfio(struct cfg_ctx *c, const struct vm_config *cfg)
 			cfg_index(idx, "flint.vfio-devices", i);
 			if (strcmp(cfg->vfio[i].id, cfg->vfio[j].id) == 0)
 				return cfg_fail(c, cfg_join(sub, idx, "id"), "duplicate id \"%s\"",
-						cfg->vfio[i].id);
+				                cfg->vfio[i].id);
 			if (strcmp(cfg->vfio[i].spec, cfg->vfio[j].spec) == 0)
-				return cfg_fail(c, idx, "\"%s\" is assigned twice", cfg->vfio[i].spec);
+				return cfg_fail(c, idx, "\"%s\" is assigned twice",
+				                cfg->vfio[i].spec);
 		}
 	return 0;
 }
@@ -118,12 +119,13 @@ int cfg_parse_flint(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 			r = cfg_bool(c, mem, "flint.memory", "thp", false, &cfg->memory.thp);
 	}
 	if (!r && cfg->memory.thp && cfg->huge_pages != HUGE_PAGES_NONE)
-		r = cfg_fail(c, "flint.memory.thp", "cannot be combined with machine-config.huge_pages");
+		r = cfg_fail(c, "flint.memory.thp",
+		             "cannot be combined with machine-config.huge_pages");
 	if (!r)
 		r = parse_iommu(c, f, cfg);
 	if (!r)
-		r = cfg_list(c, f, "vfio-devices", "flint.vfio-devices", sizeof(*cfg->vfio), (void **)&cfg->vfio,
-			       &cfg->nvfio, vfio_one);
+		r = cfg_list(c, f, "vfio-devices", "flint.vfio-devices", sizeof(*cfg->vfio),
+		             (void **)&cfg->vfio, &cfg->nvfio, vfio_one);
 	if (!r)
 		r = check_vfio(c, cfg);
 	return r;

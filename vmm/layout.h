@@ -13,9 +13,9 @@
 #define LAYOUT_HIGH_RAM_START 0x100000000ULL
 
 /* Devices in the MMIO hole. The boot timer sits where Firecracker guests expect it. */
-#define LAYOUT_BOOT_TIMER   LAYOUT_MMIO32_START
-#define LAYOUT_IOAPIC       0xFEC00000ULL
-#define LAYOUT_LAPIC        0xFEE00000ULL
+#define LAYOUT_BOOT_TIMER LAYOUT_MMIO32_START
+#define LAYOUT_IOAPIC     0xFEC00000ULL
+#define LAYOUT_LAPIC      0xFEE00000ULL
 /* KVM needs three pages for the TSS and one for the identity map, below 4 GiB, not RAM. */
 #define LAYOUT_KVM_TSS      0xFFFBD000ULL
 #define LAYOUT_KVM_IDENTITY 0xFFFBC000ULL
@@ -25,18 +25,18 @@
 /* Low-memory boot structures (all below 1 MiB, outside anything a kernel image loads). */
 #ifndef FLINT_LAYOUT_BOOT
 #define FLINT_LAYOUT_BOOT
-#define LAYOUT_GDT          0x500ULL
-#define LAYOUT_PVH_INFO     0x6000ULL /* hvm_start_info, then modlist and memmap */
-#define LAYOUT_PVH_MODLIST  0x6040ULL
-#define LAYOUT_PVH_MEMMAP   0x6100ULL
-#define LAYOUT_ZERO_PAGE    0x7000ULL
-#define LAYOUT_BOOT_STACK   0x8ff0ULL
-#define LAYOUT_PML4         0x9000ULL /* then PDPT at 0xa000 and four PDs at 0xb000 */
-#define LAYOUT_PDPT         0xa000ULL
-#define LAYOUT_PD           0xb000ULL
-#define LAYOUT_CMDLINE      0x20000ULL
-#define LAYOUT_CMDLINE_MAX  0x10000ULL
-#define LAYOUT_EBDA         0x9fc00ULL /* MP table lives here, up to 640 KiB */
-#define LAYOUT_LOW_RAM_END  0xa0000ULL
-#define LAYOUT_KERNEL       0x100000ULL /* 1 MiB */
+#define LAYOUT_GDT         0x500ULL
+#define LAYOUT_PVH_INFO    0x6000ULL /* hvm_start_info, then modlist and memmap */
+#define LAYOUT_PVH_MODLIST 0x6040ULL
+#define LAYOUT_PVH_MEMMAP  0x6100ULL
+#define LAYOUT_ZERO_PAGE   0x7000ULL
+#define LAYOUT_BOOT_STACK  0x8ff0ULL
+#define LAYOUT_PML4        0x9000ULL /* then PDPT at 0xa000 and four PDs at 0xb000 */
+#define LAYOUT_PDPT        0xa000ULL
+#define LAYOUT_PD          0xb000ULL
+#define LAYOUT_CMDLINE     0x20000ULL
+#define LAYOUT_CMDLINE_MAX 0x10000ULL
+#define LAYOUT_EBDA        0x9fc00ULL /* MP table lives here, up to 640 KiB */
+#define LAYOUT_LOW_RAM_END 0xa0000ULL
+#define LAYOUT_KERNEL      0x100000ULL /* 1 MiB */
 #endif

@@ -10,14 +10,14 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 static struct {
 	enum log_level level;
 	int fd; /* -1: stderr */
 	struct timespec start;
 	pthread_mutex_t lock;
-} logger = {LOG_INFO, -1, {0, 0}, PTHREAD_MUTEX_INITIALIZER};
+} logger = { LOG_INFO, -1, { 0, 0 }, PTHREAD_MUTEX_INITIALIZER };
 
 int log_level_parse(const char *name, enum log_level *out)
 {
@@ -81,10 +81,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	pthread_mutex_lock(&logger.lock);
 	if (logger.start.tv_sec == 0 && logger.start.tv_nsec == 0)
 		clock_gettime(CLOCK_MONOTONIC, &logger.start);
-	long long t = now_ns() - ((long long)logger.start.tv_sec * 1000000000LL +
-				  logger.start.tv_nsec);
+	long long t =
+	        now_ns() - ((long long)logger.start.tv_sec * 1000000000LL + logger.start.tv_nsec);
 	n = snprintf(line, sizeof(line), "[%6lld.%06lld] flint %s: ", t / 1000000000LL,
-		     (t / 1000) % 1000000, level_names[level]);
+	             (t / 1000) % 1000000, level_names[level]);
 	va_start(ap, fmt);
 	n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);

@@ -17,7 +17,7 @@ void log_close(void);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Formats "<prefix>: <message>" into @buf, for errors that are logged later, once. */
 void msg_vformat(char *buf, size_t len, const char *prefix, const char *fmt, va_list ap)
-	__attribute__((format(printf, 4, 0)));
+        __attribute__((format(printf, 4, 0)));
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)

@@ -94,7 +94,7 @@ static struct loop_watch *watch_new(struct loop *l, int fd, short flags, event_c
 struct loop_watch *loop_add_fd(struct loop *l, int fd, int events, loop_fd_fn fn, void *arg)
 {
 	short flags = EV_PERSIST | ((events & LOOP_READ) ? EV_READ : 0) |
-		      ((events & LOOP_WRITE) ? EV_WRITE : 0);
+	              ((events & LOOP_WRITE) ? EV_WRITE : 0);
 	struct loop_watch *w = watch_new(l, fd, flags, on_fd);
 
 	if (!w)
@@ -108,10 +108,9 @@ struct loop_watch *loop_add_fd(struct loop *l, int fd, int events, loop_fd_fn fn
 	return w;
 }
 
-struct loop_watch *loop_add_timer(struct loop *l, uint64_t usec, bool repeat, loop_fn fn,
-				  void *arg)
+struct loop_watch *loop_add_timer(struct loop *l, uint64_t usec, bool repeat, loop_fn fn, void *arg)
 {
-	struct timeval tv = {(time_t)(usec / 1000000), (suseconds_t)(usec % 1000000)};
+	struct timeval tv = { (time_t)(usec / 1000000), (suseconds_t)(usec % 1000000) };
 	struct loop_watch *w = watch_new(l, -1, repeat ? EV_PERSIST : 0, on_timer);
 
 	if (!w)
@@ -224,7 +223,7 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
 
 int loop_handle_signals(struct loop *l, loop_fn fn, void *arg)
 {
-	const int signos[2] = {SIGINT, SIGTERM};
+	const int signos[2] = { SIGINT, SIGTERM };
 
 	l->on_signal = fn;
 	l->signal_arg = arg;

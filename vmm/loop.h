@@ -24,7 +24,7 @@ void loop_free(struct loop *l);
 struct loop_watch *loop_add_fd(struct loop *l, int fd, int events, loop_fd_fn fn, void *arg);
 /* Calls @fn after @usec microseconds, once or every @usec when @repeat. */
 struct loop_watch *loop_add_timer(struct loop *l, uint64_t usec, bool repeat, loop_fn fn,
-				  void *arg);
+                                  void *arg);
 /* Removes and frees a watch. NULL is allowed. Safe from inside the watch's own callback. */
 void loop_remove(struct loop_watch *w);
 

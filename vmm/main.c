@@ -27,21 +27,21 @@ struct cli {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: flint --config-file FILE [options]\n"
-		"\n"
-		"  -c, --config-file FILE  VM config (Firecracker JSON schema); alias --config\n"
-		"  -n, --dry-run           validate the config, print the resolved VM, exit\n"
-		"  -l, --log-level LEVEL   error | warn | info | debug (default info)\n"
-		"  -L, --log-file FILE     log there instead of stderr\n"
-		"  -t, --timeout SECONDS   stop the guest after SECONDS and exit 124\n"
-		"  -s, --serial-log FILE   also write the guest console to FILE\n"
-		"      --no-console        do not write the guest console to stdout\n"
-		"  -V, --version           print the version and exit\n"
-		"  -h, --help              this text\n"
-		"\n"
-		"Exit codes: 0 guest shut down, 64 usage, 70 internal error, 78 config error,\n"
-		"80 guest crashed, 124 timeout, 130/143 SIGINT/SIGTERM, odd codes from the\n"
-		"guest's CI exit port ((value << 1) | 1).\n");
+	        "Usage: flint --config-file FILE [options]\n"
+	        "\n"
+	        "  -c, --config-file FILE  VM config (Firecracker JSON schema); alias --config\n"
+	        "  -n, --dry-run           validate the config, print the resolved VM, exit\n"
+	        "  -l, --log-level LEVEL   error | warn | info | debug (default info)\n"
+	        "  -L, --log-file FILE     log there instead of stderr\n"
+	        "  -t, --timeout SECONDS   stop the guest after SECONDS and exit 124\n"
+	        "  -s, --serial-log FILE   also write the guest console to FILE\n"
+	        "      --no-console        do not write the guest console to stdout\n"
+	        "  -V, --version           print the version and exit\n"
+	        "  -h, --help              this text\n"
+	        "\n"
+	        "Exit codes: 0 guest shut down, 64 usage, 70 internal error, 78 config error,\n"
+	        "80 guest crashed, 124 timeout, 130/143 SIGINT/SIGTERM, odd codes from the\n"
+	        "guest's CI exit port ((value << 1) | 1).\n");
 }
 
 static int parse_timeout(const char *s, double *out)
@@ -60,17 +60,17 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 {
 	enum { OPT_NO_CONSOLE = 256 };
 	static const struct option opts[] = {
-		{"config-file", required_argument, NULL, 'c'},
-		{"config", required_argument, NULL, 'c'},
-		{"dry-run", no_argument, NULL, 'n'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"log-file", required_argument, NULL, 'L'},
-		{"timeout", required_argument, NULL, 't'},
-		{"serial-log", required_argument, NULL, 's'},
-		{"no-console", no_argument, NULL, OPT_NO_CONSOLE},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "config-file", required_argument, NULL, 'c' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "log-file", required_argument, NULL, 'L' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "serial-log", required_argument, NULL, 's' },
+		{ "no-console", no_argument, NULL, OPT_NO_CONSOLE },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
@@ -85,7 +85,10 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 			break;
 		case 'l':
 			if (log_level_parse(optarg, &cli->level) < 0) {
-				fprintf(stderr, "flint: --log-level: \"%s\" is not one of error, warn, info, debug\n", optarg);
+				fprintf(stderr,
+				        "flint: --log-level: \"%s\" is not one of error, warn, "
+				        "info, debug\n",
+				        optarg);
 				return FLINT_EXIT_USAGE;
 			}
 			cli->level_set = true;
@@ -95,7 +98,10 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 			break;
 		case 't':
 			if (parse_timeout(optarg, &cli->run.timeout_s) < 0) {
-				fprintf(stderr, "flint: --timeout: \"%s\" is not a positive number of seconds\n", optarg);
+				fprintf(stderr,
+				        "flint: --timeout: \"%s\" is not a positive number of "
+				        "seconds\n",
+				        optarg);
 				return FLINT_EXIT_USAGE;
 			}
 			break;
@@ -144,10 +150,10 @@ static int apply_logging(const struct cli *cli, const struct vm_config *cfg)
 		level = cli->level;
 	else if (cfg->logger.level) {
 		const char *l = cfg->logger.level;
-		level = !strcmp(l, "Error") || !strcmp(l, "Off")   ? LOG_ERROR
-			: !strcmp(l, "Warning")                     ? LOG_WARN
-			: !strcmp(l, "Info")                        ? LOG_INFO
-								    : LOG_DEBUG;
+		level = !strcmp(l, "Error") || !strcmp(l, "Off") ? LOG_ERROR
+		        : !strcmp(l, "Warning")                  ? LOG_WARN
+		        : !strcmp(l, "Info")                     ? LOG_INFO
+		                                                 : LOG_DEBUG;
 	}
 	log_set_level(level);
 	if (file && (r = log_set_file(file)) < 0) {
@@ -159,7 +165,7 @@ static int apply_logging(const struct cli *cli, const struct vm_config *cfg)
 
 int main(int argc, char **argv)
 {
-	struct cli cli = {.run = {.console_stdout = true}};
+	struct cli cli = { .run = { .console_stdout = true } };
 	struct vm_config cfg;
 	char err[1024];
 	struct timespec ts;

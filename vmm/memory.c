@@ -33,11 +33,11 @@ static void layout_regions(struct guest_memory *m)
 {
 	uint64_t low = m->size < LAYOUT_MMIO32_START ? m->size : LAYOUT_MMIO32_START;
 
-	m->regions[0] = (struct guest_region){0, low, m->base, 0, false};
+	m->regions[0] = (struct guest_region){ 0, low, m->base, 0, false };
 	m->nregions = 1;
 	if (m->size > low) {
-		m->regions[1] = (struct guest_region){LAYOUT_HIGH_RAM_START, m->size - low,
-						      m->base + low, low, false};
+		m->regions[1] = (struct guest_region){ LAYOUT_HIGH_RAM_START, m->size - low,
+			                               m->base + low, low, false };
 		m->nregions = 2;
 	}
 }
@@ -62,7 +62,7 @@ int guest_memory_init(struct guest_memory *m, uint64_t size, enum guest_backing 
 	 * SIGBUS at first touch instead of an error now.
 	 */
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		 MAP_SHARED | (backing == GUEST_BACKING_HUGETLB_2M ? 0 : MAP_NORESERVE), m->fd, 0);
+	         MAP_SHARED | (backing == GUEST_BACKING_HUGETLB_2M ? 0 : MAP_NORESERVE), m->fd, 0);
 	if (p == MAP_FAILED) {
 		r = -errno;
 		close(m->fd);

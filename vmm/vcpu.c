@@ -13,7 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define VCPU_KICK_SIGNAL SIGUSR1
+#define VCPU_KICK_SIGNAL  SIGUSR1
 #define CPUID_MAX_ENTRIES 256
 
 static void on_kick(int sig)
@@ -23,7 +23,7 @@ static void on_kick(int sig)
 
 int vcpu_signals_init(void)
 {
-	struct sigaction sa = {.sa_handler = on_kick};
+	struct sigaction sa = { .sa_handler = on_kick };
 
 	sigemptyset(&sa.sa_mask);
 	return sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0 ? -errno : 0;
@@ -67,7 +67,8 @@ static void patch_cpuid(struct kvm_cpuid2 *c, unsigned id, unsigned n, bool smt)
 				e->edx |= 1U << 28; /* HTT: more than one logical CPU */
 			break;
 		case 4:
-			e->eax = (e->eax & 0x3ff) | (((n / threads) - 1) << 26) | ((threads - 1) << 14);
+			e->eax = (e->eax & 0x3ff) | (((n / threads) - 1) << 26) |
+			         ((threads - 1) << 14);
 			break;
 		case 0xb:
 		case 0x1f:
@@ -97,17 +98,17 @@ static int set_msrs(int fd)
 		uint32_t index;
 		uint64_t value;
 	} msrs[] = {
-		{0x174, 0},                 /* SYSENTER_CS */
-		{0x175, 0},                 /* SYSENTER_ESP */
-		{0x176, 0},                 /* SYSENTER_EIP */
-		{0xc0000081, 0},            /* STAR */
-		{0xc0000082, 0},            /* LSTAR */
-		{0xc0000083, 0},            /* CSTAR */
-		{0xc0000084, 0},            /* SYSCALL_MASK */
-		{0xc0000102, 0},            /* KERNEL_GS_BASE */
-		{0x10, 0},                  /* TSC */
-		{0x1a0, 1},                 /* MISC_ENABLE: fast strings */
-		{0x2ff, (1 << 11) | 6},     /* MTRRdefType: enabled, write-back */
+		{ 0x174, 0 },             /* SYSENTER_CS */
+		{ 0x175, 0 },             /* SYSENTER_ESP */
+		{ 0x176, 0 },             /* SYSENTER_EIP */
+		{ 0xc0000081, 0 },        /* STAR */
+		{ 0xc0000082, 0 },        /* LSTAR */
+		{ 0xc0000083, 0 },        /* CSTAR */
+		{ 0xc0000084, 0 },        /* SYSCALL_MASK */
+		{ 0xc0000102, 0 },        /* KERNEL_GS_BASE */
+		{ 0x10, 0 },              /* TSC */
+		{ 0x1a0, 1 },             /* MISC_ENABLE: fast strings */
+		{ 0x2ff, (1 << 11) | 6 }, /* MTRRdefType: enabled, write-back */
 	};
 	const unsigned n = sizeof(msrs) / sizeof(msrs[0]);
 	struct {
@@ -152,7 +153,7 @@ static int set_lapic(int fd)
  */
 static int set_xcr0(int fd, const struct kvm_cpuid2 *c)
 {
-	struct kvm_xcrs xcrs = {.nr_xcrs = 1};
+	struct kvm_xcrs xcrs = { .nr_xcrs = 1 };
 	uint64_t mask = 0;
 
 	for (unsigned i = 0; i < c->nent; i++)
@@ -169,7 +170,7 @@ static int set_boot_regs(int fd, const struct boot_info *boot)
 {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
-	struct kvm_fpu fpu = {.fcw = 0x37f, .mxcsr = 0x1f80};
+	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
 
 	if (ioctl(fd, KVM_SET_FPU, &fpu) < 0 || ioctl(fd, KVM_GET_SREGS, &sregs) < 0)
 		return -errno;
@@ -180,7 +181,7 @@ static int set_boot_regs(int fd, const struct boot_info *boot)
 }
 
 int vcpu_create(struct vcpu *v, struct vm *vm, unsigned id, const struct kvm_cpuid2 *cpuid,
-		const struct boot_info *boot)
+                const struct boot_info *boot)
 {
 	size_t csize = sizeof(*cpuid) + cpuid->nent * sizeof(cpuid->entries[0]);
 	struct kvm_cpuid2 *mine = malloc(csize);
@@ -245,12 +246,12 @@ static void vcpu_dump(struct vcpu *v)
 		return;
 	}
 	log_error("vcpu %u: rip=%#llx rsp=%#llx rflags=%#llx rax=%#llx rbx=%#llx rcx=%#llx "
-		  "rdx=%#llx rsi=%#llx rdi=%#llx rbp=%#llx",
-		  v->id, r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp);
+	          "rdx=%#llx rsi=%#llx rdi=%#llx rbp=%#llx",
+	          v->id, r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp);
 	log_error("vcpu %u: cs=%#x (base %#llx, l=%u db=%u) cr0=%#llx cr2=%#llx cr3=%#llx "
-		  "cr4=%#llx efer=%#llx",
-		  v->id, s.cs.selector, s.cs.base, s.cs.l, s.cs.db, s.cr0, s.cr2, s.cr3, s.cr4,
-		  s.efer);
+	          "cr4=%#llx efer=%#llx",
+	          v->id, s.cs.selector, s.cs.base, s.cs.l, s.cs.db, s.cr0, s.cr2, s.cr3, s.cr4,
+	          s.efer);
 }
 
 static struct log_ratelimit unhandled_rl;
@@ -262,13 +263,13 @@ static void handle_io(struct vcpu *v)
 
 	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
 		bool ok = run->io.direction == KVM_EXIT_IO_OUT
-				  ? bus_write(&v->vm->pio, run->io.port, data, run->io.size)
-				  : bus_read(&v->vm->pio, run->io.port, data, run->io.size);
+		                  ? bus_write(&v->vm->pio, run->io.port, data, run->io.size)
+		                  : bus_read(&v->vm->pio, run->io.port, data, run->io.size);
 		/* Linux probes many legacy ports (0x80 delays, CMOS, ...): only debug level. */
 		if (!ok && log_get_level() >= LOG_DEBUG && log_ratelimit_ok(&unhandled_rl))
 			log_debug("vcpu %u: unhandled port I/O %s at port %#x (size %u)", v->id,
-				  run->io.direction == KVM_EXIT_IO_OUT ? "write" : "read",
-				  run->io.port, run->io.size);
+			          run->io.direction == KVM_EXIT_IO_OUT ? "write" : "read",
+			          run->io.port, run->io.size);
 	}
 }
 
@@ -281,11 +282,11 @@ static void handle_mmio(struct vcpu *v)
 	if (len == 0 || len > 8)
 		return;
 	ok = run->mmio.is_write ? bus_write(&v->vm->mmio, run->mmio.phys_addr, run->mmio.data, len)
-				: bus_read(&v->vm->mmio, run->mmio.phys_addr, run->mmio.data, len);
+	                        : bus_read(&v->vm->mmio, run->mmio.phys_addr, run->mmio.data, len);
 	if (!ok && log_ratelimit_ok(&unhandled_rl))
 		log_warn("vcpu %u: %s of %u bytes at guest address %#llx: no device there (%s)",
-			 v->id, run->mmio.is_write ? "write" : "read", len, run->mmio.phys_addr,
-			 run->mmio.is_write ? "ignored" : "reads all-ones");
+		         v->id, run->mmio.is_write ? "write" : "read", len, run->mmio.phys_addr,
+		         run->mmio.is_write ? "ignored" : "reads all-ones");
 }
 
 static void crash(struct vcpu *v, const char *what)
@@ -318,19 +319,21 @@ static bool vcpu_exit(struct vcpu *v)
 		if (run->system_event.type == KVM_SYSTEM_EVENT_CRASH) {
 			crash(v, "guest reported a crash");
 		} else {
-			snprintf(what, sizeof(what), "guest system event %u (%s)", run->system_event.type,
-				 run->system_event.type == KVM_SYSTEM_EVENT_RESET ? "reset" : "shutdown");
+			snprintf(what, sizeof(what), "guest system event %u (%s)",
+			         run->system_event.type,
+			         run->system_event.type == KVM_SYSTEM_EVENT_RESET ? "reset"
+			                                                          : "shutdown");
 			vm_request_exit(v->vm, FLINT_EXIT_OK, what);
 		}
 		return false;
 	case KVM_EXIT_INTERNAL_ERROR:
 		snprintf(what, sizeof(what), "KVM internal error, suberror %u",
-			 run->internal.suberror);
+		         run->internal.suberror);
 		crash(v, what);
 		return false;
 	case KVM_EXIT_FAIL_ENTRY:
 		snprintf(what, sizeof(what), "VM entry failed, hardware reason %#llx",
-			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		         (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 		crash(v, what);
 		return false;
 	case KVM_EXIT_HLT:

@@ -20,7 +20,7 @@ struct vcpu {
 
 /* Creates vCPU @id and configures it; the boot CPU also gets @boot's entry registers. */
 int vcpu_create(struct vcpu *v, struct vm *vm, unsigned id, const struct kvm_cpuid2 *cpuid,
-		const struct boot_info *boot);
+                const struct boot_info *boot);
 int vcpu_start(struct vcpu *v);
 /* Makes the vCPU leave KVM_RUN soon (immediate_exit + a signal); any thread. */
 void vcpu_kick(struct vcpu *v);

@@ -17,18 +17,18 @@ static const struct {
 	int cap;
 	const char *name;
 } required_caps[] = {
-	{KVM_CAP_IRQCHIP, "IRQCHIP"},
-	{KVM_CAP_HLT, "HLT"},
-	{KVM_CAP_USER_MEMORY, "USER_MEMORY"},
-	{KVM_CAP_SET_TSS_ADDR, "SET_TSS_ADDR"},
-	{KVM_CAP_SET_IDENTITY_MAP_ADDR, "SET_IDENTITY_MAP_ADDR"},
-	{KVM_CAP_EXT_CPUID, "EXT_CPUID"},
-	{KVM_CAP_PIT2, "PIT2"},
-	{KVM_CAP_PIT_STATE2, "PIT_STATE2"},
-	{KVM_CAP_IRQFD, "IRQFD"},
-	{KVM_CAP_IOEVENTFD, "IOEVENTFD"},
-	{KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT"},
-	{KVM_CAP_MP_STATE, "MP_STATE"},
+	{ KVM_CAP_IRQCHIP, "IRQCHIP" },
+	{ KVM_CAP_HLT, "HLT" },
+	{ KVM_CAP_USER_MEMORY, "USER_MEMORY" },
+	{ KVM_CAP_SET_TSS_ADDR, "SET_TSS_ADDR" },
+	{ KVM_CAP_SET_IDENTITY_MAP_ADDR, "SET_IDENTITY_MAP_ADDR" },
+	{ KVM_CAP_EXT_CPUID, "EXT_CPUID" },
+	{ KVM_CAP_PIT2, "PIT2" },
+	{ KVM_CAP_PIT_STATE2, "PIT_STATE2" },
+	{ KVM_CAP_IRQFD, "IRQFD" },
+	{ KVM_CAP_IOEVENTFD, "IOEVENTFD" },
+	{ KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT" },
+	{ KVM_CAP_MP_STATE, "MP_STATE" },
 };
 
 /* One message naming every missing capability, so the user fixes the host once. */
@@ -39,8 +39,8 @@ static int check_caps(int kvm_fd)
 	for (size_t i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
 		if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, required_caps[i].cap) > 0)
 			continue;
-		snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), " KVM_CAP_%s",
-			 required_caps[i].name);
+		snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing),
+		         " KVM_CAP_%s", required_caps[i].name);
 	}
 	if (!missing[0])
 		return 0;
@@ -61,9 +61,9 @@ static int add_memslots(struct vm *vm, bool track_dirty)
 		};
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
 			int e = errno;
-			log_error("KVM_SET_USER_MEMORY_REGION slot %u (guest %#llx, %llu MiB): %s", i,
-				  (unsigned long long)r->gpa, (unsigned long long)(r->size >> 20),
-				  strerror(e));
+			log_error("KVM_SET_USER_MEMORY_REGION slot %u (guest %#llx, %llu MiB): %s",
+			          i, (unsigned long long)r->gpa,
+			          (unsigned long long)(r->size >> 20), strerror(e));
 			return -e;
 		}
 	}
@@ -81,9 +81,9 @@ static int vm_ioctl(struct vm *vm, unsigned long req, unsigned long arg, const c
 }
 
 int vm_create(struct vm *vm, const char *kvm_path, struct guest_memory *mem, bool track_dirty,
-	      struct loop *loop)
+              struct loop *loop)
 {
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	uint64_t identity = LAYOUT_KVM_IDENTITY;
 	int r, version;
 
@@ -101,7 +101,8 @@ int vm_create(struct vm *vm, const char *kvm_path, struct guest_memory *mem, boo
 	}
 	version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
 	if (version != KVM_API_VERSION) {
-		log_error("%s: KVM API version %d, flint needs %d", kvm_path, version, KVM_API_VERSION);
+		log_error("%s: KVM API version %d, flint needs %d", kvm_path, version,
+		          KVM_API_VERSION);
 		r = -ENOTSUP;
 		goto fail;
 	}
@@ -118,7 +119,7 @@ int vm_create(struct vm *vm, const char *kvm_path, struct guest_memory *mem, boo
 	r = vm_ioctl(vm, KVM_SET_TSS_ADDR, LAYOUT_KVM_TSS, "KVM_SET_TSS_ADDR");
 	if (!r)
 		r = vm_ioctl(vm, KVM_SET_IDENTITY_MAP_ADDR, (unsigned long)&identity,
-			     "KVM_SET_IDENTITY_MAP_ADDR");
+		             "KVM_SET_IDENTITY_MAP_ADDR");
 	if (!r)
 		r = vm_ioctl(vm, KVM_CREATE_IRQCHIP, 0, "KVM_CREATE_IRQCHIP");
 	if (!r)
@@ -145,7 +146,7 @@ void vm_destroy(struct vm *vm)
 int vm_irqfd(struct vm *vm, unsigned gsi)
 {
 	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	struct kvm_irqfd irqfd = {.gsi = gsi};
+	struct kvm_irqfd irqfd = { .gsi = gsi };
 
 	if (fd < 0)
 		return -errno;

@@ -30,8 +30,8 @@ struct vm {
  * Opens @kvm_path, checks every capability flint needs (one message lists all missing),
  * creates the VM with its in-kernel irqchip and PIT, and registers @mem as memory slots.
  */
-int vm_create(struct vm *vm, const char *kvm_path, struct guest_memory *mem,
-	      bool track_dirty, struct loop *loop);
+int vm_create(struct vm *vm, const char *kvm_path, struct guest_memory *mem, bool track_dirty,
+              struct loop *loop);
 void vm_destroy(struct vm *vm);
 
 /* An eventfd that raises @gsi when written (KVM irqfd). Returns the fd or -errno. */

@@ -68,11 +68,11 @@ static void tty_make_raw(void)
 
 static int unsupported_devices(const struct vm_config *cfg)
 {
-	const char *what = cfg->ndrives ? "drives (virtio-blk)"
-			   : cfg->nnets  ? "network-interfaces (virtio-net)"
-			   : cfg->vsock.present ? "vsock (virtio-vsock)"
-			   : cfg->entropy       ? "entropy (virtio-rng)"
-						: NULL;
+	const char *what = cfg->ndrives         ? "drives (virtio-blk)"
+	                   : cfg->nnets         ? "network-interfaces (virtio-net)"
+	                   : cfg->vsock.present ? "vsock (virtio-vsock)"
+	                   : cfg->entropy       ? "entropy (virtio-rng)"
+	                                        : NULL;
 
 	if (!what)
 		return 0;
@@ -88,7 +88,8 @@ static bool stdin_pollable(void)
 	struct stat st;
 
 	return fstat(STDIN_FILENO, &st) == 0 &&
-	       (S_ISCHR(st.st_mode) ? isatty(STDIN_FILENO) : S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+	       (S_ISCHR(st.st_mode) ? isatty(STDIN_FILENO)
+	                            : S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
 }
 
 static void stdin_watch(void *arg)
@@ -132,7 +133,7 @@ static void on_timeout(void *arg)
 	struct vmm *m = arg;
 
 	fprintf(stderr, "flint: timeout: the guest was still running after %g s, stopped it\n",
-		m->opts->timeout_s);
+	        m->opts->timeout_s);
 	log_error("timeout after %g s", m->opts->timeout_s);
 	atomic_store(&m->vm.stopping, true);
 	loop_stop(m->loop, FLINT_EXIT_TIMEOUT);
@@ -148,7 +149,7 @@ static int add_devices(struct vmm *m)
 	if (m->serial_irq < 0)
 		return m->serial_irq;
 	serial_init(&m->serial, m->serial_irq, m->opts->console_stdout ? STDOUT_FILENO : -1,
-		    m->serial_log_fd);
+	            m->serial_log_fd);
 	m->serial.on_rx_space = serial_has_room;
 	m->serial.rx_arg = m;
 	i8042_init(&m->i8042, vm);
@@ -159,13 +160,13 @@ static int add_devices(struct vmm *m)
 		r = bus_add(&vm->pio, I8042_DATA_PORT, 5, &i8042_ops, &m->i8042, "i8042");
 	if (!r)
 		r = bus_add(&vm->mmio, LAYOUT_BOOT_TIMER, 1, &boot_timer_ops, &m->boot_timer,
-			    "boot timer");
+		            "boot timer");
 	if (!r && cfg->ci.exit_port_enabled) {
 		r = bus_add(&vm->pio, cfg->ci.exit_port, 4, &exit_port_ops, &m->exit_port,
-			    "CI exit port");
+		            "CI exit port");
 		if (r == -EEXIST)
 			log_error("flint.ci.exit_port: port %#x overlaps another device",
-				  cfg->ci.exit_port);
+			          cfg->ci.exit_port);
 	}
 	if (r && r != -EEXIST)
 		log_error("cannot register devices: %s", strerror(-r));
@@ -234,10 +235,11 @@ static int vmm_build(struct vmm *m)
 	r = guest_memory_init(&m->mem, cfg->mem_mib << 20, backing_of(cfg));
 	if (r) {
 		log_error("cannot allocate %llu MiB of guest memory%s: %s",
-			  (unsigned long long)cfg->mem_mib,
-			  cfg->huge_pages == HUGE_PAGES_2M ? " from 2M hugetlb pages (see "
-							     "/proc/sys/vm/nr_hugepages)" : "",
-			  strerror(-r));
+		          (unsigned long long)cfg->mem_mib,
+		          cfg->huge_pages == HUGE_PAGES_2M ? " from 2M hugetlb pages (see "
+		                                             "/proc/sys/vm/nr_hugepages)"
+		                                           : "",
+		          strerror(-r));
 		return FLINT_EXIT_INTERNAL;
 	}
 	if (vm_create(&m->vm, "/dev/kvm", &m->mem, cfg->track_dirty_pages, m->loop))
@@ -259,8 +261,8 @@ static int vmm_build(struct vmm *m)
 		return FLINT_EXIT_INTERNAL;
 	}
 	log_info("booting %s kernel %s: %u vCPU, %llu MiB, entry %#llx", boot.format,
-		 cfg->kernel_path, cfg->vcpus, (unsigned long long)cfg->mem_mib,
-		 (unsigned long long)boot.entry);
+	         cfg->kernel_path, cfg->vcpus, (unsigned long long)cfg->mem_mib,
+	         (unsigned long long)boot.entry);
 	if (m->opts->timeout_s > 0 &&
 	    !loop_add_timer(m->loop, (uint64_t)(m->opts->timeout_s * 1e6), false, on_timeout, m))
 		return FLINT_EXIT_INTERNAL;
@@ -277,7 +279,7 @@ static void vmm_teardown(struct vmm *m)
 	tty_restore();
 	if (m->iommu_used)
 		iommu_teardown(&m->iommu); /* before the loop: it answers open page requests */
-	loop_free(m->loop); /* removes the stdin, timer and post watches */
+	loop_free(m->loop);                /* removes the stdin, timer and post watches */
 	if (m->serial_irq >= 0) {
 		serial_destroy(&m->serial);
 		i8042_destroy(&m->i8042);
@@ -303,7 +305,8 @@ int vmm_run(const struct vm_config *cfg, const struct run_opts *opts)
 	m->mem.fd = -1;
 	m->serial_log_fd = -1;
 	if (opts->serial_log) {
-		m->serial_log_fd = open(opts->serial_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		m->serial_log_fd =
+		        open(opts->serial_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (m->serial_log_fd < 0) {
 			log_error("--serial-log %s: %s", opts->serial_log, strerror(errno));
 			free(m);
