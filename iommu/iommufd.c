@@ -27,6 +27,7 @@ int iommufd_open(struct iommufd *i, const char *path, int inherited_fd)
 			return -EBADF;
 		}
 		iommufd_destroy(i, ioas);
+		log_info("iommu: adopted the inherited iommufd, fd %d", inherited_fd);
 	}
 	return 0;
 }

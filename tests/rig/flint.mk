@@ -32,5 +32,6 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--case $(RIG_FLINT_DIR)/50-l2-boot-1cpu.sh:50-flint-l2-boot-1cpu \
 	--case $(RIG_FLINT_DIR)/51-l2-boot-2cpu.sh:51-flint-l2-boot-2cpu \
 	--case $(RIG_FLINT_DIR)/52-l2-boot-edu.sh:52-flint-l2-boot-edu \
+	--case $(RIG_FLINT_DIR)/53-l2-boot-edu-inherited-fd.sh:53-flint-l2-boot-edu-inherited-fd \
 	--case $(RIG_OUT)/flint/resolver-mock:60-flint-resolver-mock \
 	--case $(RIG_OUT)/flint/vfio-edu-pin:61-flint-vfio-edu-pin
