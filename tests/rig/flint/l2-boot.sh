@@ -1,8 +1,9 @@
 #!/bin/sh
 # Rig case: flint (inside L1) boots the rig kernel as a nested L2 guest with an initrd and
 # a command line, for 1 and 2 vCPUs; L2's init checks nproc and MemTotal and answers
-# through the CI exit port. Usage: l2-boot.sh VCPUS MEM_MIB [VFIO_BDF [IOMMUFD_FD]]
-# With VFIO_BDF the VM also gets that device assigned (DMA mode auto); with IOMMUFD_FD
+# through the CI exit port. Usage: l2-boot.sh VCPUS MEM_MIB [VFIO_DEV [IOMMUFD_FD]]
+# With VFIO_DEV (a PCI address or a /dev/vfio/devices path) the VM also gets that device
+# assigned (DMA mode auto); with IOMMUFD_FD
 # flint adopts that already open iommufd instead of opening /dev/iommu itself.
 set -eu
 vcpus=$1
@@ -11,7 +12,9 @@ flint_json=
 if [ $# -ge 3 ]; then
     iommu=
     [ $# -ge 4 ] && iommu="\"iommu\": {\"fd\": $4}, "
-    flint_json=", \"flint\": {$iommu\"vfio-devices\": [{\"id\": \"dev0\", \"bdf\": \"$3\"}]}"
+    key=bdf
+    case $3 in /*) key=path ;; esac
+    flint_json=", \"flint\": {$iommu\"vfio-devices\": [{\"id\": \"dev0\", \"$key\": \"$3\"}]}"
 fi
 cfg=/tmp/l2-$vcpus.json
 cat >"$cfg" <<JSON
