@@ -268,6 +268,22 @@ static void test_serial_input(void **state)
 	free(k);
 }
 
+/* Device assignment that cannot start is a clean error (and, under ASan, leak-free). */
+static void test_vfio_setup_errors(void **state)
+{
+	(void)state;
+	boot(payload("pvh.elf"), "x", NULL, 1, 32,
+	     ",\"flint\":{\"iommu\":{\"path\":\"/nonexistent/iommu\"},"
+	     "\"vfio-devices\":[{\"id\":\"d\",\"bdf\":\"0000:00:1f.7\"}]}",
+	     NULL, 30, 0, 0);
+	expect(70, NULL, "cannot open /nonexistent/iommu: No such file or directory");
+	/* An inherited fd that is not an iommufd is refused, not used. */
+	boot(payload("pvh.elf"), "x", NULL, 1, 32,
+	     ",\"flint\":{\"iommu\":{\"fd\":0},\"vfio-devices\":[{\"id\":\"d\",\"bdf\":\"0000:00:1f.7\"}]}",
+	     NULL, 30, 0, 0);
+	expect(70, NULL, "inherited fd 0 is not a usable iommufd");
+}
+
 static void test_serial_log(void **state)
 {
 	char log[600];
@@ -475,6 +491,7 @@ int main(void)
 		cmocka_unit_test(test_i8042_reset),
 		cmocka_unit_test(test_exit_port_config),
 		cmocka_unit_test(test_serial_input),
+		cmocka_unit_test(test_vfio_setup_errors),
 		cmocka_unit_test(test_serial_log),
 		cmocka_unit_test(test_bad_bzimages),
 		cmocka_unit_test(test_bad_elves),
