@@ -236,6 +236,26 @@ row "qemu" "$(stats "$T/qemu.runs" maxrss_kib)" mib
 echo "  flint's guest RAM is a MAP_NORESERVE memfd mapping, so untouched RAM is not resident:"
 echo "  flint's VMM overhead is taken as its whole peak RSS (an upper bound by the few touched pages)"
 
+# 4. What a running flint really costs: sampled from /proc while a guest spins. Guest RAM
+# is shmem (the memfd); libraries are file pages shared by every flint on the host.
+printf '%b' '\177\105\114\106\002\001\001\000\000\000\000\000\000\000\000\000\002\000\076\000\001\000\000\000\000\000\020\000\000\000\000\000\100\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\100\000\070\000\001\000\000\000\000\000\000\000\001\000\000\000\005\000\000\000\170\000\000\000\000\000\000\000\000\000\020\000\000\000\000\000\000\000\020\000\000\000\000\000\002\000\000\000\000\000\000\000\002\000\000\000\000\000\000\000\000\020\000\000\000\000\000\000\353\376' >"$T/spin.elf"
+cat >"$T/spin.json" <<EOF
+{"boot-source":{"kernel_image_path":"$T/spin.elf"},"machine-config":{"vcpu_count":1,"mem_size_mib":$MEM}}
+EOF
+"$FLINT" --config-file "$T/spin.json" --no-console --timeout 2 2>/dev/null &
+spin_pid=$!
+sleep 1
+if [ -r "/proc/$spin_pid/smaps_rollup" ]; then
+	echo
+	echo "4. a running flint (guest spinning), KiB: from /proc/PID/status and smaps_rollup"
+	awk '/^(RssAnon|RssFile|RssShmem):/ {printf "  %-15s %8s\n", $1, $2}' "/proc/$spin_pid/status"
+	awk '/^(Pss|Pss_Shmem|Private_Clean|Private_Dirty|Shared_Clean):/ {printf "  %-15s %8s\n", $1, $2}' \
+		"/proc/$spin_pid/smaps_rollup"
+	echo "  (Shared_Clean is mostly libc/libevent/jansson pages shared with every other process;"
+	echo "   Pss minus Pss_Shmem is flint's proportional cost without guest RAM)"
+fi
+wait "$spin_pid" 2>/dev/null || :
+
 RATIO=$(awk -v f="$FW" -v q="$QW" 'BEGIN { printf "%.2f", f / q }')
 RSS=$(mib "$FR")
 met() { awk -v x="$1" -v lim="$2" 'BEGIN { print (x <= lim) ? "met" : "NOT met" }'; }
