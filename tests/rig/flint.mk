@@ -29,6 +29,7 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--add $(RIG_OUT)/l2/initramfs.cpio.gz:/rig/l2/initramfs.cpio.gz \
 	--add $(RIG_KDIR)/bzImage:/rig/l2/bzImage \
 	--add $(RIG_FLINT_DIR)/l2-boot.sh:/rig/lib/l2-boot.sh \
+	--add $(RIG_FLINT_DIR)/edu-bdf.sh:/rig/lib/edu-bdf.sh \
 	--case $(RIG_FLINT_DIR)/50-l2-boot-1cpu.sh:50-flint-l2-boot-1cpu \
 	--case $(RIG_FLINT_DIR)/51-l2-boot-2cpu.sh:51-flint-l2-boot-2cpu \
 	--case $(RIG_FLINT_DIR)/52-l2-boot-edu.sh:52-flint-l2-boot-edu \

@@ -469,13 +469,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	(void)state;
-	test_tmpdir_cleanup();
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -497,5 +490,5 @@ int main(void)
 		cmocka_unit_test(test_bad_elves),
 		cmocka_unit_test(test_memory_too_small_for_images),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, test_group_teardown);
 }

@@ -153,13 +153,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	(void)state;
-	test_tmpdir_cleanup();
-	return 0;
-}
-
 static void run_config(const char *json, struct child_result *res)
 {
 	char *text = expand(json);
@@ -350,5 +343,5 @@ int main(void)
 		cmocka_unit_test(test_full_firecracker_config), cmocka_unit_test(test_flint_section),
 		cmocka_unit_test(test_parse_api),      cmocka_unit_test(test_config_mutants),      cmocka_unit_test(test_cli_usage),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, test_group_teardown);
 }

@@ -115,13 +115,6 @@ static void test_fuzz_pvh(void **state)
 	fuzz("pvh.elf", 3);
 }
 
-static int teardown(void **state)
-{
-	(void)state;
-	test_tmpdir_cleanup();
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -129,5 +122,5 @@ int main(void)
 		cmocka_unit_test(test_fuzz_elf),
 		cmocka_unit_test(test_fuzz_pvh),
 	};
-	return cmocka_run_group_tests(tests, NULL, teardown);
+	return cmocka_run_group_tests(tests, NULL, test_group_teardown);
 }

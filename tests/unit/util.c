@@ -41,6 +41,13 @@ void test_tmpdir_cleanup(void)
 	tmpdir[0] = 0;
 }
 
+int test_group_teardown(void **state)
+{
+	(void)state;
+	test_tmpdir_cleanup();
+	return 0;
+}
+
 char *test_write_file(const char *name, const void *data, size_t len)
 {
 	char *path = malloc(512);

@@ -16,6 +16,8 @@ const char *test_flint_bin(void);
 /* A fresh directory under /tmp, removed by test_tmpdir_cleanup(). */
 const char *test_tmpdir(void);
 void test_tmpdir_cleanup(void);
+/* A cmocka group teardown that removes the temp directory. */
+int test_group_teardown(void **state);
 /* Writes @len bytes to @dir/@name and returns the path (static storage per call site). */
 char *test_write_file(const char *name, const void *data, size_t len);
 /*

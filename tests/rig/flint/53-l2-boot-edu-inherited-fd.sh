@@ -2,11 +2,7 @@
 # As 52, but the way orchestrators do it: they open /dev/iommu and hand flint the fd,
 # and name the device by its cdev path rather than its PCI address.
 set -eu
-bdf=
-for d in /sys/bus/pci/devices/*; do
-    [ "$(cat "$d/device")" = 0x11e8 ] && bdf=${d##*/}
-done
-[ -n "$bdf" ] || { echo "no edu device"; exit 1; }
+bdf=$(/rig/lib/edu-bdf.sh)
 node=$(ls /sys/bus/pci/devices/"$bdf"/vfio-dev/)
 exec 7<>/dev/iommu
 /rig/lib/l2-boot.sh 1 128 "/dev/vfio/devices/$node" 7
