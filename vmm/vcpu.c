@@ -204,7 +204,7 @@ int vcpu_create(struct vcpu *v, struct vm *vm, unsigned id, const struct kvm_cpu
 		goto fail;
 	}
 	memcpy(mine, cpuid, csize);
-	patch_cpuid(mine, id, vm->nvcpus, vm->smt);
+	patch_cpuid(mine, id, vm->vcpu_count, vm->smt);
 	step = "KVM_SET_CPUID2";
 	r = ioctl(v->fd, KVM_SET_CPUID2, mine) < 0 ? -errno : 0;
 	if (!r) {

@@ -20,7 +20,8 @@ struct vm {
 	struct bus mmio;
 	struct loop *loop;
 	struct vcpu *vcpus;
-	unsigned nvcpus;
+	unsigned nvcpus;     /* created so far (what teardown releases) */
+	unsigned vcpu_count; /* configured: the topology the guest sees */
 	bool smt;
 	atomic_bool stopping; /* set once; vCPUs leave KVM_RUN and do not re-enter */
 	atomic_int exit_code;

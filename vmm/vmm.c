@@ -183,18 +183,17 @@ static int start_vcpus(struct vmm *m, const struct boot_info *boot)
 		return -EIO;
 	}
 	m->vm.vcpus = m->vcpus;
-	m->vm.nvcpus = m->cfg->vcpus;
+	m->vm.vcpu_count = m->cfg->vcpus;
 	m->vm.smt = m->cfg->smt;
+	/* nvcpus counts only what exists: a failed vCPU cleaned up after itself. */
 	for (unsigned i = 0; i < m->cfg->vcpus && !r; i++) {
 		r = vcpu_create(&m->vcpus[i], &m->vm, i, cpuid, boot);
 		if (!r)
 			m->vm.nvcpus = i + 1;
 	}
 	free(cpuid);
-	if (r) {
-		m->vm.nvcpus--; /* the failed one cleaned up after itself */
+	if (r)
 		return r;
-	}
 	r = vcpu_signals_init();
 	for (unsigned i = 0; i < m->vm.nvcpus && !r; i++)
 		r = vcpu_start(&m->vcpus[i]);
