@@ -89,7 +89,7 @@ static int setup_dma(struct iommu *io, struct iommu_device *d, const struct vm_c
 {
 	bool pri = vfio_find_ext_cap(&d->vfio, PCI_EXT_CAP_ID_PRI) != 0;
 	const char *why = NULL;
-	int r;
+	int r, fault_err = 0;
 
 	if (d->cfg->mode != DMA_MODE_PIN && (pri || d->cfg->mode == DMA_MODE_FAULT)) {
 		r = try_fault_mode(io, d, cfg->iommu.chunk_bytes, loop, &why);
@@ -107,19 +107,28 @@ static int setup_dma(struct iommu *io, struct iommu_device *d, const struct vm_c
 			        pri ? "" : " (the device has no PRI capability)");
 			return r;
 		}
-		why = why ? why : "";
+		fault_err = r;
 	}
 	r = iommu_pin_all(io);
-	if (!r)
-		r = vfio_attach(&d->vfio, io->ioas);
 	if (r)
 		return r;
+	r = vfio_attach(&d->vfio, io->ioas);
+	if (r) {
+		log_error("VFIO_DEVICE_ATTACH_IOMMUFD_PT (%s to IOAS %u): %s", d->vfio.node,
+		          io->ioas, strerror(-r));
+		return r;
+	}
 	d->mode = DMA_MODE_PIN;
-	log_info("%s (%s): DMA mode pin: %s", d->cfg->id, d->vfio.node,
-	         d->cfg->mode == DMA_MODE_PIN ? "as configured"
-	         : !pri ? "the device has no PRI capability, so all guest RAM is mapped"
-	                : "the kernel refused a fault-capable page table, so all guest RAM is "
-	                  "mapped");
+	if (d->cfg->mode == DMA_MODE_PIN)
+		log_info("%s (%s): DMA mode pin, as configured", d->cfg->id, d->vfio.node);
+	else if (!pri)
+		log_info("%s (%s): DMA mode pin: the device has no PRI capability, so all guest "
+		         "RAM is mapped",
+		         d->cfg->id, d->vfio.node);
+	else
+		log_info("%s (%s): DMA mode pin: the kernel refused a fault-capable page table "
+		         "(%s: %s), so all guest RAM is mapped",
+		         d->cfg->id, d->vfio.node, why, strerror(-fault_err));
 	return 0;
 }
 

@@ -135,7 +135,8 @@ int vfio_attach(struct vfio_dev *d, uint32_t pt_id)
 {
 	struct vfio_device_attach_iommufd_pt a = { .argsz = sizeof(a), .pt_id = pt_id };
 
-	return dev_ioctl(d, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a, "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+	/* Not logged here: a refused fault-capable attach is a fallback, not an error. */
+	return ioctl(d->fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &a) < 0 ? -errno : 0;
 }
 
 int vfio_query(struct vfio_dev *d)

@@ -34,6 +34,7 @@ void vfio_close(struct vfio_dev *d);
 /* Tells KVM about the device (before bind, so KVM can honour its no-snoop/coherency). */
 int vfio_kvm_add(int vm_fd, int *kvm_vfio_fd, struct vfio_dev *d);
 int vfio_bind(struct vfio_dev *d, int iommufd);
+/* Attaches to an IOAS or hwpt; returns -errno without logging (callers know the context). */
 int vfio_attach(struct vfio_dev *d, uint32_t pt_id);
 /* Device info, regions and IRQs. */
 int vfio_query(struct vfio_dev *d);
