@@ -231,6 +231,10 @@ static int vmm_build(struct vmm *m)
 
 	if (unsupported_devices(cfg))
 		return FLINT_EXIT_CONFIG;
+	if (cfg->metrics_path)
+		log_warn("metrics.metrics_path: flint does not write metrics yet; %s stays "
+		         "untouched",
+		         cfg->metrics_path);
 	r = guest_memory_init(&m->mem, cfg->mem_mib << 20, backing_of(cfg));
 	if (r) {
 		log_error("cannot allocate %llu MiB of guest memory%s: %s",
