@@ -9,6 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *const config_huge_pages_names[] = { "None", "2M", NULL };
+const char *const config_cache_names[] = { "Unsafe", "Writeback", NULL };
+const char *const config_io_engine_names[] = { "Sync", "Async", NULL };
+const char *const config_dma_mode_names[] = { "auto", "pin", "fault", NULL };
+
 static int parse_bucket(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
                         struct token_bucket *b)
 {
@@ -81,7 +86,6 @@ static int parse_boot_source(struct cfg_ctx *c, json_t *root, struct vm_config *
 static int parse_machine(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 {
 	static const char *const templates[] = { "None", NULL };
-	static const char *const huge[] = { "None", "2M", NULL };
 	const char *p = "machine-config";
 	json_t *mc = cfg_member(root, p);
 	uint64_t vcpus = 0, mem = 0;
@@ -107,7 +111,7 @@ static int parse_machine(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 	if (!r)
 		r = cfg_enum(c, mc, p, "cpu_template", templates, &tmpl);
 	if (!r)
-		r = cfg_enum(c, mc, p, "huge_pages", huge, &hp);
+		r = cfg_enum(c, mc, p, "huge_pages", config_huge_pages_names, &hp);
 	if (r)
 		return r;
 	cfg->vcpus = (unsigned)vcpus;
@@ -125,8 +129,6 @@ static int parse_machine(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 
 static int parse_drive(struct cfg_ctx *c, json_t *d, const char *p, struct drive_config *drv)
 {
-	static const char *const caches[] = { "Unsafe", "Writeback", NULL };
-	static const char *const engines[] = { "Sync", "Async", NULL };
 	char sub[CFG_PATH_MAX];
 	int cache = 0, engine = 0, r;
 
@@ -145,9 +147,9 @@ static int parse_drive(struct cfg_ctx *c, json_t *d, const char *p, struct drive
 	if (!r)
 		r = cfg_string(c, d, p, "partuuid", false, &drv->partuuid);
 	if (!r)
-		r = cfg_enum(c, d, p, "cache_type", caches, &cache);
+		r = cfg_enum(c, d, p, "cache_type", config_cache_names, &cache);
 	if (!r)
-		r = cfg_enum(c, d, p, "io_engine", engines, &engine);
+		r = cfg_enum(c, d, p, "io_engine", config_io_engine_names, &engine);
 	if (!r)
 		r = parse_limiter(c, d, p, "rate_limiter", &drv->limiter);
 	if (!r)

@@ -23,6 +23,12 @@ enum huge_pages { HUGE_PAGES_NONE, HUGE_PAGES_2M };
 enum cache_type { CACHE_UNSAFE, CACHE_WRITEBACK };
 enum io_engine { IO_ENGINE_SYNC, IO_ENGINE_ASYNC };
 
+/* The JSON spellings of the enums above and of dma_mode, indexed by value, NULL-terminated. */
+extern const char *const config_huge_pages_names[];
+extern const char *const config_cache_names[];
+extern const char *const config_io_engine_names[];
+extern const char *const config_dma_mode_names[];
+
 struct token_bucket {
 	bool present;
 	uint64_t size;

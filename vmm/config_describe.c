@@ -28,19 +28,17 @@ static json_t *describe_limiter(const struct rate_limiter *l)
 
 static json_t *describe_drives(const struct vm_config *cfg)
 {
-	static const char *const caches[] = { "Unsafe", "Writeback" };
-	static const char *const engines[] = { "Sync", "Async" };
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < cfg->ndrives; i++) {
 		const struct drive_config *d = &cfg->drives[i];
-		json_array_append_new(a,
-		                      json_pack("{s:s,s:s,s:b,s:b,s:o,s:s,s:s,s:o}", "drive_id",
-		                                d->id, "path_on_host", d->path, "is_root_device",
-		                                d->root, "is_read_only", d->read_only, "partuuid",
-		                                str_or_null(d->partuuid), "cache_type",
-		                                caches[d->cache], "io_engine", engines[d->engine],
-		                                "rate_limiter", describe_limiter(&d->limiter)));
+		json_array_append_new(a, json_pack("{s:s,s:s,s:b,s:b,s:o,s:s,s:s,s:o}", "drive_id",
+		                                   d->id, "path_on_host", d->path, "is_root_device",
+		                                   d->root, "is_read_only", d->read_only,
+		                                   "partuuid", str_or_null(d->partuuid),
+		                                   "cache_type", config_cache_names[d->cache],
+		                                   "io_engine", config_io_engine_names[d->engine],
+		                                   "rate_limiter", describe_limiter(&d->limiter)));
 	}
 	return a;
 }
@@ -66,13 +64,12 @@ static json_t *describe_nets(const struct vm_config *cfg)
 
 static json_t *describe_vfio(const struct vm_config *cfg)
 {
-	static const char *const modes[] = { "auto", "pin", "fault" };
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < cfg->nvfio; i++)
 		json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "id", cfg->vfio[i].id, "device",
 		                                   cfg->vfio[i].spec, "dma_mode",
-		                                   modes[cfg->vfio[i].mode]));
+		                                   config_dma_mode_names[cfg->vfio[i].mode]));
 	return a;
 }
 
@@ -89,7 +86,7 @@ char *config_describe(const struct vm_config *cfg)
 	                    json_pack("{s:i,s:I,s:b,s:b,s:s}", "vcpu_count", (int)cfg->vcpus,
 	                              "mem_size_mib", (json_int_t)cfg->mem_mib, "smt", cfg->smt,
 	                              "track_dirty_pages", cfg->track_dirty_pages, "huge_pages",
-	                              cfg->huge_pages == HUGE_PAGES_2M ? "2M" : "None"));
+	                              config_huge_pages_names[cfg->huge_pages]));
 	json_object_set_new(root, "drives", describe_drives(cfg));
 	json_object_set_new(root, "network-interfaces", describe_nets(cfg));
 	json_object_set_new(root, "vsock",

@@ -9,7 +9,6 @@
 
 static int vfio_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
 {
-	static const char *const modes[] = { "auto", "pin", "fault", NULL };
 	struct vfio_config *d = out;
 	char sub[CFG_PATH_MAX];
 	char *bdf = NULL;
@@ -39,7 +38,7 @@ static int vfio_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
 	}
 	free(bdf);
 	if (!r)
-		r = cfg_enum(c, v, p, "dma_mode", modes, &mode);
+		r = cfg_enum(c, v, p, "dma_mode", config_dma_mode_names, &mode);
 	d->mode = (enum dma_mode)mode;
 	return r;
 }
