@@ -129,6 +129,9 @@ int main(void)
 	trigger(idev, 60, MOCK_APERTURE_START + 30 * CHUNK);
 	spin_loop();
 	CHECK(st->groups == 20 && st->invalid == 1 && st->refused == 0, "after INVALID");
+	/* iommufd_unmap takes the chunk back out; the mock domain no longer maps it. */
+	CHECK(iommufd_unmap(&io.fd, io.ioas, chunk, CHUNK) == 0, "iommufd_unmap");
+	CHECK(check_map(hwpt, chunk, CHUNK, mem.base + chunk) != 0, "chunk still mapped after unmap");
 	rig_info("flint's resolver answered %llu groups (%llu INVALID), mapped %llu chunks on demand",
 		 (unsigned long long)st->groups, (unsigned long long)st->invalid,
 		 (unsigned long long)st->chunks_mapped);
