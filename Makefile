@@ -1,7 +1,9 @@
 # flint — build, test and demo. Plain GNU make; objects under $(BUILD)/.
 #   make            build build/flint (and the sanitizer build, build/asan/flint)
 #   make check      install deps, build, run unit tests (plain + ASan/UBSan), then the rig
-#   make check-unit the fast part of make check
+#                   (which also runs the KVM tests when this host has no usable /dev/kvm)
+#   make check-unit the fast part of make check: the unit tests, and the KVM tests
+#                   when this host's /dev/kvm works (else they are left to the rig)
 #   make demo       boot configs/demo.json
 BUILD   ?= build
 CC      ?= cc
@@ -10,10 +12,6 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.0.0-dev)
 # Debian packages flint needs to build and test; `make deps` installs what is missing.
 DEPS := build-essential pkg-config libevent-dev libjansson-dev libfdt-dev libcap-ng-dev \
 	libseccomp-dev libcmocka-dev linux-libc-dev qemu-system-x86
--include tests/guest/guest.mk
--include tests/rig/rig.mk
--include tests/rig/flint.mk
-DEPS += $(GUEST_DEPS) $(RIG_DEPS)
 
 PKGS     := libevent_core jansson
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -27,16 +25,18 @@ LDLIBS   = $(PKG_LIBS) -lpthread
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 LIB_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c boot/*.c devices/*.c iommu/*.c))
-TEST_SRCS := $(wildcard tests/unit/test_*.c)
-TESTS    := $(patsubst tests/unit/%.c,%,$(TEST_SRCS))
-UTIL_SRCS := $(filter-out $(TEST_SRCS),$(wildcard tests/unit/*.c))
+# Test programs: tests/unit/test_*.c need no KVM, tests/kvm/test_*.c do (they run on the
+# host's /dev/kvm when it works, else inside the rig: tests/kvm/where.sh decides).
+UNIT_SUITES := $(patsubst tests/%.c,%,$(wildcard tests/unit/test_*.c))
+KVM_SUITES  := $(patsubst tests/%.c,%,$(wildcard tests/kvm/test_*.c))
+TEST_HELPER_SRCS := $(wildcard tests/lib/*.c) $(filter-out tests/unit/test_%,$(wildcard tests/unit/*.c))
 
 # Two flavours of every object: plain in $(BUILD)/, sanitized in $(BUILD)/asan/.
 OBJ      = $(patsubst %.c,$(1)/obj/%.o,$(2))
 PLAIN_LIB := $(call OBJ,$(BUILD),$(LIB_SRCS))
 ASAN_LIB  := $(call OBJ,$(BUILD)/asan,$(LIB_SRCS))
 
-.PHONY: all deps check check-unit demo clean format bench-startup bench-fault bench-iommu-startup
+.PHONY: all deps check check-build check-unit tests demo clean format bench-startup bench-fault bench-iommu-startup
 # Keep test objects: make would otherwise delete them as intermediates.
 .SECONDARY:
 all: $(BUILD)/flint $(BUILD)/asan/flint
@@ -54,34 +54,57 @@ $(BUILD)/asan/obj/%.o: %.c
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -O1 -c $< -o $@
 
 $(BUILD)/flint: $(BUILD)/obj/vmm/main.o $(PLAIN_LIB)
-	$(CC) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $^ $(LDLIBS)
 $(BUILD)/asan/flint: $(BUILD)/asan/obj/vmm/main.o $(ASAN_LIB)
-	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(call OBJ,$(BUILD),$(UTIL_SRCS)) $(PLAIN_LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(call OBJ,$(BUILD),$(TEST_HELPER_SRCS)) $(PLAIN_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(LDLIBS) -lcmocka
-$(BUILD)/asan/tests/%: $(BUILD)/asan/obj/tests/unit/%.o $(call OBJ,$(BUILD)/asan,$(UTIL_SRCS)) $(ASAN_LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $^ $(LDLIBS) -lcmocka
+$(BUILD)/asan/tests/%: $(BUILD)/asan/obj/tests/%.o $(call OBJ,$(BUILD)/asan,$(TEST_HELPER_SRCS)) $(ASAN_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
+# Knows nothing of flint: only whether this host's /dev/kvm runs a guest.
+$(BUILD)/tests/kvm-probe: tests/kvm/kvm_probe.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $<
 
-UNIT_BINS := $(addprefix $(BUILD)/tests/,$(TESTS)) $(addprefix $(BUILD)/asan/tests/,$(TESTS))
+SUITES    := $(UNIT_SUITES) $(KVM_SUITES)
+TEST_BINS := $(addprefix $(BUILD)/tests/,$(SUITES)) $(addprefix $(BUILD)/asan/tests/,$(SUITES)) \
+	$(BUILD)/tests/kvm-probe
+KVM_BINS  := $(addprefix $(BUILD)/tests/,$(KVM_SUITES)) $(addprefix $(BUILD)/asan/tests/,$(KVM_SUITES))
+
+# After the variables above: rig.mk and flint.mk use them in rules.
+include tests/guest/guest.mk
+include tests/rig/rig.mk
+include tests/rig/flint.mk
+DEPS += $(GUEST_DEPS) $(RIG_DEPS)
+# Plain `make` builds flint, whatever the fragments above define first.
+.DEFAULT_GOAL := all
 
 deps:
 	@sh tests/deps.sh $(sort $(DEPS))
 
-check: deps
-	$(MAKE) check-unit
-	$(MAKE) check-rig
+# Stage by stage (deps, build, unit, kernel, rig), each timed; says where the KVM tests ran.
+check:
+	@MAKE="$(MAKE)" bash tests/check.sh $(BUILD)
 
-check-unit: all $(UNIT_BINS) $(GUEST_PAYLOADS)
-	@sh tests/run-unit.sh $(BUILD) $(TESTS)
+check-build: all tests $(GUEST_PAYLOADS)
+tests: $(TEST_BINS)
+
+check-unit: check-build
+	@sh tests/run-unit.sh $(BUILD) $(SUITES)
 
 demo: deps
 	$(MAKE) all $(GUEST_PAYLOADS)
 	@sh tests/demo.sh $(BUILD)
 
-bench-startup: all guest-payloads
+bench-startup: all guest-payloads $(BUILD)/tests/kvm-probe
 	@sh bench/startup.sh $(BUILD)
 
 bench-fault: all

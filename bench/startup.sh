@@ -41,6 +41,11 @@ FLINT=$B/flint
 PAYLOAD=$B/guest/pvh.elf
 [ -x "$FLINT" ] || die "no $FLINT (run: make all)"
 [ -f "$PAYLOAD" ] || die "no $PAYLOAD (run: make guest-payloads)"
+# No usable KVM here (tests/kvm/where.sh): run this same script inside the kernel rig.
+if [ -f "$ROOT/tests/kvm/where.sh" ] && [ "$(sh "$ROOT/tests/kvm/where.sh" "$B")" != host ]; then
+	echo "startup: no usable /dev/kvm on this host: measuring inside the kernel rig" >&2
+	cd "$ROOT" && exec sh bench/startup-rig.sh "$B"
+fi
 if ! { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then die "/dev/kvm is not usable"; fi
 
 # Debian packages this script needs, installed quietly if missing.
@@ -65,12 +70,12 @@ need_pkgs() {
 command -v "$QEMU" >/dev/null 2>&1 || need_pkgs qemu-system-x86
 command -v "$QEMU" >/dev/null 2>&1 || die "no $QEMU"
 command -v strace >/dev/null 2>&1 || need_pkgs strace
-command -v cc >/dev/null 2>&1 || die "no cc (install build-essential)"
 
 # The helper: fork/exec, wait4 rusage, optional first-KVM_RUN stop.
 VMRUN=$B/bench/vmrun
 # shellcheck disable=SC3013 # -nt: dash and bash both have it
 if [ ! -x "$VMRUN" ] || [ "$ROOT/bench/vmrun.c" -nt "$VMRUN" ]; then
+	command -v cc >/dev/null 2>&1 || die "no cc (install build-essential)"
 	mkdir -p "$B/bench"
 	cc -O2 -Wall -Wextra -std=gnu11 -o "$VMRUN" "$ROOT/bench/vmrun.c" || die "cannot build $VMRUN"
 fi
@@ -108,7 +113,7 @@ for vmm in flint qemu; do
 done
 
 echo "flint startup benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs"
-echo "flint $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'), $("$QEMU" --version | head -n 1)"
+echo "flint ${FLINT_DESCRIBE:-$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')}, $("$QEMU" --version | head -n 1)"
 echo "payload $PAYLOAD, $MEM MiB guest RAM, 1 vCPU"
 
 # 1 + 3: interleaved runs, flint then QEMU, warm-up runs discarded.

@@ -245,15 +245,7 @@ static int vmm_build(struct vmm *m)
 		          strerror(-r));
 		return FLINT_EXIT_INTERNAL;
 	}
-	if (vm_create(&m->vm, "/dev/kvm", &m->mem, cfg->track_dirty_pages, m->loop))
-		return FLINT_EXIT_INTERNAL;
-	if (add_devices(m))
-		return FLINT_EXIT_INTERNAL;
-	if (cfg->nvfio) {
-		m->iommu_used = true;
-		if (iommu_setup(&m->iommu, cfg, &m->mem, m->vm.vm_fd, m->loop))
-			return FLINT_EXIT_INTERNAL;
-	}
+	/* Images load before /dev/kvm opens: a bad kernel is a config error on any host. */
 	r = boot_load(cfg, &m->mem, &boot, err, sizeof(err));
 	if (r) {
 		log_error("%s", err);
@@ -262,6 +254,15 @@ static int vmm_build(struct vmm *m)
 	if (mptable_write(&m->mem, cfg->vcpus)) {
 		log_error("cannot write the MP table for %u vCPUs", cfg->vcpus);
 		return FLINT_EXIT_INTERNAL;
+	}
+	if (vm_create(&m->vm, "/dev/kvm", &m->mem, cfg->track_dirty_pages, m->loop))
+		return FLINT_EXIT_INTERNAL;
+	if (add_devices(m))
+		return FLINT_EXIT_INTERNAL;
+	if (cfg->nvfio) {
+		m->iommu_used = true;
+		if (iommu_setup(&m->iommu, cfg, &m->mem, m->vm.vm_fd, m->loop))
+			return FLINT_EXIT_INTERNAL;
 	}
 	log_info("booting %s kernel %s: %u vCPU, %llu MiB, entry %#llx", boot.format,
 	         cfg->kernel_path, cfg->vcpus, (unsigned long long)cfg->mem_mib,

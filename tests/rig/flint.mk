@@ -36,3 +36,13 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--case $(RIG_FLINT_DIR)/53-l2-boot-edu-inherited-fd.sh:53-flint-l2-boot-edu-inherited-fd \
 	--case $(RIG_OUT)/flint/resolver-mock:60-flint-resolver-mock \
 	--case $(RIG_OUT)/flint/vfio-edu-pin:61-flint-vfio-edu-pin
+
+# The KVM tests (tests/kvm), each test a case of its own, plain and ASan, when this host
+# cannot run them (tests/kvm/where.sh); the args file is empty when they ran on the host.
+$(RIG_OUT)/kvm.args: $(KVM_BINS) $(BUILD)/flint $(BUILD)/asan/flint $(GUEST_PAYLOADS) \
+		$(BUILD)/tests/kvm-probe rig-always
+	@mkdir -p $(@D)
+	sh tests/kvm/rig-stage.sh $(BUILD) $(RIG_OUT)/kvm-cases $(KVM_SUITES) >$@.tmp
+	@mv $@.tmp $@
+$(RIG_OUT)/initramfs.cpio.gz: $(RIG_OUT)/kvm.args
+RIG_INITRAMFS_ARGS += --args-file $(RIG_OUT)/kvm.args

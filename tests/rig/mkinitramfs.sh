@@ -14,6 +14,8 @@
 #   --init FILE          use FILE as /init instead of tests/rig/init (e.g. for
 #                        an L2 guest initramfs)
 #   --timeout SECS       per-case timeout for the default /init (default 300)
+#   --args-file FILE     read more of these options from FILE, one per line
+#                        (FILE may be empty)
 # Paths given to --add/--add-bin are copied dereferenced (symlinks followed).
 set -euo pipefail
 
@@ -29,6 +31,7 @@ timeout=300
 cases=()
 adds=()
 bins=()
+extra=()
 while [ $# -gt 0 ]; do
     case $1 in
         -o|--output) out=$2; shift 2 ;;
@@ -41,6 +44,18 @@ while [ $# -gt 0 ]; do
         --add-bin) bins+=("$2"); shift 2 ;;
         --init) init=$2; shift 2 ;;
         --timeout) timeout=$2; shift 2 ;;
+        --args-file)
+            [ -f "$2" ] || rig_die "--args-file: no file $2"
+            mapfile -t more <"$2"
+            shift 2
+            # Each line is one option and its value ("--case F:N"); split at the first blank.
+            for line in "${more[@]+"${more[@]}"}"; do
+                [ -n "$line" ] || continue
+                extra+=("${line%% *}")
+                if [ "${line#* }" != "$line" ]; then extra+=("${line#* }"); fi
+            done
+            set -- "${extra[@]+"${extra[@]}"}" "$@"
+            extra=() ;;
         -h|--help) usage ;;
         *) echo "mkinitramfs.sh: unknown argument: $1" >&2; usage ;;
     esac

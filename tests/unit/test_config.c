@@ -1,5 +1,5 @@
 /* Config file: every bad config exits 78 naming the key path; good ones resolve. */
-#include "tests/unit/util.h"
+#include "tests/lib/util.h"
 #include "vmm/config.h"
 
 #include <setjmp.h>
@@ -336,12 +336,12 @@ static void test_cli_usage(void **state)
 	assert_non_null(strstr(res.out, "flint "));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_configs),    cmocka_unit_test(test_minimal_config),
 		cmocka_unit_test(test_full_firecracker_config), cmocka_unit_test(test_flint_section),
 		cmocka_unit_test(test_parse_api),      cmocka_unit_test(test_config_mutants),      cmocka_unit_test(test_cli_usage),
 	};
-	return cmocka_run_group_tests(tests, setup, test_group_teardown);
+	return TEST_MAIN(tests, setup, test_group_teardown);
 }

@@ -1,5 +1,5 @@
-/* Every example in configs/ validates, and the host-bootable ones boot. */
-#include "tests/unit/util.h"
+/* Every example in configs/ validates (tests/kvm/test_examples.c boots them). */
+#include "tests/lib/util.h"
 
 #include <dirent.h>
 #include <setjmp.h>
@@ -35,30 +35,10 @@ static void test_every_example_validates(void **state)
 	assert_true(n >= 2);
 }
 
-static void boot_example(const char *path)
-{
-	static struct child_result res;
-	char *argv[] = {(char *)test_flint_bin(), "--config-file", (char *)path, NULL};
-
-	assert_int_equal(test_run(argv, 30, 0, 0, &res), 0);
-	if (res.code != 1)
-		print_error("%s: exit %d\n%s\n%s\n", path, res.code, res.out, res.err);
-	assert_int_equal(res.code, 1); /* test_exit=0 through the exit port: (0 << 1) | 1 */
-	assert_non_null(strstr(res.out, "flint-guest: done"));
-}
-
-static void test_examples_boot(void **state)
-{
-	(void)state;
-	boot_example("configs/hello-pvh.json");
-	boot_example("configs/firecracker-style.json");
-}
-
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_example_validates),
-		cmocka_unit_test(test_examples_boot),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return TEST_MAIN(tests, NULL, NULL);
 }

@@ -4,7 +4,7 @@
  * read or write out of bounds (ASan/UBSan turn that into a failure).
  */
 #include "boot/boot.h"
-#include "tests/unit/util.h"
+#include "tests/lib/util.h"
 #include "vmm/layout.h"
 
 #include <errno.h>
@@ -115,12 +115,12 @@ static void test_fuzz_pvh(void **state)
 	fuzz("pvh.elf", 3);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fuzz_bzimage),
 		cmocka_unit_test(test_fuzz_elf),
 		cmocka_unit_test(test_fuzz_pvh),
 	};
-	return cmocka_run_group_tests(tests, NULL, test_group_teardown);
+	return TEST_MAIN(tests, NULL, test_group_teardown);
 }

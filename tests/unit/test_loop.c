@@ -1,4 +1,5 @@
 /* The event loop: fd, timer, cross-thread post, signals. */
+#include "tests/lib/util.h"
 #include "vmm/loop.h"
 
 #include <pthread.h>
@@ -184,7 +185,7 @@ static void test_rerun(void **state)
 	loop_free(c.loop);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fd_watch),
@@ -194,5 +195,5 @@ int main(void)
 		cmocka_unit_test(test_signal_stops_loop),
 		cmocka_unit_test(test_rerun),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return TEST_MAIN(tests, NULL, NULL);
 }

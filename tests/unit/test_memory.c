@@ -1,4 +1,5 @@
 /* Guest memory: layout, and GPA->HVA translation at every edge. */
+#include "tests/lib/util.h"
 #include "vmm/layout.h"
 #include "vmm/memory.h"
 
@@ -168,7 +169,7 @@ static void test_hugetlb(void **state)
 	write_long(NR_HUGE, nr);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_small_layout), cmocka_unit_test(test_translation_edges),
@@ -176,5 +177,5 @@ int main(void)
 		cmocka_unit_test(test_thp),
 		cmocka_unit_test(test_hugetlb),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return TEST_MAIN(tests, NULL, NULL);
 }

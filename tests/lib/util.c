@@ -1,15 +1,21 @@
-#include "tests/unit/util.h"
+#include "tests/lib/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <poll.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <cmocka.h>
 
 static char tmpdir[256];
 
@@ -151,4 +157,24 @@ int test_run_input(char *const argv[], const char *input, double timeout_s, int 
 		return -1;
 	res->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	return 0;
+}
+
+int test_main(int argc, char **argv, const struct CMUnitTest *tests, size_t n,
+	      int (*setup)(void **), int (*teardown)(void **))
+{
+	const char *group = basename(argv[0]);
+
+	if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+		for (size_t i = 0; i < n; i++)
+			printf("%s\n", tests[i].name);
+		return 0;
+	}
+	if (argc == 1)
+		return _cmocka_run_group_tests(group, tests, n, setup, teardown);
+	for (size_t i = 0; argc == 2 && i < n; i++)
+		if (strcmp(tests[i].name, argv[1]) == 0)
+			return _cmocka_run_group_tests(group, &tests[i], 1, setup, teardown);
+	fprintf(stderr, "usage: %s [--list | TEST]%s%s\n", group, argc == 2 ? "; no test named " : "",
+		argc == 2 ? argv[1] : "");
+	return 2;
 }

@@ -30,4 +30,16 @@ int test_run(char *const argv[], double timeout_s, int sig, int sig_after_ms,
 int test_run_input(char *const argv[], const char *input, double timeout_s, int sig,
 		   int sig_after_ms, struct child_result *res);
 
+/*
+ * main() of every test program: runs @tests as one cmocka group named after the program.
+ * `--list` prints the test names, one a line; a NAME argument runs that test alone (the rig
+ * runs each KVM test as a case of its own). An unknown name is an error (exit 2), never an
+ * empty pass.
+ */
+struct CMUnitTest;
+int test_main(int argc, char **argv, const struct CMUnitTest *tests, size_t n,
+	      int (*setup)(void **), int (*teardown)(void **));
+#define TEST_MAIN(tests, setup, teardown)                                                    \
+	test_main(argc, argv, tests, sizeof(tests) / sizeof((tests)[0]), setup, teardown)
+
 #endif

@@ -1,0 +1,33 @@
+#!/bin/sh
+# make bench-startup on a host without a usable /dev/kvm: the same benchmark (startup.sh),
+# flint and QEMU -M microvm both on the nested KVM of the rig's L1 (QEMU TCG -> Linux 7.3),
+# in one run. Absolute numbers are the rig's, not a real host's; the ratio is what compares.
+# Usage: startup-rig.sh [BUILD]    (called by startup.sh)
+set -eu
+build=${1:-build}
+out=$build/bench/startup-rig
+mkdir -p "$out"
+make -s rig-kernel
+kdir=$(cat "$build/rig/kernel.dir")
+qemu=$(command -v qemu-system-x86_64) || { echo "startup: no qemu-system-x86_64" >&2; exit 1; }
+cc -O2 -Wall -Wextra -std=gnu11 -o "$out/vmrun" bench/vmrun.c
+ver=$(git describe --always --dirty 2>/dev/null || echo '?')
+cat >"$out/case.sh" <<CASE
+#!/bin/sh
+FLINT_DESCRIBE='$ver' BENCH_RUNS=\${BENCH_RUNS:-${BENCH_RUNS:-15}} sh /rig/bench/startup.sh /rig/bench/build
+CASE
+# QEMU reads one file besides its libraries here: the microvm firmware.
+bash tests/rig/mkinitramfs.sh -o "$out/l1.cpio.gz" --timeout 1500 --case "$out/case.sh:bench" \
+	--add bench/startup.sh:/rig/bench/startup.sh \
+	--add-bin "$build/flint:/rig/bench/build/flint" \
+	--add "$build/guest/pvh.elf:/rig/bench/build/guest/pvh.elf" \
+	--add-bin "$out/vmrun:/rig/bench/build/bench/vmrun" \
+	--add-bin "$qemu:/usr/bin/qemu-system-x86_64" \
+	--add /usr/share/qemu/bios-microvm.bin:/usr/share/qemu/bios-microvm.bin \
+	--add-bin "$(command -v strace):/usr/bin/strace" >/dev/null
+BUILD=$build bash tests/rig/run.sh --kernel "$kdir/bzImage" --initrd "$out/l1.cpio.gz" \
+	--log "$out/serial.log" --timeout 1800 >/dev/null 2>&1 || true
+res=$(tr -d '\r' <"$out/serial.log" | sed -n 's/^\[bench\] //p')
+[ -n "$res" ] || { echo "startup: the rig run printed nothing; see $out/serial.log" >&2; exit 1; }
+printf '%s\n' "$res" | sed '$ s/$/ (in the rig)/'
+printf '%s\n' "$res" | tail -n 1 | grep -q '^startup: ' || exit 1

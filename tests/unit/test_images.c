@@ -1,0 +1,182 @@
+/*
+ * Images and memory that flint must refuse before it opens /dev/kvm: every field named, exit
+ * 78 (70 for host memory). These run the flint binary but need no KVM on any machine.
+ */
+#include "tests/lib/flintrun.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+static const uint8_t spin[] = {0xeb, 0xfe}; /* jmp . */
+
+/* Corrupt images: refused with a message naming the file and the field, exit 78. */
+struct bad_image {
+	const char *name;
+	void (*mutate)(uint8_t *d, size_t *len);
+	const char *expect;
+};
+
+static void truncate_small(uint8_t *d, size_t *len)
+{
+	(void)d;
+	*len = 600;
+}
+static void zero_boot_flag(uint8_t *d, size_t *len)
+{
+	(void)len;
+	d[0x1fe] = d[0x1ff] = 0;
+}
+static void old_protocol(uint8_t *d, size_t *len)
+{
+	(void)len;
+	d[0x206] = 0x05;
+}
+static void no_kernel64(uint8_t *d, size_t *len)
+{
+	(void)len;
+	d[0x236] &= (uint8_t)~1;
+}
+static void huge_setup(uint8_t *d, size_t *len)
+{
+	(void)len;
+	d[0x1f1] = 200;
+}
+static void odd_alignment(uint8_t *d, size_t *len)
+{
+	(void)len;
+	memcpy(d + 0x230, &(uint32_t){3}, 4);
+}
+static void huge_init_size(uint8_t *d, size_t *len)
+{
+	(void)len;
+	memcpy(d + 0x260, &(uint32_t){0xf0000000}, 4);
+}
+static void tiny_cmdline(uint8_t *d, size_t *len)
+{
+	(void)len;
+	memcpy(d + 0x238, &(uint32_t){4}, 4);
+}
+static void not_a_kernel(uint8_t *d, size_t *len)
+{
+	memset(d, 0x5a, *len);
+}
+static void empty(uint8_t *d, size_t *len)
+{
+	(void)d;
+	*len = 0;
+}
+
+static void test_bad_bzimages(void **state)
+{
+	static const struct bad_image cases[] = {
+		{"bz-small", truncate_small, "bzImage of 600 bytes is too small for a setup header"},
+		{"bz-flag", zero_boot_flag, "boot_flag is 0x0000, expected 0xaa55"},
+		{"bz-old", old_protocol, "boot protocol 2.05 is older than 2.06"},
+		{"bz-32", no_kernel64, "xloadflags: XLF_KERNEL_64 is clear"},
+		{"bz-setup", huge_setup, "setup_sects 200"},
+		{"bz-align", odd_alignment, "kernel_alignment 0x3"},
+		{"bz-init", huge_init_size, "needs guest RAM up to"},
+		{"bz-cmdline", tiny_cmdline, NULL},
+		{"garbage", not_a_kernel, "not a kernel flint can boot"},
+		{"empty", empty, "not a kernel flint can boot"},
+	};
+	static uint8_t img[1 << 20];
+	FILE *f = fopen(flint_payload("bzimage.bin"), "r");
+	size_t full = fread(img, 1, sizeof(img), f);
+
+	(void)state;
+	fclose(f);
+	assert_true(full > 0x400);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		static uint8_t copy[1 << 20];
+		size_t len = full;
+		memcpy(copy, img, full);
+		cases[i].mutate(copy, &len);
+		char *path = test_write_file(cases[i].name, copy, len);
+		flint_boot(path, "flint.test=1", NULL, 1, 64, NULL, NULL, 30, 0, 0);
+		char want[700];
+		if (cases[i].expect)
+			snprintf(want, sizeof(want), "%s: %s", path, cases[i].expect);
+		else /* the command line is the config's fault, not the image's */
+			snprintf(want, sizeof(want), "boot-source.boot_args: 12 bytes, but %s takes at "
+				 "most 4 (cmdline_size)", path);
+		flint_expect(78, NULL, want);
+		free(path);
+	}
+}
+
+static void test_bad_elves(void **state)
+{
+	struct tiny_elf e;
+	char *path;
+
+	(void)state;
+	struct {
+		const char *expect;
+		size_t len;
+	} cases[] = {
+		{"shorter than its header", 40},
+		{"only 64-bit ELF kernels", sizeof(e)},
+		{"program headers (e_phoff 0xffff00) run past the end", sizeof(e)},
+		{"segment 0: p_offset 0x78 + p_filesz 0x100000 run past the end", sizeof(e)},
+		{"segment 0: p_paddr 0x7000 is below 1 MiB", sizeof(e)},
+		{"segment 0: [0x7f00000, +0x200000) is not inside guest RAM", sizeof(e)},
+		{"e_entry 0x9000000 is not inside a loaded segment", sizeof(e)},
+		{"segment 0: p_filesz is larger than p_memsz", sizeof(e)},
+		{"no PT_LOAD segment", sizeof(e)},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tiny_elf(&e, spin, sizeof(spin));
+		switch (i) {
+		case 1: e.eh.e_ident[EI_CLASS] = ELFCLASS32; break;
+		case 2: e.eh.e_phoff = 0xffff00; break;
+		case 3: e.ph.p_filesz = e.ph.p_memsz = 0x100000; break;
+		case 4: e.ph.p_paddr = 0x7000; break;
+		case 5: e.ph.p_paddr = 0x7f00000; e.ph.p_memsz = 0x200000; break;
+		case 6: e.eh.e_entry = 0x9000000; break;
+		case 7: e.ph.p_memsz = 1; break;
+		case 8: e.ph.p_type = PT_NOTE; e.ph.p_filesz = 0; break;
+		default: break;
+		}
+		path = test_write_file("bad.elf", &e, cases[i].len);
+		flint_boot(path, "x", NULL, 1, 128, NULL, NULL, 30, 0, 0);
+		flint_expect(78, NULL, cases[i].expect);
+		free(path);
+	}
+}
+
+static void test_memory_too_small_for_images(void **state)
+{
+	static uint8_t big[7 << 20];
+	char *initrd;
+
+	(void)state;
+	memcpy(big, "FLINTRD\n", 8);
+	initrd = test_write_file("big-initrd.img", big, sizeof(big));
+	flint_boot(flint_payload("elf64.elf"), "x", initrd, 1, 8, NULL, NULL, 30, 0, 0);
+	flint_expect(78, NULL, "big-initrd.img: initrd of 7340032 bytes does not fit between the kernel");
+	flint_boot(flint_payload("elf64.elf"), "x", NULL, 1, 1, NULL, NULL, 30, 0, 0);
+	flint_expect(78, NULL, "machine-config.mem_size_mib: 1 MiB is too small to boot a kernel");
+	/* 512 GiB of huge pages are not there: a clear error, not a SIGBUS on first touch. */
+	flint_boot_huge_pages = true;
+	flint_boot(flint_payload("elf64.elf"), "x", NULL, 1, 512 * 1024, NULL, NULL, 30, 0, 0);
+	flint_boot_huge_pages = false;
+	flint_expect(70, NULL, "from 2M hugetlb pages (see /proc/sys/vm/nr_hugepages)");
+	free(initrd);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bad_bzimages),
+		cmocka_unit_test(test_bad_elves),
+		cmocka_unit_test(test_memory_too_small_for_images),
+	};
+	return TEST_MAIN(tests, NULL, test_group_teardown);
+}
