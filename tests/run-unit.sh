@@ -15,7 +15,7 @@ for s in "$@"; do
 	kvm/*)
 		if [ "$where" != host ]; then
 			n=$("$build/tests/$s" --list | wc -l)
-			left="$left${left:+, }$s ($n tests)"
+			left="$left${left:+, }$s ($n test$([ "$n" = 1 ] || echo s))"
 			continue
 		fi ;;
 	esac
