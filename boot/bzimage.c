@@ -32,12 +32,16 @@ static uint64_t align_up(uint64_t v, uint64_t a)
 
 static int check_header(struct boot_ctx *c, const uint8_t *d, size_t len, size_t *setup_size)
 {
-	uint16_t version = get16(d + HDR_VERSION);
-	unsigned sects = d[HDR_SETUP_SECTS] ? d[HDR_SETUP_SECTS] : 4;
-	size_t hdr_end = 0x202 + (size_t)d[HDR_JUMP + 1];
+	uint16_t version;
+	unsigned sects;
+	size_t hdr_end;
 
+	/* Nothing of the header is read before the file is known to hold all of it. */
 	if (len < HDR_MAX_END)
 		return boot_fail(c, "bzImage of %zu bytes is too small for a setup header", len);
+	version = get16(d + HDR_VERSION);
+	sects = d[HDR_SETUP_SECTS] ? d[HDR_SETUP_SECTS] : 4;
+	hdr_end = 0x202 + (size_t)d[HDR_JUMP + 1];
 	if (get16(d + HDR_BOOT_FLAG) != 0xaa55)
 		return boot_fail(c, "boot_flag is 0x%04x, expected 0xaa55",
 		                 get16(d + HDR_BOOT_FLAG));

@@ -27,6 +27,12 @@ static void truncate_small(uint8_t *d, size_t *len)
 	(void)d;
 	*len = 600;
 }
+/* Just long enough for the "HdrS" signature: the version at 0x206 is past the end. */
+static void truncate_hdrs(uint8_t *d, size_t *len)
+{
+	(void)d;
+	*len = 0x206;
+}
 static void zero_boot_flag(uint8_t *d, size_t *len)
 {
 	(void)len;
@@ -76,6 +82,7 @@ static void test_bad_bzimages(void **state)
 {
 	static const struct bad_image cases[] = {
 		{"bz-small", truncate_small, "bzImage of 600 bytes is too small for a setup header"},
+		{"bz-hdrs", truncate_hdrs, "bzImage of 518 bytes is too small for a setup header"},
 		{"bz-flag", zero_boot_flag, "boot_flag is 0x0000, expected 0xaa55"},
 		{"bz-old", old_protocol, "boot protocol 2.05 is older than 2.06"},
 		{"bz-32", no_kernel64, "xloadflags: XLF_KERNEL_64 is clear"},
