@@ -69,6 +69,14 @@ int guest_memory_init(struct guest_memory *m, uint64_t size, enum guest_backing 
 		m->fd = -1;
 		return r;
 	}
+	/* Guest RAM is the guest's secret and can be GiBs: never part of a flint core dump. */
+	if (madvise(p, size, MADV_DONTDUMP) < 0) {
+		r = -errno;
+		munmap(p, size);
+		close(m->fd);
+		m->fd = -1;
+		return r;
+	}
 	m->base = p;
 	m->size = size;
 	m->backing = backing;

@@ -5,6 +5,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -117,6 +118,40 @@ static void test_thp(void **state)
 	guest_memory_destroy(&m);
 }
 
+/* The VmFlags line of the mapping that starts at @p in /proc/self/smaps (empty if none). */
+static void vm_flags(const void *p, char *out, size_t len)
+{
+	char line[512], start[32];
+	FILE *f = fopen("/proc/self/smaps", "r");
+	bool found = false;
+
+	out[0] = 0;
+	snprintf(start, sizeof(start), "%lx-", (unsigned long)(uintptr_t)p);
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, start, strlen(start)) == 0)
+			found = true;
+		else if (found && strncmp(line, "VmFlags:", 8) == 0) {
+			snprintf(out, len, "%s", line + 8);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+/* Guest RAM stays out of core dumps (VmFlags "dd"), whatever backs it. */
+static void test_not_in_core_dumps(void **state)
+{
+	struct guest_memory m;
+	char flags[512];
+
+	(void)state;
+	assert_int_equal(guest_memory_init(&m, MiB(64), GUEST_BACKING_4K), 0);
+	vm_flags(m.base, flags, sizeof(flags));
+	assert_non_null(strstr(flags, " dd"));
+	guest_memory_destroy(&m);
+}
+
 static long read_long(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -174,7 +209,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_small_layout), cmocka_unit_test(test_translation_edges),
 		cmocka_unit_test(test_split_layout), cmocka_unit_test(test_bad_sizes),
-		cmocka_unit_test(test_thp),
+		cmocka_unit_test(test_thp), cmocka_unit_test(test_not_in_core_dumps),
 		cmocka_unit_test(test_hugetlb),
 	};
 	return TEST_MAIN(tests, NULL, NULL);
