@@ -1,6 +1,5 @@
 #include "devices/serial.h"
 
-#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -35,13 +34,13 @@ enum {
 #define MSR_RI   0x40
 #define MSR_DCD  0x80
 
-void serial_init(struct serial *s, int irq_fd, int out_fd, int log_fd)
+void serial_init(struct serial *s, int irq_fd, void (*out)(void *ctx, uint8_t byte), void *out_ctx)
 {
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
 	s->irq_fd = irq_fd;
-	s->out_fds[0] = out_fd;
-	s->out_fds[1] = log_fd;
+	s->out = out;
+	s->out_ctx = out_ctx;
 	s->mcr = MCR_OUT2;
 	s->dll = 12; /* 9600 baud, as firmware would leave it */
 }
@@ -70,17 +69,6 @@ static void serial_update_irq(struct serial *s)
 	if (s->irq_fd >= 0 && serial_iir(s) != (IIR_NONE | ((s->fcr & 1) ? IIR_FIFO : 0)) &&
 	    write(s->irq_fd, &one, sizeof(one)) < 0) {
 		/* An eventfd write only fails on counter overflow: the IRQ is pending anyway. */
-	}
-}
-
-static void serial_emit(struct serial *s, uint8_t byte)
-{
-	for (int i = 0; i < 2; i++) {
-		if (s->out_fds[i] < 0)
-			continue;
-		/* Console output must not be lost: retry short writes and EINTR. */
-		while (write(s->out_fds[i], &byte, 1) < 0 && errno == EINTR) {
-		}
 	}
 }
 
@@ -142,8 +130,8 @@ static void serial_reg_write(struct serial *s, unsigned reg, uint8_t v)
 		}
 		if (s->mcr & MCR_LOOP)
 			rx_push(s, v);
-		else
-			serial_emit(s, v);
+		else if (s->out)
+			s->out(s->out_ctx, v);
 		/* The byte left at once, so THR is empty again. */
 		s->thre_pending = true;
 		break;

@@ -18,8 +18,10 @@ struct serial {
 	bool thre_pending; /* THR-empty interrupt raised and not yet acknowledged */
 	uint8_t rx[SERIAL_RX_CAP];
 	unsigned rx_head, rx_len;
-	int irq_fd;     /* irqfd to raise IRQ 4; -1 for none (tests) */
-	int out_fds[2]; /* console sinks: stdout and/or a log file; -1 when unused */
+	int irq_fd; /* irqfd to raise IRQ 4; -1 for none (tests) */
+	/* Where transmitted bytes go (under the UART's lock; must not block); NULL: nowhere. */
+	void (*out)(void *ctx, uint8_t byte);
+	void *out_ctx;
 	/* Called (under no lock) when the guest drained the RX buffer to room for more. */
 	void (*on_rx_space)(void *arg);
 	void *rx_arg;
@@ -27,7 +29,7 @@ struct serial {
 
 extern const struct bus_ops serial_ops;
 
-void serial_init(struct serial *s, int irq_fd, int out_fd, int log_fd);
+void serial_init(struct serial *s, int irq_fd, void (*out)(void *ctx, uint8_t byte), void *out_ctx);
 void serial_destroy(struct serial *s);
 /* Queues host input for the guest. Returns how many bytes fit. Any thread. */
 size_t serial_input(struct serial *s, const uint8_t *data, size_t len);

@@ -5,6 +5,7 @@
 #include "devices/i8042.h"
 #include "devices/serial.h"
 #include "iommu/iommu.h"
+#include "vmm/console.h"
 #include "vmm/exitcode.h"
 #include "vmm/layout.h"
 #include "vmm/log.h"
@@ -29,13 +30,15 @@ struct vmm {
 	struct vm vm;
 	struct vcpu vcpus[CONFIG_MAX_VCPUS];
 	struct serial serial;
+	struct console console;
+	bool console_up;
+	atomic_bool stdin_posted; /* a stdin_watch() is queued: the UART's room is said once */
 	struct i8042 i8042;
 	struct boot_timer boot_timer;
 	struct exit_port exit_port;
 	struct iommu iommu;
 	bool iommu_used;
 	int serial_irq;
-	int serial_log_fd;
 	struct loop_watch *stdin_watch;
 };
 
@@ -96,6 +99,7 @@ static void stdin_watch(void *arg)
 {
 	struct vmm *m = arg;
 
+	atomic_store(&m->stdin_posted, false);
 	if (!m->stdin_watch && !loop_stopping(m->loop) && stdin_pollable())
 		m->stdin_watch = loop_add_fd(m->loop, STDIN_FILENO, LOOP_READ, on_stdin, m);
 }
@@ -125,7 +129,14 @@ static void serial_has_room(void *arg)
 {
 	struct vmm *m = arg;
 
-	loop_post(m->loop, stdin_watch, m);
+	/* A guest in UART loopback mode can say this millions of times: queue it once. */
+	if (!atomic_exchange(&m->stdin_posted, true) && loop_post(m->loop, stdin_watch, m) < 0)
+		atomic_store(&m->stdin_posted, false);
+}
+
+static void console_out(void *ctx, uint8_t byte)
+{
+	console_put(ctx, byte);
 }
 
 static void on_timeout(void *arg)
@@ -148,8 +159,7 @@ static int add_devices(struct vmm *m)
 	m->serial_irq = vm_irqfd(vm, SERIAL_COM1_IRQ);
 	if (m->serial_irq < 0)
 		return m->serial_irq;
-	serial_init(&m->serial, m->serial_irq, m->opts->console_stdout ? STDOUT_FILENO : -1,
-	            m->serial_log_fd);
+	serial_init(&m->serial, m->serial_irq, console_out, &m->console);
 	m->serial.on_rx_space = serial_has_room;
 	m->serial.rx_arg = m;
 	i8042_init(&m->i8042, vm);
@@ -281,6 +291,11 @@ static void vmm_teardown(struct vmm *m)
 {
 	stop_vcpus(m);
 	tty_restore();
+	if (m->console_up) {
+		/* What the guest said last matters most (a panic, a test result): a second. */
+		console_flush(&m->console, 1000);
+		console_destroy(&m->console);
+	}
 	if (m->iommu_used)
 		iommu_teardown(&m->iommu); /* before the loop: it answers open page requests */
 	loop_free(m->loop);                /* removes the stdin, timer and post watches */
@@ -291,14 +306,12 @@ static void vmm_teardown(struct vmm *m)
 	}
 	vm_destroy(&m->vm);
 	guest_memory_destroy(&m->mem);
-	if (m->serial_log_fd >= 0)
-		close(m->serial_log_fd);
 }
 
 int vmm_run(const struct vm_config *cfg, const struct run_opts *opts)
 {
 	struct vmm *m = calloc(1, sizeof(*m));
-	int code;
+	int serial_log_fd = -1, code;
 
 	if (!m)
 		return FLINT_EXIT_INTERNAL;
@@ -307,11 +320,9 @@ int vmm_run(const struct vm_config *cfg, const struct run_opts *opts)
 	m->serial_irq = -1;
 	m->vm.vm_fd = m->vm.kvm_fd = -1;
 	m->mem.fd = -1;
-	m->serial_log_fd = -1;
 	if (opts->serial_log) {
-		m->serial_log_fd =
-		        open(opts->serial_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (m->serial_log_fd < 0) {
+		serial_log_fd = open(opts->serial_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (serial_log_fd < 0) {
 			log_error("--serial-log %s: %s", opts->serial_log, strerror(errno));
 			free(m);
 			return FLINT_EXIT_USAGE;
@@ -321,7 +332,15 @@ int vmm_run(const struct vm_config *cfg, const struct run_opts *opts)
 	if (!m->loop || loop_handle_signals(m->loop, NULL, NULL) < 0) {
 		log_error("cannot set up the event loop");
 		code = FLINT_EXIT_INTERNAL;
+		if (serial_log_fd >= 0)
+			close(serial_log_fd);
+	} else if (console_init(&m->console, m->loop, opts->console_stdout ? STDOUT_FILENO : -1,
+	                        serial_log_fd, opts->serial_log)) {
+		log_error("cannot set up the console");
+		console_destroy(&m->console);
+		code = FLINT_EXIT_INTERNAL;
 	} else {
+		m->console_up = true;
 		code = vmm_build(m);
 		if (code < 0)
 			code = loop_run(m->loop);

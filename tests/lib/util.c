@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -97,19 +98,52 @@ int test_run(char *const argv[], double timeout_s, int sig, int sig_after_ms,
 	return test_run_input(argv, NULL, timeout_s, sig, sig_after_ms, res);
 }
 
+static int run_child(char *const argv[], const char *input, bool unread, double timeout_s,
+		     int sig, int sig_after_ms, struct child_result *res);
+
 int test_run_input(char *const argv[], const char *input, double timeout_s, int sig,
 		   int sig_after_ms, struct child_result *res)
 {
-	int out[2], err[2], in[2] = {-1, -1}, status;
+	return run_child(argv, input, false, timeout_s, sig, sig_after_ms, res);
+}
+
+int test_run_unread(char *const argv[], double timeout_s, int sig, int sig_after_ms,
+		    struct child_result *res)
+{
+	return run_child(argv, NULL, true, timeout_s, sig, sig_after_ms, res);
+}
+
+/*
+ * A stdout nobody reads: a pipe of the smallest size whose read end stays open but
+ * unread, so the child's writes fill it at once and then block (or fail, if non-blocking).
+ */
+static int unread_pipe(int *rd, int *wr)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	fcntl(p[1], F_SETPIPE_SZ, 4096);
+	*rd = p[0];
+	*wr = p[1];
+	return 0;
+}
+
+static int run_child(char *const argv[], const char *input, bool unread, double timeout_s,
+		     int sig, int sig_after_ms, struct child_result *res)
+{
+	int out[2], err[2], in[2] = {-1, -1}, stuck = -1, status;
 	size_t olen = 0, elen = 0;
 	long long start = now_ms();
 	int sent = 0;
 	pid_t pid;
 
 	memset(res, 0, sizeof(*res));
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
-	    (input && pipe2(in, O_CLOEXEC) < 0))
+	if ((unread ? unread_pipe(&stuck, &out[1]) : pipe2(out, O_CLOEXEC)) < 0 ||
+	    pipe2(err, O_CLOEXEC) < 0 || (input && pipe2(in, O_CLOEXEC) < 0))
 		return -1;
+	if (unread)
+		out[0] = -1; /* nothing is read from it: only stderr is collected */
 	pid = fork();
 	if (pid < 0)
 		return -1;
@@ -153,6 +187,8 @@ int test_run_input(char *const argv[], const char *input, double timeout_s, int 
 		close(err[0]);
 	if (input)
 		close(in[1]);
+	if (stuck >= 0)
+		close(stuck);
 	if (waitpid(pid, &status, 0) < 0)
 		return -1;
 	res->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

@@ -26,6 +26,9 @@ char *test_write_file(const char *name, const void *data, size_t len);
  */
 int test_run(char *const argv[], double timeout_s, int sig, int sig_after_ms,
 	     struct child_result *res);
+/* The same with the child's stdout a small pipe that is never read (stdout stays empty). */
+int test_run_unread(char *const argv[], double timeout_s, int sig, int sig_after_ms,
+		    struct child_result *res);
 /* The same with @input fed to the child's stdin through a pipe (NULL: /dev/null). */
 int test_run_input(char *const argv[], const char *input, double timeout_s, int sig,
 		   int sig_after_ms, struct child_result *res);
