@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <linux/pci_regs.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,7 +14,24 @@ static int backend_map(void *ctx, uint64_t gpa, void *hva, uint64_t len, bool wr
 	return iommufd_map(&io->fd, io->ioas, gpa, hva, len, writable);
 }
 
-static const struct resolver_backend kernel_backend = { backend_map };
+/* The fault fd's own read/write: the kernel checks sizes and cookies (see resolver.h). */
+static ssize_t backend_read(void *ctx, int fd, void *buf, size_t len)
+{
+	ssize_t n = read(fd, buf, len);
+
+	(void)ctx;
+	return n < 0 ? -errno : n;
+}
+
+static ssize_t backend_write(void *ctx, int fd, const void *buf, size_t len)
+{
+	ssize_t n = write(fd, buf, len);
+
+	(void)ctx;
+	return n < 0 ? -errno : n;
+}
+
+static const struct resolver_backend kernel_backend = { backend_map, backend_read, backend_write };
 
 int iommu_open(struct iommu *io, const struct flint_iommu_config *cfg, struct guest_memory *mem)
 {
@@ -42,6 +60,7 @@ int iommu_pin_all(struct iommu *io)
 int iommu_enable_faults(struct iommu *io, uint64_t chunk, struct loop *loop)
 {
 	struct resolver_params p;
+	char name[48];
 	int r;
 
 	if (io->resolver)
@@ -49,7 +68,13 @@ int iommu_enable_faults(struct iommu *io, uint64_t chunk, struct loop *loop)
 	r = iommufd_fault_alloc(&io->fd, &io->fault_id, &io->fault_fd);
 	if (r)
 		return r;
-	p = (struct resolver_params){ io->fault_fd, io->mem, chunk, 0, &kernel_backend, io };
+	snprintf(name, sizeof(name), "iommufd fault queue %u", io->fault_id);
+	p = (struct resolver_params){ .fault_fd = io->fault_fd,
+		                      .mem = io->mem,
+		                      .chunk = chunk,
+		                      .backend = &kernel_backend,
+		                      .backend_ctx = io,
+		                      .name = name };
 	io->resolver = resolver_new(&p);
 	if (!io->resolver)
 		return -ENOMEM;
@@ -61,12 +86,25 @@ int iommu_fault_hwpt(struct iommu *io, uint32_t dev_id, uint32_t *hwpt)
 	int r = iommufd_hwpt_alloc(&io->fd, dev_id, io->ioas, io->fault_id, hwpt);
 
 	if (!r)
-		r = resolver_add_device(io->resolver, dev_id);
+		r = resolver_add_device(io->resolver, dev_id, 0);
 	return r;
 }
 
+/*
+ * The most page requests one group of @d can hold: its PRI Outstanding Page Request
+ * Allocation, which the kernel programs when it enables PRI at attach. 0 when unknown.
+ */
+static uint32_t pri_max_group(struct vfio_dev *d, uint32_t pri)
+{
+	uint32_t alloc = 0;
+
+	if (!pri || vfio_config_read(d, pri + PCI_PRI_ALLOC_REQ, &alloc, sizeof(alloc)))
+		return 0;
+	return alloc;
+}
+
 /* Tries fault mode for @d. Returns 0, or -errno with @why saying what refused it. */
-static int try_fault_mode(struct iommu *io, struct iommu_device *d, uint64_t chunk,
+static int try_fault_mode(struct iommu *io, struct iommu_device *d, uint64_t chunk, uint32_t pri,
                           struct loop *loop, const char **why)
 {
 	int r = iommu_enable_faults(io, chunk, loop);
@@ -80,6 +118,11 @@ static int try_fault_mode(struct iommu *io, struct iommu_device *d, uint64_t chu
 		*why = "VFIO_DEVICE_ATTACH_IOMMUFD_PT to the fault-capable page table";
 		r = vfio_attach(&d->vfio, d->hwpt);
 	}
+	/* Sizes the resolver's reads for the device's largest group, now that PRI is on. */
+	if (!r) {
+		*why = "sizing the fault queue's read buffer";
+		r = resolver_add_device(io->resolver, d->vfio.dev_id, pri_max_group(&d->vfio, pri));
+	}
 	return r;
 }
 
@@ -87,12 +130,12 @@ static int try_fault_mode(struct iommu *io, struct iommu_device *d, uint64_t chu
 static int setup_dma(struct iommu *io, struct iommu_device *d, const struct vm_config *cfg,
                      struct loop *loop, unsigned idx)
 {
-	bool pri = vfio_find_ext_cap(&d->vfio, PCI_EXT_CAP_ID_PRI) != 0;
+	uint32_t pri = vfio_find_ext_cap(&d->vfio, PCI_EXT_CAP_ID_PRI);
 	const char *why = NULL;
 	int r, fault_err = 0;
 
 	if (d->cfg->mode != DMA_MODE_PIN && (pri || d->cfg->mode == DMA_MODE_FAULT)) {
-		r = try_fault_mode(io, d, cfg->iommu.chunk_bytes, loop, &why);
+		r = try_fault_mode(io, d, cfg->iommu.chunk_bytes, pri, loop, &why);
 		if (!r) {
 			d->mode = DMA_MODE_FAULT;
 			log_info("%s (%s): DMA mode fault: guest memory is mapped on the device's "

@@ -4,48 +4,50 @@
 #include "vmm/loop.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
-#include <unistd.h>
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ  22
 #define MADV_POPULATE_WRITE 23
 #endif
 
-#define REC_SIZE        sizeof(struct iommu_hwpt_pgfault)
-#define MAX_OPEN_GROUPS 4096 /* far above any device's page-request credits */
-#define MAX_BATCH       4096 /* records; a group larger than this is refused */
+#define REC_SIZE       sizeof(struct iommu_hwpt_pgfault)
+#define PREFETCH_SLOTS 64 /* queued ranges; more are dropped (the device faults again) */
+#define DRAIN_ROUNDS   16 /* reads at shutdown; the kernel answers whatever is left */
 
-/* A group whose LAST_PAGE record has not been read yet. */
-struct open_group {
-	uint32_t cookie;
-	uint32_t dev_id;
-	uint64_t addr;
-	const char *why; /* first failure, NULL while every record resolved */
-	long long t_ns;  /* when its first record was read */
+/* Pieces [next, end) of region @region still to map after their fault was answered. */
+struct prefetch {
+	unsigned region;
+	uint64_t next, end;
 };
 
 struct resolver {
 	int fd;
+	char name[64];
 	const struct guest_memory *mem;
 	const struct resolver_backend *backend;
 	void *ctx;
 	uint64_t chunk;
-	unsigned batch;
-	uint64_t *mapped[GUEST_MEMORY_MAX_REGIONS]; /* one bit per chunk of each region */
+	uint64_t unit;  /* the chunk, or RESOLVER_UNIT_MAX when the chunk is larger */
+	unsigned batch; /* records the buffer holds */
+	uint64_t *mapped[GUEST_MEMORY_MAX_REGIONS]; /* one bit per unit of each region */
 	uint32_t *devs;
 	unsigned ndevs;
-	struct open_group *open;
-	unsigned nopen;
-	uint8_t *buf; /* batch * REC_SIZE; a partial record may wait at its start */
-	size_t partial;
+	struct iommu_hwpt_pgfault *buf;
 	struct iommu_hwpt_page_response *resp;
 	unsigned nresp;
-	struct loop_watch *watch;
-	struct log_ratelimit rl;
+	struct prefetch pf[PREFETCH_SLOTS]; /* a ring */
+	unsigned pf_head, pf_n;
+	struct loop *loop;
+	struct loop_watch *watch, *pf_timer;
+	bool closing; /* resolver_free: answer INVALID, map nothing */
+	bool dead;    /* gave the queue up: a group beyond RESOLVER_GROUP_MAX */
+	struct log_ratelimit rl_invalid, rl_refused, rl_io, rl_prefetch;
 	struct resolver_stats stats;
 };
 
@@ -56,9 +58,15 @@ static long long now_ns(void)
 	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* Room for @batch records, and as many responses (a group has at least one record). */
 static int alloc_buffers(struct resolver *r, unsigned batch)
 {
-	uint8_t *buf = realloc(r->buf, batch * REC_SIZE);
+	struct iommu_hwpt_pgfault *buf = realloc(r->buf, batch * REC_SIZE);
 	struct iommu_hwpt_page_response *resp;
 
 	if (!buf)
@@ -76,22 +84,24 @@ struct resolver *resolver_new(const struct resolver_params *p)
 {
 	struct resolver *r = calloc(1, sizeof(*r));
 	uint64_t chunk = p->chunk ? p->chunk : 2ULL << 20;
+	unsigned batch = p->batch ? p->batch : RESOLVER_GROUP_DEFAULT;
 
 	if (!r || chunk < 4096 || (chunk & (chunk - 1)))
 		goto fail;
 	r->fd = p->fault_fd;
+	snprintf(r->name, sizeof(r->name), "%s", p->name ? p->name : "fault queue");
 	r->mem = p->mem;
 	r->backend = p->backend;
 	r->ctx = p->backend_ctx;
 	r->chunk = chunk;
+	r->unit = min_u64(chunk, RESOLVER_UNIT_MAX);
 	for (unsigned i = 0; i < p->mem->nregions; i++) {
-		uint64_t chunks = (p->mem->regions[i].size + chunk - 1) / chunk;
-		r->mapped[i] = calloc((chunks + 63) / 64, sizeof(uint64_t));
+		uint64_t units = (p->mem->regions[i].size + r->unit - 1) / r->unit;
+		r->mapped[i] = calloc((units + 63) / 64, sizeof(uint64_t));
 		if (!r->mapped[i])
 			goto fail;
 	}
-	r->open = calloc(MAX_OPEN_GROUPS, sizeof(*r->open));
-	if (!r->open || alloc_buffers(r, p->batch ? p->batch : 64))
+	if (alloc_buffers(r, batch > RESOLVER_GROUP_MAX ? RESOLVER_GROUP_MAX : batch))
 		goto fail;
 	return r;
 fail:
@@ -99,10 +109,26 @@ fail:
 	return NULL;
 }
 
-int resolver_add_device(struct resolver *r, uint32_t dev_id)
+static bool known_device(const struct resolver *r, uint32_t dev_id)
 {
-	uint32_t *d = realloc(r->devs, (r->ndevs + 1) * sizeof(*d));
+	for (unsigned i = 0; i < r->ndevs; i++)
+		if (r->devs[i] == dev_id)
+			return true;
+	return false;
+}
 
+int resolver_add_device(struct resolver *r, uint32_t dev_id, uint32_t max_group)
+{
+	uint32_t want = max_group ? max_group : RESOLVER_GROUP_DEFAULT;
+
+	/* Read a device's largest group the first time, rather than fail a read and grow. */
+	if (want > RESOLVER_GROUP_MAX)
+		want = RESOLVER_GROUP_MAX;
+	if (want > r->batch && alloc_buffers(r, want))
+		return -ENOMEM;
+	if (known_device(r, dev_id))
+		return 0;
+	uint32_t *d = realloc(r->devs, (r->ndevs + 1) * sizeof(*d));
 	if (!d)
 		return -ENOMEM;
 	r->devs = d;
@@ -115,27 +141,34 @@ const struct resolver_stats *resolver_stats(const struct resolver *r)
 	return &r->stats;
 }
 
-static int region_index(const struct resolver *r, const struct guest_region *g)
+bool resolver_prefetching(const struct resolver *r)
 {
-	return (int)(g - r->mem->regions);
+	return r->pf_n != 0;
+}
+
+static unsigned region_index(const struct resolver *r, const struct guest_region *g)
+{
+	return (unsigned)(g - r->mem->regions);
+}
+
+static bool unit_mapped(const struct resolver *r, unsigned region, uint64_t i)
+{
+	return r->mapped[region][i / 64] & (1ULL << (i % 64));
 }
 
 bool resolver_is_mapped(const struct resolver *r, uint64_t gpa)
 {
 	const struct guest_region *g = guest_memory_region(r->mem, gpa);
-	uint64_t i;
 
-	if (!g)
-		return false;
-	i = (gpa - g->gpa) / r->chunk;
-	return r->mapped[region_index(r, g)][i / 64] & (1ULL << (i % 64));
+	return g && unit_mapped(r, region_index(r, g), (gpa - g->gpa) / r->unit);
 }
 
-/* Maps one chunk of region @g. Returns NULL or why it failed. */
-static const char *map_chunk(struct resolver *r, const struct guest_region *g, uint64_t i)
+/* Maps unit @i of region @g (at most RESOLVER_UNIT_MAX). Returns NULL or why it failed. */
+static const char *map_unit(struct resolver *r, const struct guest_region *g, uint64_t i,
+                            bool prefetch)
 {
 	uint64_t *word = &r->mapped[region_index(r, g)][i / 64], bit = 1ULL << (i % 64);
-	uint64_t off = i * r->chunk, len = g->size - off < r->chunk ? g->size - off : r->chunk;
+	uint64_t off = i * r->unit, len = min_u64(g->size - off, r->unit);
 	int e;
 
 	if (*word & bit)
@@ -151,23 +184,108 @@ static const char *map_chunk(struct resolver *r, const struct guest_region *g, u
 	if (!e) {
 		r->stats.chunks_mapped++;
 		r->stats.bytes_mapped += len;
+		if (prefetch)
+			r->stats.prefetched += len;
 	}
 	return NULL;
 }
 
-static bool known_device(const struct resolver *r, uint32_t dev_id)
+static void prefetch_tick(void *arg);
+
+/*
+ * A one-shot zero-delay timer, armed again after each unit: one unit per loop turn,
+ * between the loop's other events. (libevent never re-fires a persistent zero timeout.)
+ */
+static void prefetch_arm(struct resolver *r)
 {
-	for (unsigned i = 0; i < r->ndevs; i++)
-		if (r->devs[i] == dev_id)
-			return true;
-	return false;
+	if (r->loop && !r->pf_timer && r->pf_n)
+		r->pf_timer = loop_add_timer(r->loop, 0, false, prefetch_tick, r);
+}
+
+/* Queues units [lo, hi) of region @ri, merged with a queued range it touches. */
+static void prefetch_add(struct resolver *r, unsigned ri, uint64_t lo, uint64_t hi)
+{
+	while (lo < hi && unit_mapped(r, ri, lo))
+		lo++;
+	while (hi > lo && unit_mapped(r, ri, hi - 1))
+		hi--;
+	if (lo == hi)
+		return;
+	for (unsigned k = 0; k < r->pf_n; k++) {
+		struct prefetch *p = &r->pf[(r->pf_head + k) % PREFETCH_SLOTS];
+		if (p->region == ri && lo <= p->end && p->next <= hi) {
+			p->next = min_u64(p->next, lo);
+			p->end = hi > p->end ? hi : p->end;
+			return;
+		}
+	}
+	if (r->pf_n == PREFETCH_SLOTS)
+		return; /* best effort: an unmapped piece only costs the device another fault */
+	r->pf[(r->pf_head + r->pf_n++) % PREFETCH_SLOTS] = (struct prefetch){ ri, lo, hi };
+	prefetch_arm(r);
+}
+
+/* Maps the next unmapped unit of the oldest queued range. */
+static void prefetch_step(struct resolver *r)
+{
+	struct prefetch *p = &r->pf[r->pf_head];
+	const struct guest_region *g = &r->mem->regions[p->region];
+
+	while (p->next < p->end && unit_mapped(r, p->region, p->next))
+		p->next++;
+	if (p->next < p->end) {
+		const char *why = map_unit(r, g, p->next, true);
+		if (why && log_ratelimit_ok(&r->rl_prefetch))
+			log_warn("iommu: %s: prefetching guest memory at %#llx: %s", r->name,
+			         (unsigned long long)(g->gpa + p->next * r->unit), why);
+		p->next++; /* a failed unit is left to the device's next fault there */
+	}
+	if (p->next >= p->end) {
+		r->pf_head = (r->pf_head + 1) % PREFETCH_SLOTS;
+		r->pf_n--;
+	}
+}
+
+static void prefetch_tick(void *arg)
+{
+	struct resolver *r = arg;
+
+	r->pf_timer = NULL; /* a one-shot watch is freed once it fires */
+	if (r->pf_n)
+		prefetch_step(r);
+	prefetch_arm(r);
+}
+
+/*
+ * Maps what request @f needs before it is answered: the unit(s) holding [addr, addr +
+ * length hint), at most two. The rest of its chunk, grown to the hint and clipped to the
+ * region, is prefetched later: a 1 GiB chunk is not populated and pinned on this thread
+ * while the device (and every other fault behind it) waits.
+ */
+static const char *map_request(struct resolver *r, const struct guest_region *g,
+                               const struct iommu_hwpt_pgfault *f)
+{
+	uint64_t off = f->addr - g->gpa, end = min_u64(off + (f->length ? f->length : 1), g->size);
+	uint64_t now_end = min_u64(end, off + r->unit);
+	unsigned ri = region_index(r, g);
+
+	for (uint64_t i = off / r->unit; i <= (now_end - 1) / r->unit; i++) {
+		const char *why = map_unit(r, g, i, false);
+		if (why)
+			return why;
+	}
+	if (r->unit < r->chunk || end > now_end) {
+		uint64_t lo = off & ~(r->chunk - 1);
+		uint64_t hi = min_u64((end + r->chunk - 1) & ~(r->chunk - 1), g->size);
+		prefetch_add(r, ri, lo / r->unit, (hi + r->unit - 1) / r->unit);
+	}
+	return NULL;
 }
 
 /* Makes [addr, addr + length hint) DMA-able. Returns NULL or why not. */
 static const char *resolve(struct resolver *r, const struct iommu_hwpt_pgfault *f)
 {
 	const struct guest_region *g;
-	uint64_t first, last, end;
 
 	if (f->flags & IOMMU_PGFAULT_FLAGS_PASID_VALID)
 		return "PASID-tagged request on a page table without PASID support";
@@ -178,74 +296,61 @@ static const char *resolve(struct resolver *r, const struct iommu_hwpt_pgfault *
 		return "address is not guest RAM";
 	if ((f->perm & IOMMU_PGFAULT_PERM_WRITE) && g->readonly)
 		return "write to read-only guest memory";
-	/* The length hint grows the range; it never reaches past this RAM region. */
-	end = f->addr - g->gpa + (f->length ? f->length : 1);
-	if (end > g->size || end < f->addr - g->gpa)
-		end = g->size;
-	first = (f->addr - g->gpa) / r->chunk;
-	last = (end - 1) / r->chunk;
-	for (uint64_t i = first; i <= last; i++) {
-		const char *why = map_chunk(r, g, i);
-		if (why)
-			return why;
-	}
-	return NULL;
+	return map_request(r, g, f);
 }
 
-static struct open_group *find_group(struct resolver *r, uint32_t cookie)
+/* Queues the one answer of the group whose (first failing, or first) record is @f. */
+static void answer(struct resolver *r, const struct iommu_hwpt_pgfault *f, const char *why,
+                   long long t_read)
 {
-	for (unsigned i = 0; i < r->nopen; i++)
-		if (r->open[i].cookie == cookie)
-			return &r->open[i];
-	return NULL;
-}
-
-static void answer(struct resolver *r, const struct open_group *g, long long now)
-{
-	long long us = (now - g->t_ns) / 1000;
+	long long us = (now_ns() - t_read) / 1000;
 	unsigned b = 0;
 
 	while (b < RESOLVER_LAT_BUCKETS - 1 && us >= (1LL << b))
 		b++;
 	r->stats.latency_us[b]++;
 	r->stats.groups++;
-	if (g->why) {
+	if (why) {
 		r->stats.invalid++;
-		if (log_ratelimit_ok(&r->rl))
-			log_warn("iommu: page request group %u from device %u at %#llx answered "
-			         "INVALID: %s",
-			         g->cookie, g->dev_id, (unsigned long long)g->addr, g->why);
+		if (log_ratelimit_ok(&r->rl_invalid))
+			log_warn(
+			        "iommu: %s: page request group %u from device %u at %#llx answered "
+			        "INVALID: %s",
+			        r->name, f->cookie, f->dev_id, (unsigned long long)f->addr, why);
 	}
 	r->resp[r->nresp++] =
-	        (struct iommu_hwpt_page_response){ g->cookie, g->why ? IOMMUFD_PAGE_RESP_INVALID
-		                                                     : IOMMUFD_PAGE_RESP_SUCCESS };
+	        (struct iommu_hwpt_page_response){ f->cookie, why ? IOMMUFD_PAGE_RESP_INVALID
+		                                                  : IOMMUFD_PAGE_RESP_SUCCESS };
 }
 
-static void handle_record(struct resolver *r, const struct iommu_hwpt_pgfault *f, long long now)
+/*
+ * Records in one group: the kernel delivers each group whole and contiguous, its last
+ * record marked LAST_PAGE. A cookie change also ends one (the kernel never does that),
+ * so that every cookie read gets an answer whatever the records say.
+ */
+static unsigned group_len(const struct iommu_hwpt_pgfault *f, unsigned n)
 {
-	struct open_group *g = find_group(r, f->cookie), overflow;
+	unsigned k = 0;
 
-	r->stats.faults++;
-	if (!g && r->nopen < MAX_OPEN_GROUPS) {
-		g = &r->open[r->nopen++];
-		*g = (struct open_group){ f->cookie, f->dev_id, f->addr, NULL, now };
-	} else if (!g) {
-		/* Cannot track it: refuse now rather than leave the device waiting. */
-		overflow = (struct open_group){ f->cookie, f->dev_id, f->addr,
-			                        "too many open page request groups", now };
-		answer(r, &overflow, now);
-		return;
+	while (k + 1 < n && !(f[k].flags & IOMMU_PGFAULT_FLAGS_LAST_PAGE) &&
+	       f[k + 1].cookie == f[0].cookie)
+		k++;
+	return k + 1;
+}
+
+/* Resolves every record of one group, then queues its one answer. */
+static void handle_group(struct resolver *r, const struct iommu_hwpt_pgfault *f, unsigned n,
+                         long long t_read)
+{
+	const struct iommu_hwpt_pgfault *bad = NULL;
+	const char *why = r->closing ? "flint is shutting down" : NULL;
+
+	r->stats.faults += n;
+	for (unsigned k = 0; k < n && !why; k++) {
+		why = resolve(r, &f[k]);
+		bad = &f[k];
 	}
-	if (!g->why) {
-		g->why = resolve(r, f);
-		if (g->why)
-			g->addr = f->addr, g->dev_id = f->dev_id;
-	}
-	if (f->flags & IOMMU_PGFAULT_FLAGS_LAST_PAGE) {
-		answer(r, g, now);
-		if (g != &r->open[--r->nopen]) /* keep the open groups packed */
-			*g = r->open[r->nopen];
-	}
+	answer(r, why && bad ? bad : f, why, t_read);
 }
 
 /* Writes the queued responses; a refused one is logged and skipped, never retried. */
@@ -254,67 +359,149 @@ static int flush_responses(struct resolver *r)
 	size_t done = 0, total = r->nresp * sizeof(r->resp[0]);
 
 	while (done < total) {
-		ssize_t n = write(r->fd, (uint8_t *)r->resp + done, total - done);
-		if (n < 0 && errno == EINTR)
+		ssize_t n =
+		        r->backend->write(r->ctx, r->fd, (uint8_t *)r->resp + done, total - done);
+		if (n == -EINTR)
 			continue;
-		if (n < 0 && errno != EINVAL) {
-			int e = errno;
-			log_error("iommu: writing page responses to the fault fd: %s", strerror(e));
-			r->nresp = 0;
-			return -e;
-		}
 		if (n > 0) {
 			done += (size_t)n;
 			continue;
 		}
+		if (n != -EINVAL) {
+			if (log_ratelimit_ok(&r->rl_io))
+				log_error("iommu: %s: writing page responses: %s", r->name,
+				          strerror(n ? (int)-n : EIO));
+			r->nresp = 0;
+			return n ? (int)n : -EIO;
+		}
 		/* The kernel refused the response at `done` (unknown or repeated cookie). */
 		r->stats.refused++;
-		log_warn("iommu: kernel refused the response for group %u",
-		         r->resp[done / sizeof(r->resp[0])].cookie);
+		if (log_ratelimit_ok(&r->rl_refused))
+			log_warn("iommu: %s: the kernel refused the response for group %u", r->name,
+			         r->resp[done / sizeof(r->resp[0])].cookie);
 		done += sizeof(r->resp[0]);
 	}
 	r->nresp = 0;
 	return 0;
 }
 
+static bool fd_readable(int fd)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/*
+ * A group beyond RESOLVER_GROUP_MAX records: no device may send one (PRI allocations are
+ * far smaller), and reading it would take an unbounded buffer. Stop serving the queue
+ * rather than spin on a readable fd that never yields; the kernel answers its groups
+ * INVALID when flint destroys the queue.
+ */
+static int give_up(struct resolver *r)
+{
+	char devs[96] = "";
+	size_t len = 0;
+
+	/* The group cannot be read, so which device sent it is unknown: name them all. */
+	for (unsigned i = 0; i < r->ndevs && len + 12 < sizeof(devs); i++)
+		len += (size_t)snprintf(devs + len, sizeof(devs) - len, "%s%u", i ? ", " : "",
+		                        r->devs[i]);
+	log_error("iommu: %s: a page request group has more than %u records, more than any "
+	          "device may send: one of its devices (iommufd ids %s) is misbehaving; the "
+	          "queue is no longer served, and the kernel answers its page requests INVALID "
+	          "when flint releases the devices",
+	          r->name, (unsigned)RESOLVER_GROUP_MAX, devs[0] ? devs : "none");
+	r->dead = true;
+	loop_remove(r->watch);
+	r->watch = NULL;
+	return -E2BIG;
+}
+
+static int grow(struct resolver *r)
+{
+	unsigned batch = r->batch * 2 > RESOLVER_GROUP_MAX ? RESOLVER_GROUP_MAX : r->batch * 2;
+
+	if (r->batch >= RESOLVER_GROUP_MAX)
+		return give_up(r);
+	if (alloc_buffers(r, batch)) {
+		if (log_ratelimit_ok(&r->rl_io))
+			log_error("iommu: %s: no memory for a %u-record read buffer", r->name,
+			          batch);
+		return -ENOMEM;
+	}
+	log_debug("iommu: %s: read buffer grown to %u records", r->name, batch);
+	return 0;
+}
+
+/*
+ * Reads whole groups into the buffer. Returns the records read, 0 when nothing is
+ * pending, or -errno. A first group too big for the buffer is EINVAL on Linux 7.3 (and
+ * 6.12.101+) but 0 on older kernels, with the fd still readable: a 0 is believed only
+ * when poll agrees, and only after a second read (a group may just have arrived).
+ */
+static int read_groups(struct resolver *r)
+{
+	bool zero_before = false;
+
+	for (;;) {
+		ssize_t n = r->backend->read(r->ctx, r->fd, r->buf, r->batch * REC_SIZE);
+		if (n > 0)
+			return (int)((size_t)n / REC_SIZE);
+		if (n == -EINTR)
+			continue;
+		if (n == -EAGAIN || (n == 0 && !fd_readable(r->fd)))
+			return 0;
+		if (n == 0 && !zero_before) {
+			zero_before = true;
+			continue;
+		}
+		if (n < 0 && n != -EINVAL) {
+			if (log_ratelimit_ok(&r->rl_io))
+				log_error("iommu: %s: reading page requests: %s", r->name,
+				          strerror((int)-n));
+			return (int)n;
+		}
+		zero_before = false;
+		int e = grow(r);
+		if (e)
+			return e;
+	}
+}
+
+/* Handles @n records of whole groups in the buffer, answers them: groups, or -errno. */
+static int handle_records(struct resolver *r, unsigned n)
+{
+	long long t_read = now_ns();
+	int groups, e;
+
+	for (unsigned i = 0; i < n;) {
+		unsigned len = group_len(r->buf + i, n - i);
+		handle_group(r, r->buf + i, len, t_read);
+		i += len;
+	}
+	groups = (int)r->nresp;
+	e = flush_responses(r);
+	return e ? e : groups;
+}
+
 int resolver_process(struct resolver *r)
 {
 	int answered = 0;
 
+	if (r->dead)
+		return -E2BIG;
 	/* Bounded so one busy device cannot starve the rest of the loop. */
 	for (int round = 0; round < 16; round++) {
-		size_t want = r->batch * REC_SIZE - r->partial;
-		ssize_t n = read(r->fd, r->buf + r->partial, want);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EINVAL && r->partial == 0 && r->batch < MAX_BATCH) {
-			/* The next group is larger than the buffer: grow and read it whole. */
-			if (alloc_buffers(r, r->batch * 2))
-				return -ENOMEM;
-			continue;
-		}
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n < 0) {
-			int e = errno;
-			log_error("iommu: reading the fault fd: %s", strerror(e));
-			return -e;
-		}
-		if (n == 0)
-			break;
-		long long now = now_ns();
-		size_t total = r->partial + (size_t)n, nrec = total / REC_SIZE;
-		for (size_t i = 0; i < nrec; i++) {
-			struct iommu_hwpt_pgfault f;
-			memcpy(&f, r->buf + i * REC_SIZE, REC_SIZE);
-			handle_record(r, &f, now);
-		}
-		r->partial = total % REC_SIZE;
-		memmove(r->buf, r->buf + nrec * REC_SIZE, r->partial);
-		answered += (int)r->nresp;
-		if (flush_responses(r))
-			return -EIO;
-		if ((size_t)n < want)
+		int n = read_groups(r), groups;
+		if (n <= 0)
+			return n < 0 ? n : answered;
+		groups = handle_records(r, (unsigned)n);
+		if (groups < 0)
+			return groups;
+		answered += groups;
+		/* A short read: drained, or the next group needs a read of its own. */
+		if ((unsigned)n < r->batch)
 			break;
 	}
 	return answered;
@@ -329,31 +516,33 @@ static void on_fault_fd(int fd, int events, void *arg)
 
 int resolver_attach(struct resolver *r, struct loop *loop)
 {
+	r->loop = loop;
 	r->watch = loop_add_fd(loop, r->fd, LOOP_READ, on_fault_fd, r);
 	return r->watch ? 0 : -ENOMEM;
+}
+
+/* Answers INVALID what the fd still delivers, so no device waits on a resolver gone. */
+static void drain(struct resolver *r)
+{
+	r->closing = true;
+	for (int round = 0; round < DRAIN_ROUNDS; round++) {
+		int n = read_groups(r);
+		if (n <= 0 || handle_records(r, (unsigned)n) < 0)
+			break;
+	}
 }
 
 void resolver_free(struct resolver *r)
 {
 	if (!r)
 		return;
-	if (r->open && r->resp) {
-		long long now = now_ns();
-		while (r->nopen) {
-			struct open_group *g = &r->open[--r->nopen];
-			if (!g->why)
-				g->why = "flint is shutting down";
-			answer(r, g, now);
-			if (r->nresp == r->batch)
-				flush_responses(r);
-		}
-		flush_responses(r);
-	}
+	if (r->buf && r->resp && !r->dead)
+		drain(r);
 	loop_remove(r->watch);
+	loop_remove(r->pf_timer);
 	for (unsigned i = 0; i < GUEST_MEMORY_MAX_REGIONS; i++)
 		free(r->mapped[i]);
 	free(r->devs);
-	free(r->open);
 	free(r->buf);
 	free(r->resp);
 	free(r);

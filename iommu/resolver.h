@@ -4,7 +4,21 @@
  * memory around each faulting address into the IOAS and only then answers the group.
  * It runs on the event loop. Every group it reads is answered exactly once.
  *
- * The mapping backend is a seam: the kernel's IOAS in flint, a simulated IOMMU in tests.
+ * The kernel delivers whole groups only: a read returns the records of one or more
+ * complete groups, each group's records contiguous and sharing one cookie, the last with
+ * LAST_PAGE. When the first pending group does not fit the buffer, Linux 7.3 (and
+ * 6.12.101+) fails the read with EINVAL; older kernels return 0 while the fd stays
+ * readable. Either way the resolver grows its buffer and reads again, up to
+ * RESOLVER_GROUP_MAX records. A group larger than that is a misbehaving device: the
+ * resolver logs one error naming the queue and stops serving the fd (it never spins);
+ * the kernel answers what is left INVALID when flint tears the queue down.
+ *
+ * Work per fault is bounded: before a group is answered, each of its requests maps at
+ * most the RESOLVER_UNIT_MAX-aligned piece(s) it needs. The rest of the fault chunk is
+ * prefetched on the loop afterwards, one piece per loop turn.
+ *
+ * The backend is a seam: the kernel's fault fd and IOAS in flint, a simulated IOMMU with
+ * the kernel's fault-fd semantics in tests.
  */
 #ifndef FLINT_RESOLVER_H
 #define FLINT_RESOLVER_H
@@ -13,8 +27,13 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct loop;
+
+#define RESOLVER_GROUP_DEFAULT 64           /* records per read when nothing says more */
+#define RESOLVER_GROUP_MAX     65536        /* records; a larger group stops the queue */
+#define RESOLVER_UNIT_MAX      (2ULL << 20) /* the most one request maps before its answer */
 
 struct resolver_backend {
 	/*
@@ -22,42 +41,58 @@ struct resolver_backend {
 	 * -EEXIST when (part of) it is already mapped, or another -errno.
 	 */
 	int (*map)(void *ctx, uint64_t gpa, void *hva, uint64_t len, bool writable);
+	/* read(2) on the fault fd: bytes read (whole groups), 0 or -errno. */
+	ssize_t (*read)(void *ctx, int fd, void *buf, size_t len);
+	/* write(2) of page responses: bytes taken (maybe short), or -errno. */
+	ssize_t (*write)(void *ctx, int fd, const void *buf, size_t len);
 };
 
 #define RESOLVER_LAT_BUCKETS 24 /* bucket i: latency < 2^i microseconds */
 
 struct resolver_stats {
-	uint64_t faults; /* records read */
-	uint64_t groups; /* groups answered */
-	uint64_t chunks_mapped;
+	uint64_t faults;        /* records read */
+	uint64_t groups;        /* groups answered */
+	uint64_t chunks_mapped; /* IOAS mappings made: one per chunk, or per 2 MiB piece of one */
 	uint64_t bytes_mapped;
-	uint64_t invalid; /* groups answered INVALID */
-	uint64_t refused; /* responses the kernel did not accept (should stay 0) */
-	uint64_t latency_us[RESOLVER_LAT_BUCKETS]; /* read -> response, per group */
+	uint64_t prefetched; /* of bytes_mapped, mapped after the answer */
+	uint64_t invalid;    /* groups answered INVALID */
+	uint64_t refused;    /* responses the kernel did not accept (should stay 0) */
+	uint64_t latency_us[RESOLVER_LAT_BUCKETS]; /* read -> answer ready, per group */
 };
 
 struct resolver_params {
-	int fault_fd;
+	int fault_fd; /* pollable: readable while undelivered groups exist */
 	const struct guest_memory *mem;
 	uint64_t chunk; /* bytes mapped per fault, a power of two >= 4 KiB; 0 = 2 MiB */
-	unsigned batch; /* records per read; 0 = 64 */
+	unsigned batch; /* records per read at least; 0 = RESOLVER_GROUP_DEFAULT */
 	const struct resolver_backend *backend;
 	void *backend_ctx;
+	const char *name; /* for log lines, e.g. "iommufd fault queue 5"; NULL = "fault queue" */
 };
 
 struct resolver;
 
 struct resolver *resolver_new(const struct resolver_params *p);
-/* Frees it; groups still incomplete (no LAST_PAGE yet) are answered INVALID first. */
+/*
+ * Answers INVALID what the fault fd still delivers (bounded: the kernel answers the rest
+ * when the queue is destroyed), then frees it. Call before freeing the loop.
+ */
 void resolver_free(struct resolver *r);
-/* Faults from @dev_id are served; from any other device they are refused. */
-int resolver_add_device(struct resolver *r, uint32_t dev_id);
-/* Serves the fault fd from @loop. */
+/*
+ * Faults from @dev_id are served; from any other device they are refused. @max_group is
+ * the most records one of its groups can have (its PRI Outstanding Page Request
+ * Allocation), 0 when unknown: the read buffer is sized for it up front. Adding a device
+ * again updates it.
+ */
+int resolver_add_device(struct resolver *r, uint32_t dev_id, uint32_t max_group);
+/* Serves the fault fd from @loop, and prefetches there. */
 int resolver_attach(struct resolver *r, struct loop *loop);
 /* Reads and answers what is pending now. Returns groups answered, or -errno. */
 int resolver_process(struct resolver *r);
 const struct resolver_stats *resolver_stats(const struct resolver *r);
-/* True when the chunk holding @gpa is mapped. */
+/* True when the piece (the chunk, or its 2 MiB part) holding @gpa is mapped. */
 bool resolver_is_mapped(const struct resolver *r, uint64_t gpa);
+/* True while chunk prefetch is still queued. */
+bool resolver_prefetching(const struct resolver *r);
 
 #endif

@@ -3,16 +3,35 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
-void sim_iommu_init(struct sim_iommu *s)
+#define REC  sizeof(struct iommu_hwpt_pgfault)
+#define RESP sizeof(struct iommu_hwpt_page_response)
+
+int sim_iommu_init(struct sim_iommu *s)
 {
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
+	s->tail = &s->head;
+	s->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	return s->fd < 0 ? -errno : 0;
 }
 
 void sim_iommu_destroy(struct sim_iommu *s)
 {
+	while (s->head) {
+		struct sim_group *g = s->head;
+		s->head = g->next;
+		free(g);
+	}
+	for (uint32_t i = 0; i < s->out_cap; i++)
+		free(s->out[i]);
+	free(s->out);
+	free(s->resp);
 	free(s->maps);
+	if (s->fd >= 0)
+		close(s->fd);
 	pthread_mutex_destroy(&s->lock);
 }
 
@@ -62,12 +81,11 @@ static int sim_map(void *ctx, uint64_t gpa, void *hva, uint64_t len, bool writab
 		memmove(&s->maps[i + 1], &s->maps[i], (s->n - i) * sizeof(*s->maps));
 		s->maps[i] = (struct sim_map){gpa, len, hva, writable};
 		s->n++;
+		s->map_bytes += len;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
-
-const struct resolver_backend sim_iommu_backend = {sim_map};
 
 uint8_t *sim_iommu_translate(struct sim_iommu *s, uint64_t iova, bool write)
 {
@@ -80,4 +98,185 @@ uint8_t *sim_iommu_translate(struct sim_iommu *s, uint64_t iova, bool write)
 		p = s->maps[i].hva + (iova - s->maps[i].iova);
 	pthread_mutex_unlock(&s->lock);
 	return p;
+}
+
+/* The eventfd is readable exactly while undelivered groups exist, as the kernel's poll. */
+static void update_fd(struct sim_iommu *s)
+{
+	uint64_t v = 1;
+	bool want = s->head != NULL;
+
+	if (want == s->fd_ready)
+		return;
+	if (want ? write(s->fd, &v, sizeof(v)) != sizeof(v) : read(s->fd, &v, sizeof(v)) != sizeof(v))
+		abort(); /* a nonblocking eventfd at 0 or 1 cannot refuse either */
+	s->fd_ready = want;
+}
+
+/* xa_alloc() with XA_FLAGS_ALLOC1: the lowest free cookie from 1. 0 when out of memory. */
+static uint32_t alloc_cookie(struct sim_iommu *s, struct sim_group *g)
+{
+	uint32_t c = 1;
+
+	while (c < s->out_cap && s->out[c])
+		c++;
+	if (c >= s->out_cap) {
+		uint32_t cap = s->out_cap ? s->out_cap * 2 : 64;
+		struct sim_group **o = realloc(s->out, cap * sizeof(*o));
+		if (!o)
+			return 0;
+		memset(o + s->out_cap, 0, (cap - s->out_cap) * sizeof(*o));
+		s->out = o;
+		s->out_cap = cap;
+	}
+	s->out[c] = g;
+	return c;
+}
+
+/* iommufd_fault_fops_read(). */
+static ssize_t sim_read(void *ctx, int fd, void *buf, size_t count)
+{
+	struct sim_iommu *s = ctx;
+	size_t done = 0;
+	ssize_t rc = 0;
+
+	if (fd != s->fd)
+		return -EBADF;
+	if (count % REC)
+		return -ESPIPE;
+	pthread_mutex_lock(&s->lock);
+	s->reads++;
+	while (s->head) {
+		struct sim_group *g = s->head;
+		uint32_t cookie;
+		if (done >= count || (size_t)g->n * REC > count - done) {
+			/* The first group does not fit: 7.3 says so, older kernels return 0. */
+			if (done == 0) {
+				s->nofit_reads++;
+				rc = s->old_kernel ? 0 : -EINVAL;
+			}
+			break;
+		}
+		cookie = alloc_cookie(s, g);
+		if (!cookie) {
+			rc = -ENOMEM;
+			break;
+		}
+		for (unsigned i = 0; i < g->n; i++) {
+			g->rec[i].cookie = cookie;
+			memcpy((uint8_t *)buf + done + i * REC, &g->rec[i], REC);
+		}
+		done += g->n * REC;
+		s->head = g->next;
+		if (!s->head)
+			s->tail = &s->head;
+	}
+	update_fd(s);
+	pthread_mutex_unlock(&s->lock);
+	return done ? (ssize_t)done : rc;
+}
+
+static void record_answer(struct sim_iommu *s, const struct sim_group *g, uint32_t cookie,
+			  uint32_t code)
+{
+	if (s->nresp == s->resp_cap) {
+		s->resp_cap = s->resp_cap ? s->resp_cap * 2 : 256;
+		s->resp = realloc(s->resp, s->resp_cap * sizeof(*s->resp));
+		if (!s->resp)
+			abort();
+	}
+	s->resp[s->nresp++] = (struct sim_resp){g->seq, cookie, code, s->map_calls, s->map_bytes};
+	s->answered++;
+}
+
+/* iommufd_fault_fops_write(). */
+static ssize_t sim_write(void *ctx, int fd, const void *buf, size_t count)
+{
+	struct sim_iommu *s = ctx;
+	size_t done = 0;
+	ssize_t rc = 0;
+
+	if (fd != s->fd)
+		return -EBADF;
+	if (count % RESP)
+		return -ESPIPE;
+	pthread_mutex_lock(&s->lock);
+	s->writes++;
+	while (done < count) {
+		struct iommu_hwpt_page_response r;
+		struct sim_group *g;
+		memcpy(&r, (const uint8_t *)buf + done, RESP);
+		if (r.code != IOMMUFD_PAGE_RESP_SUCCESS && r.code != IOMMUFD_PAGE_RESP_INVALID) {
+			rc = -EINVAL;
+			break;
+		}
+		g = r.cookie < s->out_cap ? s->out[r.cookie] : NULL;
+		if (!g) {
+			rc = -EINVAL; /* unknown, or answered already */
+			break;
+		}
+		s->out[r.cookie] = NULL;
+		record_answer(s, g, r.cookie, r.code);
+		free(g);
+		done += RESP;
+	}
+	if (rc)
+		s->refused++;
+	pthread_mutex_unlock(&s->lock);
+	return done ? (ssize_t)done : rc;
+}
+
+const struct resolver_backend sim_iommu_backend = {sim_map, sim_read, sim_write};
+
+uint64_t sim_fault_raise(struct sim_iommu *s, const struct iommu_hwpt_pgfault *recs, unsigned n)
+{
+	struct sim_group *g = n ? malloc(sizeof(*g) + n * REC) : NULL;
+	uint64_t seq;
+
+	if (!g)
+		return 0;
+	g->next = NULL;
+	g->n = n;
+	memcpy(g->rec, recs, n * REC);
+	/* The IOPF layer completes a group at the request marked last, and only there. */
+	for (unsigned i = 0; i < n; i++) {
+		g->rec[i].flags &= ~(uint32_t)IOMMU_PGFAULT_FLAGS_LAST_PAGE;
+		g->rec[i].cookie = 0;
+	}
+	g->rec[n - 1].flags |= IOMMU_PGFAULT_FLAGS_LAST_PAGE;
+	pthread_mutex_lock(&s->lock);
+	seq = g->seq = ++s->seq;
+	*s->tail = g;
+	s->tail = &g->next;
+	update_fd(s);
+	pthread_mutex_unlock(&s->lock);
+	return seq;
+}
+
+size_t sim_fault_take(struct sim_iommu *s, struct sim_resp *out, size_t max)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->nresp < max ? s->nresp : max;
+	if (n) {
+		memcpy(out, s->resp, n * sizeof(*out));
+		memmove(s->resp, s->resp + n, (s->nresp - n) * sizeof(*out));
+		s->nresp -= n;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+unsigned sim_fault_open(struct sim_iommu *s)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (struct sim_group *g = s->head; g; g = g->next)
+		n++;
+	for (uint32_t i = 1; i < s->out_cap; i++)
+		n += s->out[i] != NULL;
+	pthread_mutex_unlock(&s->lock);
+	return n;
 }

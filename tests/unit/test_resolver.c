@@ -1,4 +1,8 @@
-/* The fault resolver against a simulated IOMMU, on a socketpair carrying the kernel's layout. */
+/*
+ * The fault resolver against a simulated IOMMU whose fault queue behaves as the kernel's
+ * iommufd fault fd (whole groups per read, cookies, response checks: see sim_iommu.h).
+ */
+#include "tests/lib/util.h"
 #include "iommu/resolver.h"
 #include "iommu/uapi_compat.h"
 #include "tests/unit/sim_iommu.h"
@@ -6,6 +10,7 @@
 #include "vmm/loop.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,45 +18,49 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 
-#define DEV 7
+#define DEV   7
 #define CHUNK (64 * 1024ULL)
-#define LAST IOMMU_PGFAULT_FLAGS_LAST_PAGE
-#define RD IOMMU_PGFAULT_PERM_READ
-#define WR (IOMMU_PGFAULT_PERM_READ | IOMMU_PGFAULT_PERM_WRITE)
+#define LAST  IOMMU_PGFAULT_FLAGS_LAST_PAGE
+#define RD    IOMMU_PGFAULT_PERM_READ
+#define WR    (IOMMU_PGFAULT_PERM_READ | IOMMU_PGFAULT_PERM_WRITE)
+#define REC   sizeof(struct iommu_hwpt_pgfault)
+#define MIB   (1ULL << 20)
 
 struct fixture {
 	struct guest_memory mem;
 	struct sim_iommu sim;
+	struct loop *loop;
 	struct resolver *res;
-	int dev_fd; /* the "kernel" side: page requests in, responses out */
-	int res_fd;
 };
 
-static int setup_with(void **state, unsigned batch, uint64_t mem_size)
+static int setup_full(void **state, uint64_t chunk, uint64_t mem_size)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	int sv[2];
 
 	assert_int_equal(guest_memory_init(&f->mem, mem_size, GUEST_BACKING_4K), 0);
-	sim_iommu_init(&f->sim);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-	f->res_fd = sv[0];
-	f->dev_fd = sv[1];
-	struct resolver_params p = {f->res_fd, &f->mem, CHUNK, batch, &sim_iommu_backend, &f->sim};
+	assert_int_equal(sim_iommu_init(&f->sim), 0);
+	f->loop = loop_new();
+	assert_non_null(f->loop);
+	struct resolver_params p = {.fault_fd = f->sim.fd,
+				    .mem = &f->mem,
+				    .chunk = chunk,
+				    .backend = &sim_iommu_backend,
+				    .backend_ctx = &f->sim,
+				    .name = "test queue"};
 	f->res = resolver_new(&p);
 	assert_non_null(f->res);
-	assert_int_equal(resolver_add_device(f->res, DEV), 0);
+	assert_int_equal(resolver_add_device(f->res, DEV, 0), 0);
+	assert_int_equal(resolver_attach(f->res, f->loop), 0);
 	*state = f;
 	return 0;
 }
 
 static int setup(void **state)
 {
-	return setup_with(state, 4, 16 << 20);
+	return setup_full(state, CHUNK, 16 * MIB);
 }
 
 static int teardown(void **state)
@@ -59,41 +68,166 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	resolver_free(f->res);
-	close(f->res_fd);
-	close(f->dev_fd);
+	loop_free(f->loop);
 	sim_iommu_destroy(&f->sim);
 	guest_memory_destroy(&f->mem);
 	free(f);
 	return 0;
 }
 
-static void send_rec(struct fixture *f, uint32_t dev, uint64_t addr, uint32_t perm, uint32_t len,
-		     uint32_t cookie, uint32_t flags)
+static struct iommu_hwpt_pgfault rec(uint32_t dev, uint64_t addr, uint32_t perm, uint32_t len,
+				     uint32_t flags)
 {
-	struct iommu_hwpt_pgfault r = {.flags = flags, .dev_id = dev, .perm = perm, .addr = addr,
-				       .length = len, .cookie = cookie};
-
-	assert_int_equal(write(f->dev_fd, &r, sizeof(r)), sizeof(r));
+	return (struct iommu_hwpt_pgfault){
+		.flags = flags, .dev_id = dev, .perm = perm, .addr = addr, .length = len};
 }
 
-/* Responses waiting on the device side. */
-static int recv_resp(struct fixture *f, struct iommu_hwpt_page_response *out, int max)
+/* Raises a one-record group; returns its sequence number. */
+static uint64_t raise1(struct fixture *f, uint32_t dev, uint64_t addr, uint32_t perm, uint32_t len,
+		       uint32_t flags)
 {
-	ssize_t n = read(f->dev_fd, out, (size_t)max * sizeof(*out));
+	struct iommu_hwpt_pgfault r = rec(dev, addr, perm, len, flags);
+	uint64_t seq = sim_fault_raise(&f->sim, &r, 1);
 
-	if (n < 0 && errno == EAGAIN)
-		return 0;
-	assert_true(n >= 0 && n % 8 == 0);
-	return (int)(n / 8);
+	assert_true(seq > 0);
+	return seq;
 }
 
-static void expect_one(struct fixture *f, uint32_t cookie, uint32_t code)
+/*
+ * Calls resolver_process() until nothing is open in the queue, at most 64 times: a
+ * resolver that cannot make progress fails the test instead of hanging it. Returns the
+ * groups answered, or the first error.
+ */
+static int pump(struct fixture *f)
 {
-	struct iommu_hwpt_page_response r[4];
+	int total = 0;
 
-	assert_int_equal(recv_resp(f, r, 4), 1);
-	assert_int_equal(r[0].cookie, cookie);
+	for (int i = 0; i < 64 && sim_fault_open(&f->sim); i++) {
+		int n = resolver_process(f->res);
+		if (n < 0)
+			return n;
+		total += n;
+	}
+	return total;
+}
+
+static void expect_one(struct fixture *f, uint64_t seq, uint32_t code)
+{
+	struct sim_resp r[4];
+
+	assert_int_equal(sim_fault_take(&f->sim, r, 4), 1);
+	assert_int_equal(r[0].seq, seq);
 	assert_int_equal(r[0].code, code);
+}
+
+static void on_stop(void *arg)
+{
+	loop_stop(arg, 0);
+}
+
+struct until {
+	struct fixture *f;
+	bool (*done)(struct fixture *f);
+	bool expired;
+};
+
+static void until_check(void *arg)
+{
+	struct until *u = arg;
+
+	if (u->done(u->f))
+		loop_stop(u->f->loop, 0);
+}
+
+static void until_expire(void *arg)
+{
+	struct until *u = arg;
+
+	u->expired = true; /* the one-shot watch is gone now */
+	loop_stop(u->f->loop, 0);
+}
+
+/* Runs the loop until @done or @ms milliseconds have passed. Returns @done's last word. */
+static bool run_until(struct fixture *f, bool (*done)(struct fixture *f), unsigned ms)
+{
+	struct until u = {f, done, false};
+	struct loop_watch *check = loop_add_timer(f->loop, 1000, true, until_check, &u);
+	struct loop_watch *limit = loop_add_timer(f->loop, ms * 1000ULL, false, until_expire, &u);
+
+	assert_non_null(check);
+	assert_non_null(limit);
+	assert_int_equal(loop_run(f->loop), 0);
+	loop_remove(check);
+	if (!u.expired)
+		loop_remove(limit);
+	return done(f);
+}
+
+static bool prefetch_done(struct fixture *f)
+{
+	return !resolver_prefetching(f->res);
+}
+
+/* The simulation itself keeps the kernel's rules, or the tests below prove nothing. */
+static void test_sim_kernel_semantics(void **state)
+{
+	struct fixture *f = *state;
+	struct sim_iommu *s = &f->sim;
+	const struct resolver_backend *b = &sim_iommu_backend;
+	struct iommu_hwpt_pgfault recs[3] = {rec(DEV, 0x1000, RD, 0, LAST), rec(DEV, 0x2000, RD, 0, LAST),
+					     rec(DEV, 0x3000, RD, 0, 0)};
+	struct iommu_hwpt_pgfault buf[4];
+	struct iommu_hwpt_page_response resp[3];
+	struct pollfd p = {s->fd, POLLIN, 0};
+
+	assert_int_equal(b->read(s, s->fd, buf, 39), -ESPIPE);
+	assert_int_equal(b->read(s, s->fd, buf, sizeof(buf)), 0); /* nothing pending */
+	assert_int_equal(poll(&p, 1, 0), 0);
+	uint64_t g1 = sim_fault_raise(s, recs, 3), g2 = sim_fault_raise(s, recs, 2);
+	assert_int_equal(poll(&p, 1, 0), 1);
+	/* A 3-record group does not fit 2 records: EINVAL on 7.3, 0 and still readable before. */
+	assert_int_equal(b->read(s, s->fd, buf, 2 * REC), -EINVAL);
+	assert_int_equal(b->read(s, s->fd, buf, 0), -EINVAL);
+	s->old_kernel = true;
+	assert_int_equal(b->read(s, s->fd, buf, 2 * REC), 0);
+	assert_int_equal(poll(&p, 1, 0), 1);
+	/* Whole groups only: 4 records of room take the 3-record group, not the 2-record one. */
+	assert_int_equal(b->read(s, s->fd, buf, 4 * REC), 3 * REC);
+	assert_int_equal(buf[0].cookie, 1);
+	assert_int_equal(buf[2].cookie, 1);
+	assert_int_equal(buf[0].flags & LAST, 0); /* LAST_PAGE on the last record only */
+	assert_int_equal(buf[1].flags & LAST, 0);
+	assert_int_equal(buf[2].flags & LAST, LAST);
+	assert_int_equal(poll(&p, 1, 0), 1);
+	assert_int_equal(b->read(s, s->fd, buf, 4 * REC), 2 * REC);
+	assert_int_equal(buf[0].cookie, 2);
+	assert_int_equal(buf[1].cookie, 2);
+	assert_int_equal(poll(&p, 1, 0), 0); /* delivered, unanswered: no longer readable */
+	/* Responses: multiples of 8, in order; a bad code or cookie stops there. */
+	resp[0] = (struct iommu_hwpt_page_response){1, IOMMUFD_PAGE_RESP_SUCCESS};
+	resp[1] = (struct iommu_hwpt_page_response){1, IOMMUFD_PAGE_RESP_SUCCESS}; /* again */
+	assert_int_equal(b->write(s, s->fd, resp, 7), -ESPIPE);
+	assert_int_equal(b->write(s, s->fd, resp, 16), 8); /* short: the repeat is refused */
+	assert_int_equal(b->write(s, s->fd, resp, 8), -EINVAL);
+	resp[0] = (struct iommu_hwpt_page_response){2, 2};
+	assert_int_equal(b->write(s, s->fd, resp, 8), -EINVAL); /* code not 0/1 */
+	resp[0] = (struct iommu_hwpt_page_response){9, IOMMUFD_PAGE_RESP_SUCCESS};
+	assert_int_equal(b->write(s, s->fd, resp, 8), -EINVAL); /* never delivered */
+	/* The lowest free cookie is reused: 1 is free again, 2 is still out. */
+	sim_fault_raise(s, recs, 1);
+	assert_int_equal(b->read(s, s->fd, buf, 4 * REC), REC);
+	assert_int_equal(buf[0].cookie, 1);
+	resp[0] = (struct iommu_hwpt_page_response){2, IOMMUFD_PAGE_RESP_INVALID};
+	resp[1] = (struct iommu_hwpt_page_response){1, IOMMUFD_PAGE_RESP_SUCCESS};
+	assert_int_equal(b->write(s, s->fd, resp, 16), 16);
+	struct sim_resp out[4];
+	assert_int_equal(sim_fault_take(s, out, 4), 3);
+	assert_int_equal(out[0].seq, g1);
+	assert_int_equal(out[1].seq, g2);
+	assert_int_equal(out[1].code, IOMMUFD_PAGE_RESP_INVALID);
+	assert_int_equal(out[2].seq, g2 + 1);
+	assert_int_equal(sim_fault_open(s), 0);
+	assert_int_equal(s->refused, 4);
 }
 
 static void test_single_fault_maps_chunk(void **state)
@@ -102,9 +236,9 @@ static void test_single_fault_maps_chunk(void **state)
 	uint64_t addr = 0x123456;
 
 	f->mem.base[addr] = 0xab;
-	send_rec(f, DEV, addr, WR, 0, 1, LAST);
+	uint64_t g = raise1(f, DEV, addr, WR, 0, 0);
 	assert_int_equal(resolver_process(f->res), 1);
-	expect_one(f, 1, IOMMUFD_PAGE_RESP_SUCCESS);
+	expect_one(f, g, IOMMUFD_PAGE_RESP_SUCCESS);
 	/* The aligned chunk around addr, and only it, now maps to the right guest bytes. */
 	uint8_t *p = sim_iommu_translate(&f->sim, addr, true);
 	assert_ptr_equal(p, f->mem.base + addr);
@@ -118,79 +252,73 @@ static void test_single_fault_maps_chunk(void **state)
 	assert_int_equal(s->chunks_mapped, 1);
 	assert_int_equal(s->bytes_mapped, CHUNK);
 	assert_int_equal(s->invalid, 0);
+	assert_false(resolver_prefetching(f->res)); /* a chunk <= 2 MiB is mapped whole */
 	/* A second fault in the same chunk maps nothing new. */
-	send_rec(f, DEV, addr + 8, RD, 0, 2, LAST);
+	g = raise1(f, DEV, addr + 8, RD, 0, 0);
 	assert_int_equal(resolver_process(f->res), 1);
-	expect_one(f, 2, IOMMUFD_PAGE_RESP_SUCCESS);
+	expect_one(f, g, IOMMUFD_PAGE_RESP_SUCCESS);
 	assert_int_equal(f->sim.map_calls, 1);
 }
 
-/* Batch of 4 records per read; a 6-record group spans two reads and gets one answer. */
-static void test_group_across_batches(void **state)
+/* Several whole groups in one read, each answered once, in delivery order. */
+static void test_several_groups_per_read(void **state)
 {
 	struct fixture *f = *state;
-	struct iommu_hwpt_page_response r[8];
+	struct iommu_hwpt_pgfault a[2] = {rec(DEV, 0x10000, WR, 0, 0), rec(DEV, 0x11000, WR, 0, 0)};
+	struct iommu_hwpt_pgfault b[3] = {rec(DEV, 0x20000, WR, 0, 0), rec(DEV, 0x50000, WR, 0, 0),
+					  rec(DEV, 0x90000, RD, 0, 0)};
+	uint64_t ga = sim_fault_raise(&f->sim, a, 2), gc = raise1(f, DEV, 0x30000, WR, 0, 0);
+	uint64_t gb = sim_fault_raise(&f->sim, b, 3), gd = raise1(f, DEV, 0x40000, WR, 0, 0);
+	struct sim_resp r[8];
 
-	for (uint32_t i = 0; i < 3; i++)
-		send_rec(f, DEV, i * CHUNK, WR, 0, 9, 0);
-	assert_int_equal(resolver_process(f->res), 0);
-	assert_int_equal(recv_resp(f, r, 8), 0); /* no answer before LAST_PAGE */
-	for (uint32_t i = 3; i < 6; i++)
-		send_rec(f, DEV, i * CHUNK, WR, 0, 9, i == 5 ? LAST : 0);
-	assert_int_equal(resolver_process(f->res), 1);
-	expect_one(f, 9, IOMMUFD_PAGE_RESP_SUCCESS);
-	for (uint32_t i = 0; i < 6; i++)
-		assert_non_null(sim_iommu_translate(&f->sim, i * CHUNK, true));
-	assert_int_equal(resolver_stats(f->res)->faults, 6);
-	assert_int_equal(resolver_stats(f->res)->groups, 1);
-}
-
-static void test_several_groups_per_read_and_interleaving(void **state)
-{
-	struct fixture *f = *state;
-	struct iommu_hwpt_page_response r[8];
-
-	/* A and B interleave; C is complete in one record. */
-	send_rec(f, DEV, 0x10000, WR, 0, 100, 0);
-	send_rec(f, DEV, 0x20000, WR, 0, 200, 0);
-	send_rec(f, DEV, 0x30000, WR, 0, 300, LAST);
-	send_rec(f, DEV, 0x11000, WR, 0, 100, LAST);
-	send_rec(f, DEV, 0x40000, WR, 0, 400, LAST);
-	send_rec(f, DEV, 0x21000, WR, 0, 200, LAST);
 	assert_int_equal(resolver_process(f->res), 4);
-	assert_int_equal(recv_resp(f, r, 8), 4);
-	/* Answered in the order their last record arrived. */
-	assert_int_equal(r[0].cookie, 300);
-	assert_int_equal(r[1].cookie, 100);
-	assert_int_equal(r[2].cookie, 400);
-	assert_int_equal(r[3].cookie, 200);
+	assert_int_equal(f->sim.reads, 1); /* all four in one read */
+	assert_int_equal(sim_fault_take(&f->sim, r, 8), 4);
+	assert_int_equal(r[0].seq, ga);
+	assert_int_equal(r[1].seq, gc);
+	assert_int_equal(r[2].seq, gb);
+	assert_int_equal(r[3].seq, gd);
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(r[i].code, IOMMUFD_PAGE_RESP_SUCCESS);
+	/* Every record of a group was resolved before its one answer. */
+	for (int i = 0; i < 3; i++)
+		assert_non_null(sim_iommu_translate(&f->sim, b[i].addr, false));
+	assert_int_equal(resolver_stats(f->res)->faults, 7);
+	assert_int_equal(resolver_stats(f->res)->groups, 4);
+	assert_int_equal(f->sim.refused, 0);
 }
 
 static void test_length_hint(void **state)
 {
 	struct fixture *f = *state;
 	uint64_t end = f->mem.size;
+	struct sim_resp r[2];
 
-	/* 2 bytes straddling a chunk boundary map both chunks. */
-	send_rec(f, DEV, 3 * CHUNK - 1, WR, 2, 1, LAST);
+	/* 2 bytes straddling a chunk boundary map both chunks before the answer. */
+	uint64_t g = raise1(f, DEV, 3 * CHUNK - 1, WR, 2, 0);
 	assert_int_equal(resolver_process(f->res), 1);
-	expect_one(f, 1, IOMMUFD_PAGE_RESP_SUCCESS);
+	expect_one(f, g, IOMMUFD_PAGE_RESP_SUCCESS);
 	assert_true(resolver_is_mapped(f->res, 2 * CHUNK));
 	assert_true(resolver_is_mapped(f->res, 3 * CHUNK));
 	assert_false(resolver_is_mapped(f->res, 4 * CHUNK));
 	/* A hint that runs past the end of RAM is clipped to it, not refused. */
-	send_rec(f, DEV, end - 16, WR, 4096 * 1024, 2, LAST);
+	g = raise1(f, DEV, end - 16, WR, 4096 * 1024, 0);
 	assert_int_equal(resolver_process(f->res), 1);
-	expect_one(f, 2, IOMMUFD_PAGE_RESP_SUCCESS);
+	expect_one(f, g, IOMMUFD_PAGE_RESP_SUCCESS);
 	assert_true(resolver_is_mapped(f->res, end - 1));
 	assert_int_equal(resolver_stats(f->res)->bytes_mapped, 3 * CHUNK);
-	/* A huge hint (u32 max) is clipped too. */
-	send_rec(f, DEV, 0, WR, UINT32_MAX, 3, LAST);
+	assert_false(resolver_prefetching(f->res));
+	/* A huge hint (u32 max) is clipped too: answered after one chunk, the rest prefetched. */
+	g = raise1(f, DEV, 0, WR, UINT32_MAX, 0);
 	assert_int_equal(resolver_process(f->res), 1);
-	expect_one(f, 3, IOMMUFD_PAGE_RESP_SUCCESS);
+	assert_int_equal(sim_fault_take(&f->sim, r, 2), 1);
+	assert_int_equal(r[0].seq, g);
+	assert_int_equal(r[0].code, IOMMUFD_PAGE_RESP_SUCCESS);
+	assert_int_equal(r[0].map_calls, 4);
+	assert_true(resolver_prefetching(f->res));
+	assert_true(run_until(f, prefetch_done, 10000));
 	assert_int_equal(resolver_stats(f->res)->bytes_mapped, f->mem.size);
+	assert_int_equal(resolver_stats(f->res)->prefetched, f->mem.size - 4 * CHUNK);
 }
 
 static void test_readonly_region(void **state)
@@ -198,14 +326,14 @@ static void test_readonly_region(void **state)
 	struct fixture *f = *state;
 
 	f->mem.regions[0].readonly = true;
-	send_rec(f, DEV, 0x5000, WR, 0, 1, LAST);
+	uint64_t g = raise1(f, DEV, 0x5000, WR, 0, 0);
 	assert_int_equal(resolver_process(f->res), 1);
-	expect_one(f, 1, IOMMUFD_PAGE_RESP_INVALID);
+	expect_one(f, g, IOMMUFD_PAGE_RESP_INVALID);
 	assert_null(sim_iommu_translate(&f->sim, 0x5000, false));
 	/* A read is fine, and the mapping it makes is not writable. */
-	send_rec(f, DEV, 0x5000, RD, 0, 2, LAST);
+	g = raise1(f, DEV, 0x5000, RD, 0, 0);
 	assert_int_equal(resolver_process(f->res), 1);
-	expect_one(f, 2, IOMMUFD_PAGE_RESP_SUCCESS);
+	expect_one(f, g, IOMMUFD_PAGE_RESP_SUCCESS);
 	assert_non_null(sim_iommu_translate(&f->sim, 0x5000, false));
 	assert_null(sim_iommu_translate(&f->sim, 0x5000, true));
 	f->mem.regions[0].readonly = false;
@@ -214,26 +342,26 @@ static void test_readonly_region(void **state)
 static void test_invalid_requests(void **state)
 {
 	struct fixture *f = *state;
+	uint64_t g[5];
 
-	send_rec(f, DEV, f->mem.size, WR, 0, 1, LAST); /* one past RAM */
-	send_rec(f, DEV, LAYOUT_MMIO32_START + 8, RD, 0, 2, LAST);
-	send_rec(f, DEV + 1, 0x1000, RD, 0, 3, LAST); /* not our device */
-	send_rec(f, DEV, 0x1000, RD, 0, 4, LAST | IOMMU_PGFAULT_FLAGS_PASID_VALID);
+	g[0] = raise1(f, DEV, f->mem.size, WR, 0, 0); /* one past RAM */
+	g[1] = raise1(f, DEV, LAYOUT_MMIO32_START + 8, RD, 0, 0);
+	g[2] = raise1(f, DEV + 1, 0x1000, RD, 0, 0); /* not our device */
+	g[3] = raise1(f, DEV, 0x1000, RD, 0, IOMMU_PGFAULT_FLAGS_PASID_VALID);
 	/* A group with one good and one bad record is refused whole. */
-	send_rec(f, DEV, 0x2000, RD, 0, 5, 0);
-	send_rec(f, DEV, UINT64_MAX - 3, RD, 8, 5, LAST);
-	struct iommu_hwpt_page_response r[8];
-	int n = 0;
-	while (resolver_process(f->res) > 0) {
-	}
-	n = recv_resp(f, r, 8);
-	assert_int_equal(n, 5);
+	struct iommu_hwpt_pgfault mixed[2] = {rec(DEV, 0x2000, RD, 0, 0),
+					      rec(DEV, UINT64_MAX - 3, RD, 8, 0)};
+	g[4] = sim_fault_raise(&f->sim, mixed, 2);
+	assert_int_equal(pump(f), 5);
+	struct sim_resp r[8];
+	assert_int_equal(sim_fault_take(&f->sim, r, 8), 5);
 	for (int i = 0; i < 5; i++) {
-		assert_int_equal(r[i].cookie, (uint32_t)i + 1);
+		assert_int_equal(r[i].seq, g[i]);
 		assert_int_equal(r[i].code, IOMMUFD_PAGE_RESP_INVALID);
 	}
 	assert_int_equal(resolver_stats(f->res)->invalid, 5);
 	assert_int_equal(resolver_stats(f->res)->groups, 5);
+	assert_int_equal(f->sim.refused, 0);
 }
 
 static void test_map_failure_and_eexist(void **state)
@@ -243,84 +371,275 @@ static void test_map_failure_and_eexist(void **state)
 	f->sim.fail_lo = 4 * CHUNK;
 	f->sim.fail_hi = 5 * CHUNK;
 	f->sim.fail_errno = ENOMEM;
-	send_rec(f, DEV, 4 * CHUNK + 100, WR, 0, 1, LAST);
+	uint64_t g = raise1(f, DEV, 4 * CHUNK + 100, WR, 0, 0);
 	assert_int_equal(resolver_process(f->res), 1);
-	expect_one(f, 1, IOMMUFD_PAGE_RESP_INVALID);
+	expect_one(f, g, IOMMUFD_PAGE_RESP_INVALID);
 	assert_false(resolver_is_mapped(f->res, 4 * CHUNK));
 	/* The failure is not sticky: once the IOMMU recovers, a retry succeeds. */
 	f->sim.fail_hi = 0;
-	send_rec(f, DEV, 4 * CHUNK + 100, WR, 0, 2, LAST);
+	g = raise1(f, DEV, 4 * CHUNK + 100, WR, 0, 0);
 	assert_int_equal(resolver_process(f->res), 1);
-	expect_one(f, 2, IOMMUFD_PAGE_RESP_SUCCESS);
+	expect_one(f, g, IOMMUFD_PAGE_RESP_SUCCESS);
 	/* EEXIST: another path mapped it first; the group still succeeds. */
 	f->sim.exist_lo = 8 * CHUNK;
 	f->sim.exist_hi = 9 * CHUNK;
-	send_rec(f, DEV, 8 * CHUNK, WR, 0, 3, LAST);
+	g = raise1(f, DEV, 8 * CHUNK, WR, 0, 0);
 	assert_int_equal(resolver_process(f->res), 1);
-	expect_one(f, 3, IOMMUFD_PAGE_RESP_SUCCESS);
+	expect_one(f, g, IOMMUFD_PAGE_RESP_SUCCESS);
 	assert_true(resolver_is_mapped(f->res, 8 * CHUNK));
 	assert_int_equal(resolver_stats(f->res)->chunks_mapped, 1);
 }
 
-static void test_partial_record_across_reads(void **state)
+/* Groups the kernel still holds at shutdown are read and answered INVALID, once each. */
+static void test_shutdown_answers_pending_groups(void **state)
 {
 	struct fixture *f = *state;
-	struct iommu_hwpt_pgfault rec = {.flags = LAST, .dev_id = DEV, .perm = RD, .addr = 0x9000,
-					 .cookie = 42};
+	struct iommu_hwpt_pgfault big[100];
+	uint64_t g[3];
+	struct sim_resp r[4];
 
-	assert_int_equal(write(f->dev_fd, &rec, 17), 17);
-	assert_int_equal(resolver_process(f->res), 0);
-	assert_int_equal(write(f->dev_fd, (uint8_t *)&rec + 17, sizeof(rec) - 17),
-			 (ssize_t)sizeof(rec) - 17);
-	assert_int_equal(resolver_process(f->res), 1);
-	expect_one(f, 42, IOMMUFD_PAGE_RESP_SUCCESS);
-}
-
-static void test_shutdown_answers_open_groups(void **state)
-{
-	struct fixture *f = *state;
-
-	send_rec(f, DEV, 0x1000, RD, 0, 77, 0); /* no LAST_PAGE yet */
-	assert_int_equal(resolver_process(f->res), 0);
+	for (unsigned i = 0; i < 100; i++)
+		big[i] = rec(DEV, i * 4096, RD, 0, 0);
+	g[0] = raise1(f, DEV, 0x1000, RD, 0, 0);
+	g[1] = sim_fault_raise(&f->sim, big, 100); /* larger than the buffer so far */
+	g[2] = raise1(f, DEV, 0x3000, RD, 0, 0);
 	resolver_free(f->res);
 	f->res = NULL;
-	expect_one(f, 77, IOMMUFD_PAGE_RESP_INVALID);
+	assert_int_equal(sim_fault_take(&f->sim, r, 4), 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(r[i].seq, g[i]);
+		assert_int_equal(r[i].code, IOMMUFD_PAGE_RESP_INVALID);
+	}
+	assert_int_equal(sim_fault_open(&f->sim), 0);
+	assert_int_equal(f->sim.map_calls, 0); /* nothing is mapped on the way out */
 }
 
-/* Garbage records: every LAST_PAGE cookie gets exactly one answer, nothing crashes. */
+/* Garbage in every field the device controls: every group gets exactly one answer. */
 static void test_garbage_records(void **state)
 {
 	struct fixture *f = *state;
-	unsigned seed = 99, last = 0;
-	static uint32_t answered[1 << 16];
+	unsigned seed = 99;
+	uint64_t raised = 0, faults = 0;
+	static uint8_t answered[4096];
+	struct iommu_hwpt_pgfault recs[8];
+	struct sim_resp r[64];
 
 	memset(answered, 0, sizeof(answered));
 	for (int round = 0; round < 200; round++) {
 		for (int i = 0; i < 4; i++) {
-			uint32_t cookie = 1 + (uint32_t)(rand_r(&seed) % 60000);
-			uint32_t flags = (uint32_t)rand_r(&seed) % 8 ? LAST : (uint32_t)rand_r(&seed);
-			uint64_t addr = rand_r(&seed) % 2 ? (uint64_t)rand_r(&seed) % f->mem.size
-							 : ((uint64_t)rand_r(&seed) << 33) ^ (uint64_t)rand_r(&seed);
-			/* Only the last record of a cookie's run closes it; keep cookies unique. */
-			cookie = (cookie & ~3u) | (uint32_t)i;
-			send_rec(f, rand_r(&seed) % 4 ? DEV : (uint32_t)rand_r(&seed), addr,
-				 (uint32_t)rand_r(&seed), (uint32_t)rand_r(&seed), cookie + round * 65536u,
-				 flags | LAST);
-			last++;
+			unsigned n = 1 + (unsigned)rand_r(&seed) % 8;
+			for (unsigned k = 0; k < n; k++) {
+				uint64_t addr = rand_r(&seed) % 2
+						    ? (uint64_t)rand_r(&seed) % f->mem.size
+						    : ((uint64_t)rand_r(&seed) << 33) ^ (uint64_t)rand_r(&seed);
+				recs[k] = (struct iommu_hwpt_pgfault){
+					.flags = (uint32_t)rand_r(&seed),
+					.dev_id = rand_r(&seed) % 4 ? DEV : (uint32_t)rand_r(&seed),
+					.pasid = (uint32_t)rand_r(&seed),
+					.grpid = (uint32_t)rand_r(&seed),
+					.perm = (uint32_t)rand_r(&seed),
+					.addr = addr,
+					.length = (uint32_t)rand_r(&seed),
+					.cookie = (uint32_t)rand_r(&seed)};
+			}
+			assert_int_equal(sim_fault_raise(&f->sim, recs, n), ++raised);
+			faults += n;
 		}
-		while (resolver_process(f->res) > 0) {
-		}
-		struct iommu_hwpt_page_response r[8];
-		int n;
-		while ((n = recv_resp(f, r, 8)) > 0)
-			for (int i = 0; i < n; i++)
-				answered[r[i].cookie & 0xffff]++;
+		assert_true(pump(f) >= 0);
+		size_t got;
+		while ((got = sim_fault_take(&f->sim, r, 64)) > 0)
+			for (size_t i = 0; i < got; i++)
+				answered[r[i].seq]++;
 	}
-	unsigned total = 0;
-	for (unsigned c = 0; c < (1 << 16); c++)
-		total += answered[c];
-	assert_int_equal(total, last);
-	assert_int_equal(resolver_stats(f->res)->groups, last);
+	for (uint64_t s = 1; s <= raised; s++)
+		assert_int_equal(answered[s], 1);
+	assert_int_equal(resolver_stats(f->res)->groups, raised);
+	assert_int_equal(resolver_stats(f->res)->faults, faults);
+	assert_int_equal(resolver_stats(f->res)->refused, 0);
+	assert_int_equal(f->sim.refused, 0);
+}
+
+/*
+ * Whole groups of 1, 64, 65, 4096 and 5000 records: each answered exactly once with the
+ * right code (one good group, then one with a bad last record, per size).
+ */
+static const unsigned group_sizes[] = {1, 64, 65, 4096, 5000};
+
+static uint64_t raise_n(struct fixture *f, unsigned n, bool bad_last)
+{
+	struct iommu_hwpt_pgfault *recs = calloc(n, REC);
+	uint64_t seq;
+
+	for (unsigned i = 0; i < n; i++)
+		recs[i] = rec(DEV, ((uint64_t)i * 12345 * 4096) % f->mem.size, WR, 0, 0);
+	if (bad_last)
+		recs[n - 1].addr = f->mem.size + 4096;
+	seq = sim_fault_raise(&f->sim, recs, n);
+	free(recs);
+	assert_true(seq > 0);
+	return seq;
+}
+
+static void whole_groups(struct fixture *f, bool old_kernel)
+{
+	uint64_t faults = 0;
+
+	f->sim.old_kernel = old_kernel;
+	for (unsigned i = 0; i < sizeof(group_sizes) / sizeof(group_sizes[0]); i++) {
+		unsigned n = group_sizes[i];
+		uint64_t good = raise_n(f, n, false), bad = raise_n(f, n, true);
+		struct sim_resp r[4];
+		int answered = pump(f);
+		if (answered != 2)
+			print_message("groups of %u records: %d answered (%u reads of the fault fd)\n",
+				      n, answered, f->sim.reads);
+		assert_int_equal(answered, 2);
+		assert_int_equal(sim_fault_take(&f->sim, r, 4), 2);
+		assert_int_equal(r[0].seq, good);
+		assert_int_equal(r[0].code, IOMMUFD_PAGE_RESP_SUCCESS);
+		assert_int_equal(r[1].seq, bad);
+		assert_int_equal(r[1].code, IOMMUFD_PAGE_RESP_INVALID);
+		faults += 2 * n;
+	}
+	assert_int_equal(resolver_stats(f->res)->faults, faults);
+	assert_int_equal(resolver_stats(f->res)->refused, 0);
+	assert_int_equal(f->sim.refused, 0);
+	assert_int_equal(sim_fault_open(&f->sim), 0);
+}
+
+static void test_whole_groups_einval(void **state)
+{
+	whole_groups(*state, false);
+}
+
+static void test_whole_groups_old_kernel(void **state)
+{
+	whole_groups(*state, true);
+}
+
+static bool one_answered(struct fixture *f)
+{
+	return f->sim.answered >= 1;
+}
+
+/*
+ * On the loop, on a kernel that returns 0 for a group too big for the buffer while the fd
+ * stays readable: the resolver must grow and answer it, not take 0 for "nothing pending"
+ * and spin on the readable fd.
+ */
+static void test_old_kernel_big_group_on_loop(void **state)
+{
+	struct fixture *f = *state;
+	struct sim_resp r[2];
+
+	f->sim.old_kernel = true;
+	uint64_t g = raise_n(f, RESOLVER_GROUP_DEFAULT + 1, false);
+	bool answered = run_until(f, one_answered, 2000);
+	if (!answered || f->sim.reads > 8)
+		print_message("answered: %s, after %u reads of the fault fd\n", answered ? "yes" : "no",
+			      f->sim.reads);
+	assert_true(answered);
+	assert_true(f->sim.reads <= 8); /* no spinning */
+	assert_int_equal(sim_fault_take(&f->sim, r, 2), 1);
+	assert_int_equal(r[0].seq, g);
+	assert_int_equal(r[0].code, IOMMUFD_PAGE_RESP_SUCCESS);
+}
+
+/* A device's PRI allocation sizes the buffer up front: its biggest group reads first time. */
+static void test_device_group_size_sizes_buffer(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(resolver_add_device(f->res, DEV, 4096), 0);
+	uint64_t g = raise_n(f, 4096, false);
+	assert_int_equal(resolver_process(f->res), 1);
+	expect_one(f, g, IOMMUFD_PAGE_RESP_SUCCESS);
+	assert_int_equal(f->sim.nofit_reads, 0);
+	/* A claim beyond the cap is clipped to it, and still sizes the buffer up front. */
+	assert_int_equal(resolver_add_device(f->res, DEV, UINT32_MAX), 0);
+	g = raise_n(f, 5000, false);
+	assert_int_equal(resolver_process(f->res), 1);
+	expect_one(f, g, IOMMUFD_PAGE_RESP_SUCCESS);
+	assert_int_equal(f->sim.nofit_reads, 0);
+}
+
+/*
+ * A group beyond RESOLVER_GROUP_MAX records is a misbehaving device: the resolver gives
+ * the queue up (one error), stops watching the fd and never spins on it.
+ */
+static void beyond_cap(struct fixture *f, bool old_kernel)
+{
+	f->sim.old_kernel = old_kernel;
+	raise_n(f, RESOLVER_GROUP_MAX + 1, false);
+	raise1(f, DEV, 0x1000, RD, 0, 0);
+	assert_false(run_until(f, one_answered, 300));
+	unsigned reads = f->sim.reads;
+	assert_true(reads <= 40);
+	assert_int_equal(resolver_process(f->res), -E2BIG);
+	assert_int_equal(f->sim.reads, reads); /* not even tried again */
+	assert_false(run_until(f, one_answered, 50));
+	assert_int_equal(f->sim.reads, reads);
+	assert_int_equal(f->sim.answered, 0);
+}
+
+static void test_group_beyond_cap_einval(void **state)
+{
+	beyond_cap(*state, false);
+}
+
+static void test_group_beyond_cap_old_kernel(void **state)
+{
+	beyond_cap(*state, true);
+}
+
+/*
+ * A large chunk: the group is answered after mapping one 2 MiB piece, and the rest of the
+ * chunk is mapped afterwards on the loop, while new faults are still answered promptly.
+ */
+#define BIG_CHUNK (32 * MIB)
+
+static int setup_big_chunk(void **state)
+{
+	return setup_full(state, BIG_CHUNK, 2 * BIG_CHUNK);
+}
+
+static bool two_answered(struct fixture *f)
+{
+	return f->sim.answered >= 2;
+}
+
+static void test_large_chunk_bounded_work(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t addr = 20 * MIB + 0x1234, unit = RESOLVER_UNIT_MAX;
+	struct sim_resp r[2];
+
+	uint64_t g = raise1(f, DEV, addr, WR, 0, 0);
+	assert_int_equal(resolver_process(f->res), 1);
+	assert_int_equal(sim_fault_take(&f->sim, r, 2), 1);
+	assert_int_equal(r[0].seq, g);
+	assert_int_equal(r[0].code, IOMMUFD_PAGE_RESP_SUCCESS);
+	assert_int_equal(r[0].map_calls, 1);
+	assert_int_equal(r[0].map_bytes, unit);
+	assert_ptr_equal(sim_iommu_translate(&f->sim, addr, true), f->mem.base + addr);
+	assert_null(sim_iommu_translate(&f->sim, (addr & ~(unit - 1)) - 1, false));
+	assert_true(resolver_prefetching(f->res));
+	/* A fault in the other chunk, raised while the first is being prefetched. */
+	uint64_t addr2 = BIG_CHUNK + 5 * MIB;
+	g = raise1(f, DEV, addr2, RD, 0, 0);
+	assert_true(run_until(f, two_answered, 10000));
+	assert_int_equal(sim_fault_take(&f->sim, r, 2), 1);
+	assert_int_equal(r[0].seq, g);
+	assert_true(r[0].map_calls <= 4); /* not after the 15 prefetch maps of the first chunk */
+	/* Both whole chunks get mapped when the loop runs, and nothing beyond them. */
+	assert_true(run_until(f, prefetch_done, 20000));
+	for (uint64_t a = 0; a < 2 * BIG_CHUNK; a += unit)
+		assert_ptr_equal(sim_iommu_translate(&f->sim, a, false), f->mem.base + a);
+	const struct resolver_stats *s = resolver_stats(f->res);
+	assert_int_equal(s->bytes_mapped, 2 * BIG_CHUNK);
+	assert_int_equal(s->prefetched, 2 * BIG_CHUNK - 2 * unit);
+	assert_int_equal(s->chunks_mapped, 2 * BIG_CHUNK / unit);
+	assert_int_equal(f->sim.map_calls, 2 * BIG_CHUNK / unit);
 }
 
 /*
@@ -328,34 +647,26 @@ static void test_garbage_records(void **state)
  * addresses (some outside RAM), and checks every answer: exactly one per group, the
  * right code, and for SUCCESS that the IOVA reaches the right guest bytes.
  */
-#define STORM_FAULTS 100000
+#define STORM_FAULTS   100000
 #define STORM_INFLIGHT 64
 
 struct storm {
 	struct fixture *f;
-	struct loop *loop;
-	uint32_t answered[STORM_FAULTS + 1]; /* by cookie */
+	uint32_t answered[STORM_FAULTS + 1]; /* by sequence number */
 	uint8_t expect_ok[STORM_FAULTS + 1];
 	uint64_t addr[STORM_FAULTS + 1];
 	unsigned errors, faults_sent, groups;
 };
 
-static void storm_stop(void *arg)
+static void storm_check(struct storm *s, const struct sim_resp *r)
 {
-	struct storm *s = arg;
-
-	loop_stop(s->loop, 0);
-}
-
-static void storm_check(struct storm *s, const struct iommu_hwpt_page_response *r)
-{
-	if (r->cookie == 0 || r->cookie > s->groups || s->answered[r->cookie]++ ||
-	    (r->code == IOMMUFD_PAGE_RESP_SUCCESS) != s->expect_ok[r->cookie]) {
+	if (r->seq == 0 || r->seq > s->groups || s->answered[r->seq]++ ||
+	    (r->code == IOMMUFD_PAGE_RESP_SUCCESS) != s->expect_ok[r->seq]) {
 		s->errors++;
 		return;
 	}
 	if (r->code == IOMMUFD_PAGE_RESP_SUCCESS) {
-		uint64_t a = s->addr[r->cookie];
+		uint64_t a = s->addr[r->seq];
 		uint8_t *p = sim_iommu_translate(&s->f->sim, a, true);
 		/* The device "completes the DMA": it must land on the guest's own byte. */
 		if (p != s->f->mem.base + a || *p != (uint8_t)(a * 31))
@@ -363,71 +674,69 @@ static void storm_check(struct storm *s, const struct iommu_hwpt_page_response *
 	}
 }
 
+/* Raises one group of 1-3 records, some outside RAM. */
+static void storm_raise(struct storm *s, unsigned *seed)
+{
+	struct fixture *f = s->f;
+	struct iommu_hwpt_pgfault recs[3];
+	unsigned nrec = 1 + rand_r(seed) % 3;
+	uint64_t first = 0;
+	bool ok = true;
+
+	if (nrec > STORM_FAULTS - s->faults_sent)
+		nrec = STORM_FAULTS - s->faults_sent;
+	for (unsigned i = 0; i < nrec; i++) {
+		bool outside = rand_r(seed) % 10 == 0;
+		uint64_t a = outside ? f->mem.size + (uint64_t)rand_r(seed) % (1 << 20)
+				     : (uint64_t)rand_r(seed) % f->mem.size;
+		ok &= !outside;
+		recs[i] = rec(DEV, a, WR, 0, 0);
+		if (!outside && !first)
+			first = a;
+	}
+	uint64_t seq = sim_fault_raise(&f->sim, recs, nrec);
+	if (seq != s->groups + 1) {
+		s->errors++;
+		return;
+	}
+	s->expect_ok[seq] = ok;
+	s->addr[seq] = first;
+	s->groups = (unsigned)seq;
+	s->faults_sent += nrec;
+}
+
 static void *storm_device(void *arg)
 {
 	struct storm *s = arg;
-	struct fixture *f = s->f;
-	unsigned inflight = 0, done = 0;
-	uint32_t cookie = 0;
-	unsigned seed = 12345;
+	unsigned inflight = 0, done = 0, seed = 12345;
+	struct sim_resp r[STORM_INFLIGHT];
 
-	while (done < s->groups || s->faults_sent < STORM_FAULTS) {
+	while (!s->errors && (done < s->groups || s->faults_sent < STORM_FAULTS)) {
 		while (inflight < STORM_INFLIGHT && s->faults_sent < STORM_FAULTS) {
-			unsigned nrec = 1 + rand_r(&seed) % 3;
-			if (nrec > STORM_FAULTS - s->faults_sent)
-				nrec = STORM_FAULTS - s->faults_sent;
-			struct iommu_hwpt_pgfault recs[3];
-			bool ok = true;
-			cookie++;
-			for (unsigned i = 0; i < nrec; i++) {
-				bool outside = rand_r(&seed) % 10 == 0;
-				uint64_t a = outside ? f->mem.size + (uint64_t)rand_r(&seed) % (1 << 20)
-						     : (uint64_t)rand_r(&seed) % f->mem.size;
-				ok &= !outside;
-				recs[i] = (struct iommu_hwpt_pgfault){
-					.flags = i == nrec - 1 ? LAST : 0, .dev_id = DEV,
-					.perm = WR, .addr = a, .cookie = cookie};
-				if (i == 0)
-					s->addr[cookie] = outside ? 0 : a;
-				else if (!outside && s->addr[cookie] == 0)
-					s->addr[cookie] = a;
-			}
-			s->expect_ok[cookie] = ok;
-			s->groups = cookie;
-			/* One write per group, as the kernel queues whole groups. */
-			size_t len = nrec * sizeof(recs[0]), off = 0;
-			while (off < len) {
-				ssize_t n = write(f->dev_fd, (uint8_t *)recs + off, len - off);
-				if (n > 0)
-					off += (size_t)n;
-			}
-			s->faults_sent += nrec;
+			storm_raise(s, &seed);
 			inflight++;
 		}
-		struct iommu_hwpt_page_response r[STORM_INFLIGHT];
-		ssize_t n = read(f->dev_fd, r, sizeof(r));
-		for (ssize_t i = 0; n > 0 && i < n / 8; i++, done++, inflight--)
+		size_t n = sim_fault_take(&s->f->sim, r, STORM_INFLIGHT);
+		for (size_t i = 0; i < n; i++, done++, inflight--)
 			storm_check(s, &r[i]);
-		if (n <= 0)
+		if (!n)
 			usleep(50);
 	}
-	loop_post(s->loop, storm_stop, s);
+	loop_post(s->f->loop, on_stop, s->f->loop);
 	return NULL;
 }
 
-static void test_storm(void **state)
+static void storm(struct fixture *f, bool old_kernel)
 {
-	struct fixture *f = *state;
 	struct storm *s = calloc(1, sizeof(*s));
 	pthread_t t;
 
+	f->sim.old_kernel = old_kernel;
 	s->f = f;
-	s->loop = loop_new();
 	for (uint64_t a = 0; a < f->mem.size; a++)
 		f->mem.base[a] = (uint8_t)(a * 31);
-	assert_int_equal(resolver_attach(f->res, s->loop), 0);
 	assert_int_equal(pthread_create(&t, NULL, storm_device, s), 0);
-	assert_int_equal(loop_run(s->loop), 0);
+	assert_int_equal(loop_run(f->loop), 0);
 	pthread_join(t, NULL);
 	assert_int_equal(s->errors, 0);
 	for (uint32_t c = 1; c <= s->groups; c++)
@@ -435,34 +744,53 @@ static void test_storm(void **state)
 	const struct resolver_stats *st = resolver_stats(f->res);
 	assert_int_equal(st->faults, STORM_FAULTS);
 	assert_int_equal(st->groups, s->groups);
+	assert_int_equal(st->refused, 0);
+	assert_int_equal(f->sim.refused, 0);
 	/* Every chunk was mapped exactly once, however often it faulted. */
 	assert_int_equal(st->chunks_mapped, f->sim.n);
-	resolver_free(f->res);
-	f->res = NULL;
-	loop_free(s->loop);
 	free(s);
+}
+
+static void test_storm(void **state)
+{
+	storm(*state, false);
+}
+
+/* Reads that find nothing race with the device: a 0 must not be taken for "too big". */
+static void test_storm_old_kernel(void **state)
+{
+	storm(*state, true);
 }
 
 static int setup_storm(void **state)
 {
-	return setup_with(state, 64, 64 << 20);
+	return setup_full(state, CHUNK, 64 * MIB);
 }
 
-int main(void)
+#define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_single_fault_maps_chunk, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_group_across_batches, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_several_groups_per_read_and_interleaving, setup,
+		TEST(test_sim_kernel_semantics),
+		TEST(test_single_fault_maps_chunk),
+		TEST(test_several_groups_per_read),
+		TEST(test_length_hint),
+		TEST(test_readonly_region),
+		TEST(test_invalid_requests),
+		TEST(test_map_failure_and_eexist),
+		TEST(test_shutdown_answers_pending_groups),
+		TEST(test_garbage_records),
+		TEST(test_whole_groups_einval),
+		TEST(test_whole_groups_old_kernel),
+		TEST(test_old_kernel_big_group_on_loop),
+		TEST(test_device_group_size_sizes_buffer),
+		TEST(test_group_beyond_cap_einval),
+		TEST(test_group_beyond_cap_old_kernel),
+		cmocka_unit_test_setup_teardown(test_large_chunk_bounded_work, setup_big_chunk,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_length_hint, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_readonly_region, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_invalid_requests, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_map_failure_and_eexist, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_partial_record_across_reads, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shutdown_answers_open_groups, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_garbage_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_storm, setup_storm, teardown),
+		cmocka_unit_test_setup_teardown(test_storm_old_kernel, setup_storm, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return TEST_MAIN(tests, NULL, NULL);
 }
