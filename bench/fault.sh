@@ -30,7 +30,7 @@ die() {
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [ -d "$B" ] || die "no build dir $B (run: make all)"
 B=$(cd "$B" && pwd)
-OBJS="$B/obj/vmm/loop.o $B/obj/vmm/log.o $B/obj/vmm/memory.o $B/obj/iommu/resolver.o"
+OBJS="$B/obj/vmm/file.o $B/obj/vmm/loop.o $B/obj/vmm/log.o $B/obj/vmm/memory.o $B/obj/iommu/resolver.o"
 for o in $OBJS; do
 	[ -f "$o" ] || die "no $o (run: make all)"
 done

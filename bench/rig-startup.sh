@@ -10,7 +10,7 @@ make -s rig-kernel
 kdir=$(cat "$build/rig/kernel.dir")
 gcc -O2 -g -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -I. -Itests/rig/cases -static \
 	-isystem "$kdir/usr/include" -o "$out/rig-startup" tests/rig/bench/rig-startup.c \
-	vmm/log.c vmm/loop.c vmm/memory.c iommu/iommufd.c iommu/resolver.c iommu/vfio.c \
+	vmm/file.c vmm/log.c vmm/loop.c vmm/memory.c iommu/iommufd.c iommu/resolver.c iommu/vfio.c \
 	iommu/iommu.c -levent_core -lpthread 2>/dev/null
 bash tests/rig/mkinitramfs.sh -o "$out/l1.cpio.gz" --timeout 600 \
 	--case "$out/rig-startup:bench" >/dev/null

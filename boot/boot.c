@@ -1,19 +1,14 @@
 /* Kernel format detection, initrd and command line placement, the memory map. */
 #include "boot/boot.h"
+#include "vmm/file.h"
 #include "vmm/layout.h"
 #include "vmm/log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#define KERNEL_MAX_BYTES (512ULL << 20)
-#define INITRD_MAX_BYTES (2ULL << 30)
 
 int boot_fail(struct boot_ctx *c, const char *fmt, ...)
 {
@@ -25,42 +20,20 @@ int boot_fail(struct boot_ctx *c, const char *fmt, ...)
 	return -EINVAL;
 }
 
-int boot_read_file(struct boot_ctx *c, const char *path, size_t max, uint8_t **buf, size_t *len)
+/*
+ * The whole image from @fd, which the config opened and checked (a regular file within
+ * @max): reading the fd, not the name again, leaves no gap for a swap.
+ */
+static int read_image(struct boot_ctx *c, int fd, size_t max, uint8_t **buf, size_t *len)
 {
-	struct stat st;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+	int r = file_read_all(fd, max, buf, len);
 
-	if (fd < 0) {
-		r = -errno;
-		boot_fail(c, "cannot open: %s", strerror(-r));
-		return r;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-		close(fd);
-		return boot_fail(c, "not a regular file of at most %zu MiB", max >> 20);
-	}
-	*buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!*buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, *buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : -EIO;
-			free(*buf);
-			close(fd);
-			boot_fail(c, "read failed after %zu bytes: %s", got, strerror(-r));
-			return r;
-		}
-		got += (size_t)n;
-	}
-	close(fd);
-	*len = got;
-	return 0;
+	if (r == -EFBIG)
+		return boot_fail(c, "grew past the limit of %zu MiB after it was checked",
+		                 max >> 20);
+	if (r)
+		boot_fail(c, "cannot read: %s", strerror(-r));
+	return r;
 }
 
 unsigned boot_e820(const struct guest_memory *mem, struct boot_e820 *out)
@@ -83,14 +56,14 @@ unsigned boot_e820(const struct guest_memory *mem, struct boot_e820 *out)
 
 /* Puts the initrd as high as allowed, page aligned, above what the kernel uses. */
 static int load_initrd(struct boot_ctx *c, struct guest_memory *mem, const struct boot_image *img,
-                       uint64_t *addr, uint64_t *size)
+                       int fd, uint64_t *addr, uint64_t *size)
 {
 	uint64_t top = guest_memory_low_end(mem); /* exclusive */
 	uint8_t *data;
 	size_t len;
 	int r;
 
-	r = boot_read_file(c, c->path, INITRD_MAX_BYTES, &data, &len);
+	r = read_image(c, fd, CONFIG_MAX_INITRD_BYTES, &data, &len);
 	if (r)
 		return r;
 	if (img->initrd_max < top - 1)
@@ -125,7 +98,7 @@ static int load_cmdline(struct boot_ctx *c, struct guest_memory *mem, const char
 		snprintf(
 		        c->err, c->errlen,
 		        "boot-source.boot_args: %zu bytes, but %s takes at most %zu (cmdline_size)",
-		        len, c->path, max);
+		        len, MSG_ESC(c->path), max);
 		return -EINVAL;
 	}
 	return guest_memory_write(mem, LAYOUT_CMDLINE, args, len + 1);
@@ -157,7 +130,7 @@ int boot_load(const struct vm_config *cfg, struct guest_memory *mem, struct boot
 		         (unsigned long long)(mem->size >> 20));
 		return -EINVAL;
 	}
-	r = boot_read_file(&c, cfg->kernel_path, KERNEL_MAX_BYTES, &data, &img.len);
+	r = read_image(&c, cfg->kernel_fd, CONFIG_MAX_KERNEL_BYTES, &data, &img.len);
 	if (r)
 		return r;
 	img.data = data;
@@ -174,7 +147,7 @@ int boot_load(const struct vm_config *cfg, struct guest_memory *mem, struct boot
 		r = load_cmdline(&c, mem, cfg->boot_args, img.cmdline_max);
 	if (!r && cfg->initrd_path) {
 		c.path = cfg->initrd_path;
-		r = load_initrd(&c, mem, &img, &initrd, &initrd_size);
+		r = load_initrd(&c, mem, &img, cfg->initrd_fd, &initrd, &initrd_size);
 	}
 	if (r)
 		return r;
@@ -188,7 +161,7 @@ int boot_load(const struct vm_config *cfg, struct guest_memory *mem, struct boot
 	if (!r)
 		r = boot_write_cpu_tables(mem, info->mode);
 	if (r)
-		snprintf(err, errlen, "%s: cannot write boot structures: %s", cfg->kernel_path,
-		         strerror(-r));
+		snprintf(err, errlen, "%s: cannot write boot structures: %s",
+		         MSG_ESC(cfg->kernel_path), strerror(-r));
 	return r;
 }

@@ -21,7 +21,7 @@ struct boot_info {
 	uint64_t params;
 };
 
-/* Messages name the file and the field: "<file>: <what>". */
+/* Messages name the file and the field: "<file>: <what>" (the file name escaped). */
 struct boot_ctx {
 	const char *path;
 	char *err;
@@ -30,15 +30,12 @@ struct boot_ctx {
 int boot_fail(struct boot_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
- * Loads kernel, initrd and command line from @cfg into @mem and writes the boot
- * structures (zero page or PVH start info, e820, MP table, GDT, page tables).
- * Returns -errno with one message in @err.
+ * Loads kernel (from cfg->kernel_fd), initrd (cfg->initrd_fd, when there is one) and
+ * command line from @cfg into @mem and writes the boot structures (zero page or PVH start
+ * info, e820, MP table, GDT, page tables). Returns -errno with one message in @err.
  */
 int boot_load(const struct vm_config *cfg, struct guest_memory *mem, struct boot_info *info,
               char *err, size_t errlen);
-
-/* Reads a whole file, at most @max bytes. */
-int boot_read_file(struct boot_ctx *c, const char *path, size_t max, uint8_t **buf, size_t *len);
 
 /* The guest memory map as e820 entries (addr, size, type). Returns the count. */
 struct boot_e820 {

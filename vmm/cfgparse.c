@@ -1,5 +1,5 @@
 #include "vmm/cfgparse.h"
-#include "vmm/config.h"
+#include "vmm/file.h"
 #include "vmm/log.h"
 
 #include <errno.h>
@@ -7,8 +7,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 int cfg_fail(struct cfg_ctx *c, const char *path, const char *fmt, ...)
 {
@@ -166,19 +164,17 @@ int cfg_enum(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
 		snprintf(choices + strlen(choices), sizeof(choices) - strlen(choices), "%s\"%s\"",
 		         i ? ", " : "", names[i]);
 	}
-	return cfg_fail(c, sub, "\"%s\" is not one of %s", json_string_value(v), choices);
+	return cfg_fail(c, sub, "\"%s\" is not one of %s", MSG_ESC(json_string_value(v)), choices);
 }
 
-int cfg_file(struct cfg_ctx *c, const char *path, const char *file, bool writable)
+int cfg_file(struct cfg_ctx *c, const char *path, const char *file, int flags, unsigned kinds,
+             uint64_t max_bytes, int *fd)
 {
-	struct stat st;
+	char why[160];
 
-	if (stat(file, &st) < 0)
-		return cfg_fail(c, path, "%s: %s", file, strerror(errno));
-	if (S_ISDIR(st.st_mode))
-		return cfg_fail(c, path, "%s: is a directory", file);
-	if (access(file, writable ? R_OK | W_OK : R_OK) < 0)
-		return cfg_fail(c, path, "%s: %s", file, strerror(errno));
+	*fd = file_open(file, flags, kinds, max_bytes, why, sizeof(why));
+	if (*fd < 0)
+		return cfg_fail(c, path, "%s: %s", MSG_ESC(file), why);
 	return 0;
 }
 
@@ -192,8 +188,9 @@ int cfg_unsupported(struct cfg_ctx *c, json_t *root, const char *key)
 	return cfg_fail(c, key, "not supported yet");
 }
 
-int cfg_list(struct cfg_ctx *c, json_t *obj, const char *key, const char *path, size_t size,
-             void **items, size_t *n, int (*one)(struct cfg_ctx *, json_t *, const char *, void *))
+int cfg_list(struct cfg_ctx *c, json_t *obj, const char *key, const char *path, size_t max,
+             size_t size, void **items, size_t *n,
+             int (*one)(struct cfg_ctx *, json_t *, const char *, void *))
 {
 	char sub[CFG_PATH_MAX];
 	json_t *list = cfg_member(obj, key), *v;
@@ -203,8 +200,9 @@ int cfg_list(struct cfg_ctx *c, json_t *obj, const char *key, const char *path, 
 		return 0;
 	if (!json_is_array(list))
 		return cfg_fail(c, path, "must be an array");
-	if (json_array_size(list) > CONFIG_MAX_DEVICES)
-		return cfg_fail(c, path, "at most %d entries are allowed", CONFIG_MAX_DEVICES);
+	if (json_array_size(list) > max)
+		return cfg_fail(c, path, "%zu entries, more than the limit of %zu",
+		                json_array_size(list), max);
 	*items = calloc(json_array_size(list) + 1, size);
 	if (!*items)
 		return -ENOMEM;

@@ -1,6 +1,9 @@
 /*
  * Typed, path-aware accessors for the JSON config. Each failure writes one message
- * "<file>: <json.path>: <what>" and returns -EINVAL, so callers just propagate.
+ * "<file>: <json.path>: <what>" and returns -EINVAL, so callers just propagate. Whatever
+ * the config supplies (keys, so paths; strings; file names) goes into a message through
+ * MSG_ESC() (vmm/log.h): cfg_fail() does it for the file and the path, callers for
+ * their arguments.
  */
 #ifndef FLINT_CFGPARSE_H
 #define FLINT_CFGPARSE_H
@@ -38,12 +41,21 @@ int cfg_uint(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, 
 /* A string that must be one of @names (NULL-terminated); *out is its index. */
 int cfg_enum(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
              const char *const *names, int *out);
-/* A file that must exist, be a regular file and be readable (and writable if asked). */
-int cfg_file(struct cfg_ctx *c, const char *path, const char *file, bool writable);
-/* The array @key of @obj (at JSON path @path) into a fresh array of @size-byte items,
- * each read by @one; *n counts the items filled so far, also on failure (to free them). */
-int cfg_list(struct cfg_ctx *c, json_t *obj, const char *key, const char *path, size_t size,
-             void **items, size_t *n, int (*one)(struct cfg_ctx *, json_t *, const char *, void *));
+/*
+ * Opens @file, named at JSON path @path, with @flags (O_RDONLY or O_RDWR); it must be one
+ * of @kinds (FILE_* in vmm/file.h) and, if a regular file, at most @max_bytes (0: any).
+ * *fd is what later code reads, never the name again: nothing can be swapped in between.
+ */
+int cfg_file(struct cfg_ctx *c, const char *path, const char *file, int flags, unsigned kinds,
+             uint64_t max_bytes, int *fd);
+/*
+ * The array @key of @obj (at JSON path @path, at most @max items) into a fresh array of
+ * @size-byte items, each read by @one; *n counts the items filled so far, also on failure
+ * (to free them).
+ */
+int cfg_list(struct cfg_ctx *c, json_t *obj, const char *key, const char *path, size_t max,
+             size_t size, void **items, size_t *n,
+             int (*one)(struct cfg_ctx *, json_t *, const char *, void *));
 #define CFG_KEYS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 /* flint's own top-level "flint" object. */
 struct vm_config;

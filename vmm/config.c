@@ -1,13 +1,17 @@
 /* Firecracker-compatible config file: schema walk and validation, one section a function. */
 #include "vmm/config.h"
 #include "vmm/cfgparse.h"
+#include "vmm/file.h"
+#include "vmm/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *const config_huge_pages_names[] = { "None", "2M", NULL };
 const char *const config_cache_names[] = { "Unsafe", "Writeback", NULL };
@@ -67,13 +71,18 @@ static int parse_boot_source(struct cfg_ctx *c, json_t *root, struct vm_config *
 	if (!r)
 		r = cfg_string(c, bs, "boot-source", "kernel_image_path", true, &cfg->kernel_path);
 	if (!r)
-		r = cfg_file(c, "boot-source.kernel_image_path", cfg->kernel_path, false);
+		r = cfg_file(c, "boot-source.kernel_image_path", cfg->kernel_path, O_RDONLY,
+		             FILE_REG, CONFIG_MAX_KERNEL_BYTES, &cfg->kernel_fd);
 	if (!r)
 		r = cfg_string(c, bs, "boot-source", "initrd_path", false, &cfg->initrd_path);
 	if (!r && cfg->initrd_path)
-		r = cfg_file(c, "boot-source.initrd_path", cfg->initrd_path, false);
+		r = cfg_file(c, "boot-source.initrd_path", cfg->initrd_path, O_RDONLY, FILE_REG,
+		             CONFIG_MAX_INITRD_BYTES, &cfg->initrd_fd);
 	if (!r)
 		r = cfg_string(c, bs, "boot-source", "boot_args", false, &cfg->boot_args);
+	if (!r && cfg->boot_args && strlen(cfg->boot_args) > CONFIG_MAX_BOOT_ARGS)
+		r = cfg_fail(c, "boot-source.boot_args", "%zu bytes, more than the limit of %d",
+		             strlen(cfg->boot_args), CONFIG_MAX_BOOT_ARGS);
 	if (r)
 		return r;
 	if (!cfg->boot_args) {
@@ -132,6 +141,7 @@ static int parse_drive(struct cfg_ctx *c, json_t *d, const char *p, struct drive
 	char sub[CFG_PATH_MAX];
 	int cache = 0, engine = 0, r;
 
+	drv->fd = -1;
 	r = cfg_object(c, d, p,
 	               CFG_KEYS("drive_id", "path_on_host", "is_root_device", "is_read_only",
 	                        "partuuid", "cache_type", "io_engine", "rate_limiter", "socket"));
@@ -155,7 +165,8 @@ static int parse_drive(struct cfg_ctx *c, json_t *d, const char *p, struct drive
 	if (!r)
 		r = cfg_string(c, d, p, "path_on_host", true, &drv->path);
 	if (!r)
-		r = cfg_file(c, cfg_join(sub, p, "path_on_host"), drv->path, !drv->read_only);
+		r = cfg_file(c, cfg_join(sub, p, "path_on_host"), drv->path,
+		             drv->read_only ? O_RDONLY : O_RDWR, FILE_REG | FILE_BLK, 0, &drv->fd);
 	drv->cache = (enum cache_type)cache;
 	drv->engine = (enum io_engine)engine;
 	return r;
@@ -177,7 +188,8 @@ static int check_drives(struct cfg_ctx *c, const struct vm_config *cfg)
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(d->id, cfg->drives[j].id) == 0)
 				return cfg_fail(c, cfg_join(sub, idx, "drive_id"),
-				                "duplicate id \"%s\" (also drives[%zu])", d->id, j);
+				                "duplicate id \"%s\" (also drives[%zu])",
+				                MSG_ESC(d->id), j);
 		if (d->root && ++roots > 1)
 			return cfg_fail(c, cfg_join(sub, idx, "is_root_device"),
 			                "only one drive can be the root device");
@@ -220,17 +232,18 @@ static int net_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
 		r = cfg_string(c, v, p, "host_dev_name", true, &n->host_dev);
 	if (!r && strlen(n->host_dev) >= IFNAMSIZ)
 		r = cfg_fail(c, cfg_join(sub, p, "host_dev_name"), "\"%s\" is longer than %d bytes",
-		             n->host_dev, IFNAMSIZ - 1);
+		             MSG_ESC(n->host_dev), IFNAMSIZ - 1);
 	if (!r)
 		r = cfg_string(c, v, p, "guest_mac", false, &mac);
 	if (!r && mac) {
 		n->has_mac = true;
 		if (parse_mac(mac, n->mac))
 			r = cfg_fail(c, cfg_join(sub, p, "guest_mac"),
-			             "\"%s\" is not a MAC address like 06:00:ac:10:00:02", mac);
+			             "\"%s\" is not a MAC address like 06:00:ac:10:00:02",
+			             MSG_ESC(mac));
 		else if (n->mac[0] & 1)
 			r = cfg_fail(c, cfg_join(sub, p, "guest_mac"),
-			             "\"%s\" is a multicast address", mac);
+			             "\"%s\" is a multicast address", MSG_ESC(mac));
 	}
 	free(mac);
 	if (!r)
@@ -252,10 +265,10 @@ static int check_nets(struct cfg_ctx *c, const struct vm_config *cfg)
 			b = &cfg->nets[j];
 			if (strcmp(a->id, b->id) == 0)
 				return cfg_fail(c, cfg_join(sub, idx, "iface_id"),
-				                "duplicate id \"%s\"", a->id);
+				                "duplicate id \"%s\"", MSG_ESC(a->id));
 			if (strcmp(a->host_dev, b->host_dev) == 0)
 				return cfg_fail(c, cfg_join(sub, idx, "host_dev_name"),
-				                "\"%s\" is used twice", a->host_dev);
+				                "\"%s\" is used twice", MSG_ESC(a->host_dev));
 			if (a->has_mac && b->has_mac && memcmp(a->mac, b->mac, 6) == 0)
 				return cfg_fail(c, cfg_join(sub, idx, "guest_mac"),
 				                "same MAC as network-interfaces[%zu]", j);
@@ -353,13 +366,14 @@ static int parse_root(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 	if (!r)
 		r = parse_machine(c, root, cfg);
 	if (!r)
-		r = cfg_list(c, root, "drives", "drives", sizeof(*cfg->drives),
+		r = cfg_list(c, root, "drives", "drives", CONFIG_MAX_DEVICES, sizeof(*cfg->drives),
 		             (void **)&cfg->drives, &cfg->ndrives, drive_one);
 	if (!r)
 		r = check_drives(c, cfg);
 	if (!r)
 		r = cfg_list(c, root, "network-interfaces", "network-interfaces",
-		             sizeof(*cfg->nets), (void **)&cfg->nets, &cfg->nnets, net_one);
+		             CONFIG_MAX_DEVICES, sizeof(*cfg->nets), (void **)&cfg->nets,
+		             &cfg->nnets, net_one);
 	if (!r)
 		r = check_nets(c, cfg);
 	if (!r)
@@ -373,6 +387,13 @@ static int parse_root(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 	return r;
 }
 
+/* Empty, with no fd open: what config_free() may always be called on. */
+static void config_init(struct vm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->kernel_fd = cfg->initrd_fd = -1;
+}
+
 int config_parse(const char *json, const char *name, struct vm_config *cfg, char *err,
                  size_t errlen)
 {
@@ -381,17 +402,17 @@ int config_parse(const char *json, const char *name, struct vm_config *cfg, char
 	json_t *root;
 	int r;
 
-	memset(cfg, 0, sizeof(*cfg));
+	config_init(cfg);
 	root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
-		snprintf(err, errlen, "%s: line %d, column %d: invalid JSON: %s", name, jerr.line,
-		         jerr.column, jerr.text);
+		snprintf(err, errlen, "%s: line %d, column %d: invalid JSON: %s", MSG_ESC(name),
+		         jerr.line, jerr.column, MSG_ESC(jerr.text));
 		return -EINVAL;
 	}
 	r = parse_root(&c, root, cfg);
 	json_decref(root);
 	if (r == -ENOMEM)
-		snprintf(err, errlen, "%s: out of memory", name);
+		snprintf(err, errlen, "%s: out of memory", MSG_ESC(name));
 	if (r)
 		config_free(cfg);
 	return r;
@@ -399,35 +420,29 @@ int config_parse(const char *json, const char *name, struct vm_config *cfg, char
 
 int config_load(const char *path, struct vm_config *cfg, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t len = 0;
-	int r;
+	char why[160];
+	uint8_t *buf;
+	size_t len;
+	int fd, r;
 
-	memset(cfg, 0, sizeof(*cfg));
-	if (!f) {
-		r = -errno;
-		snprintf(err, errlen, "%s: cannot open config file: %s", path, strerror(-r));
+	config_init(cfg);
+	/* Checked before a byte is read: a FIFO would hang, /dev/zero never ends. */
+	fd = file_open(path, O_RDONLY, FILE_REG, CONFIG_MAX_FILE_BYTES, why, sizeof(why));
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot open config file: %s", MSG_ESC(path), why);
+		return fd;
+	}
+	r = file_read_all(fd, CONFIG_MAX_FILE_BYTES, &buf, &len);
+	close(fd);
+	if (r) {
+		snprintf(err, errlen, "%s: cannot read config file: %s", MSG_ESC(path),
+		         strerror(-r));
 		return r;
 	}
-	FILE *mem = open_memstream(&buf, &len);
-	char chunk[4096];
-	size_t n;
-	while (mem && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		fwrite(chunk, 1, n, mem);
-	r = ferror(f) ? -EIO : 0;
-	fclose(f);
-	if (!mem || fclose(mem) != 0) {
-		free(buf);
-		snprintf(err, errlen, "%s: out of memory", path);
-		return -ENOMEM;
-	}
-	if (r)
-		snprintf(err, errlen, "%s: read error", path);
-	else if (strlen(buf) != len)
-		r = -EINVAL, snprintf(err, errlen, "%s: contains a NUL byte", path);
+	if (strlen((char *)buf) != len)
+		r = -EINVAL, snprintf(err, errlen, "%s: contains a NUL byte", MSG_ESC(path));
 	else
-		r = config_parse(buf, path, cfg, err, errlen);
+		r = config_parse((char *)buf, path, cfg, err, errlen);
 	free(buf);
 	return r;
 }
@@ -435,6 +450,8 @@ int config_load(const char *path, struct vm_config *cfg, char *err, size_t errle
 static void free_devices(struct vm_config *cfg)
 {
 	for (size_t i = 0; i < cfg->ndrives; i++) {
+		if (cfg->drives[i].fd >= 0)
+			close(cfg->drives[i].fd);
 		free(cfg->drives[i].id);
 		free(cfg->drives[i].path);
 		free(cfg->drives[i].partuuid);
@@ -451,6 +468,10 @@ static void free_devices(struct vm_config *cfg)
 
 void config_free(struct vm_config *cfg)
 {
+	if (cfg->kernel_fd >= 0)
+		close(cfg->kernel_fd);
+	if (cfg->initrd_fd >= 0)
+		close(cfg->initrd_fd);
 	free_devices(cfg);
 	free(cfg->drives);
 	free(cfg->nets);
@@ -463,5 +484,5 @@ void config_free(struct vm_config *cfg)
 	free(cfg->logger.path);
 	free(cfg->logger.level);
 	free(cfg->metrics_path);
-	memset(cfg, 0, sizeof(*cfg));
+	config_init(cfg);
 }

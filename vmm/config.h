@@ -12,7 +12,19 @@
 
 #define CONFIG_MAX_VCPUS   32
 #define CONFIG_MAX_MEM_MIB (1024ULL * 1024) /* 1 TiB */
-#define CONFIG_MAX_DEVICES 64
+#define CONFIG_MAX_DEVICES 64               /* drives, network interfaces */
+/* Assigned devices: what one iommufd context in iommu/ holds. */
+#define CONFIG_MAX_VFIO_DEVICES 16
+/* Limits that keep a hostile config from costing memory and time without end. */
+#define CONFIG_MAX_FILE_BYTES   (1ULL << 20) /* the config file itself */
+#define CONFIG_MAX_KERNEL_BYTES (512ULL << 20)
+#define CONFIG_MAX_INITRD_BYTES (2ULL << 30)
+/*
+ * boot_args, NUL excluded: a ceiling above what kernels take (x86 Linux: 2047, its
+ * COMMAND_LINE_SIZE less the NUL), so it only stops the absurd before anything is loaded;
+ * the loaders then check the kernel's own cmdline_size.
+ */
+#define CONFIG_MAX_BOOT_ARGS 4096
 
 /* Firecracker's default kernel command line, used when boot_args is absent. */
 #define CONFIG_DEFAULT_BOOT_ARGS                                                                   \
@@ -44,6 +56,7 @@ struct rate_limiter {
 struct drive_config {
 	char *id;
 	char *path;     /* path_on_host */
+	int fd;         /* path, opened (read-write unless read_only) and checked */
 	char *partuuid; /* NULL when absent */
 	bool root;
 	bool read_only;
@@ -102,10 +115,12 @@ struct flint_memory_config {
 };
 
 struct vm_config {
-	/* boot-source */
+	/* boot-source; config_parse opens and checks the images, the loaders read these fds */
 	char *kernel_path;
 	char *initrd_path; /* NULL when absent */
-	char *boot_args;   /* never NULL: the default when absent */
+	int kernel_fd;
+	int initrd_fd;   /* -1 when absent */
+	char *boot_args; /* never NULL: the default when absent */
 	bool boot_args_default;
 	/* machine-config */
 	unsigned vcpus;
@@ -133,7 +148,8 @@ struct vm_config {
 
 /*
  * Parses and validates @path. On failure returns -EINVAL (or -errno for an unreadable
- * file) and writes one message naming the file and the JSON path into @err.
+ * file) and writes one message naming the file and the JSON path into @err. The files the
+ * config names are opened and stay open until config_free().
  */
 int config_load(const char *path, struct vm_config *cfg, char *err, size_t errlen);
 /* The same, from a string; @name is used in messages in place of a file name. */

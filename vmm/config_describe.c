@@ -111,7 +111,8 @@ char *config_describe(const struct vm_config *cfg)
 	                  cfg->iommu.fd >= 0 ? json_integer(cfg->iommu.fd) : json_null(),
 	                  "fault_chunk_kib", (json_int_t)(cfg->iommu.chunk_bytes >> 10),
 	                  "vfio-devices", describe_vfio(cfg)));
-	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	/* ASCII only: no C1 control (U+0080-U+009F) from a config reaches the terminal raw. */
+	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
 	json_decref(root);
 	return text;
 }

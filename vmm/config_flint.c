@@ -1,6 +1,7 @@
 /* flint's own config: the top-level "flint" object (CI exit port, memory, iommu, VFIO). */
 #include "vmm/cfgparse.h"
 #include "vmm/config.h"
+#include "vmm/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -25,14 +26,14 @@ static int vfio_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
 		r = cfg_fail(c, p, "needs exactly one of \"path\" and \"bdf\"");
 	if (!r && d->spec && strncmp(d->spec, "/dev/vfio/devices/", 18) != 0)
 		r = cfg_fail(c, cfg_join(sub, p, "path"), "\"%s\" is not under /dev/vfio/devices/",
-		             d->spec);
+		             MSG_ESC(d->spec));
 	if (!r && bdf) {
 		unsigned dom, bus, dev, fn;
 		char tail;
 		if (sscanf(bdf, "%4x:%2x:%2x.%1x%c", &dom, &bus, &dev, &fn, &tail) != 4 ||
 		    strlen(bdf) != 12 || dev > 0x1f || fn > 7)
 			r = cfg_fail(c, cfg_join(sub, p, "bdf"),
-			             "\"%s\" is not a PCI address like 0000:00:03.0", bdf);
+			             "\"%s\" is not a PCI address like 0000:00:03.0", MSG_ESC(bdf));
 		else
 			d->spec = bdf, bdf = NULL;
 	}
@@ -82,10 +83,10 @@ static int check_vfio(struct cfg_ctx *c, const struct vm_config *cfg)
 			cfg_index(idx, "flint.vfio-devices", i);
 			if (strcmp(cfg->vfio[i].id, cfg->vfio[j].id) == 0)
 				return cfg_fail(c, cfg_join(sub, idx, "id"), "duplicate id \"%s\"",
-				                cfg->vfio[i].id);
+				                MSG_ESC(cfg->vfio[i].id));
 			if (strcmp(cfg->vfio[i].spec, cfg->vfio[j].spec) == 0)
 				return cfg_fail(c, idx, "\"%s\" is assigned twice",
-				                cfg->vfio[i].spec);
+				                MSG_ESC(cfg->vfio[i].spec));
 		}
 	return 0;
 }
@@ -123,8 +124,8 @@ int cfg_parse_flint(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 	if (!r)
 		r = parse_iommu(c, f, cfg);
 	if (!r)
-		r = cfg_list(c, f, "vfio-devices", "flint.vfio-devices", sizeof(*cfg->vfio),
-		             (void **)&cfg->vfio, &cfg->nvfio, vfio_one);
+		r = cfg_list(c, f, "vfio-devices", "flint.vfio-devices", CONFIG_MAX_VFIO_DEVICES,
+		             sizeof(*cfg->vfio), (void **)&cfg->vfio, &cfg->nvfio, vfio_one);
 	if (!r)
 		r = check_vfio(c, cfg);
 	return r;

@@ -1,4 +1,5 @@
 #include "vmm/log.h"
+#include "vmm/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,11 +41,14 @@ enum log_level log_get_level(void)
 	return logger.level;
 }
 
-int log_set_file(const char *path)
+int log_set_file(const char *path, char *why, size_t whylen)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	/* A FIFO stays non-blocking: lines a stalled reader cannot take are dropped. */
+	int fd = file_open(path, O_WRONLY | O_CREAT | O_APPEND, FILE_REG | FILE_CHR | FILE_FIFO, 0,
+	                   why, whylen);
+
 	if (fd < 0)
-		return -errno;
+		return fd;
 	pthread_mutex_lock(&logger.lock);
 	if (logger.fd >= 0)
 		close(logger.fd);
@@ -69,9 +73,49 @@ static long long now_ns(void)
 	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* One byte as a message shows it: itself, backslash-escaped when in @also, else \xNN. */
+static size_t escape_byte(unsigned char ch, const char *also, char out[5])
+{
+	if (ch && strchr(also, ch)) {
+		out[0] = '\\';
+		out[1] = (char)ch;
+		return 2;
+	}
+	if (ch >= 0x20 && ch < 0x7f) {
+		out[0] = (char)ch;
+		return 1;
+	}
+	snprintf(out, 5, "\\x%02x", ch);
+	return 4;
+}
+
+static const char *escape(char *buf, size_t len, const char *s, const char *also)
+{
+	size_t n = 0, k;
+	char one[5];
+
+	/* Invariant: n + 4 <= len, room for "..." and the NUL. */
+	for (; *s; s++) {
+		k = escape_byte((unsigned char)*s, also, one);
+		if (n + k + 4 > len) {
+			memcpy(buf + n, "...", 4);
+			return buf;
+		}
+		memcpy(buf + n, one, k);
+		n += k;
+	}
+	buf[n] = 0;
+	return buf;
+}
+
+const char *msg_escape(char *buf, size_t len, const char *s)
+{
+	return escape(buf, len, s, "\\\"");
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-	char line[2048];
+	char msg[2048], line[2048];
 	int n;
 	va_list ap;
 
@@ -86,10 +130,14 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	n = snprintf(line, sizeof(line), "[%6lld.%06lld] flint %s: ", t / 1000000000LL,
 	             (t / 1000) % 1000000, level_names[level]);
 	va_start(ap, fmt);
-	n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (n > (int)sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
+	/*
+	 * Control bytes cannot reach the sink, whatever a caller forgot to escape: one message
+	 * is one line, and no escape sequence gets to a terminal.
+	 */
+	escape(line + n, sizeof(line) - (size_t)n - 1, msg, "");
+	n += (int)strlen(line + n);
 	line[n++] = '\n';
 	/* One write per line keeps lines whole when threads log at once. */
 	if (write(logger.fd >= 0 ? logger.fd : STDERR_FILENO, line, (size_t)n) < 0) {
@@ -100,7 +148,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 void msg_vformat(char *buf, size_t len, const char *prefix, const char *fmt, va_list ap)
 {
-	int n = snprintf(buf, len, "%s: ", prefix);
+	int n = snprintf(buf, len, "%s: ", MSG_ESC(prefix));
 
 	if (n >= 0 && (size_t)n < len)
 		vsnprintf(buf + n, len - (size_t)n, fmt, ap);

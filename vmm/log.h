@@ -11,13 +11,30 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 int log_level_parse(const char *name, enum log_level *out);
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
-/* Sends log lines to @path (appended). Returns -errno; the old sink stays on failure. */
-int log_set_file(const char *path);
+/*
+ * Sends log lines to @path (appended; a regular file, a character device or a FIFO with a
+ * reader). Returns -errno with the reason in @why; the old sink stays on failure.
+ */
+int log_set_file(const char *path, char *why, size_t whylen);
 void log_close(void);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Formats "<prefix>: <message>" into @buf, for errors that are logged later, once. */
+/*
+ * Formats "<prefix>: <message>" into @buf, for errors that are logged later, once. The
+ * prefix (a file name, a JSON path) is escaped with msg_escape().
+ */
 void msg_vformat(char *buf, size_t len, const char *prefix, const char *fmt, va_list ap)
         __attribute__((format(printf, 4, 0)));
+
+/*
+ * @s fit for a message: bytes outside printable ASCII as \xNN, backslash and double quote
+ * as \\ and \", so that a name from a config or the command line can neither forge a
+ * second log line nor send the terminal an escape sequence, and reads unambiguously
+ * inside quotes. Cut with "..." to fit @len (at least 4). Returns @buf.
+ */
+const char *msg_escape(char *buf, size_t len, const char *s);
+#define MSG_ESC_MAX 512
+/* msg_escape() into a buffer that lives until the end of the enclosing block. */
+#define MSG_ESC(s) msg_escape((char[MSG_ESC_MAX]){ 0 }, MSG_ESC_MAX, (s))
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)

@@ -88,7 +88,7 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 				fprintf(stderr,
 				        "flint: --log-level: \"%s\" is not one of error, warn, "
 				        "info, debug\n",
-				        optarg);
+				        MSG_ESC(optarg));
 				return FLINT_EXIT_USAGE;
 			}
 			cli->level_set = true;
@@ -101,7 +101,7 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 				fprintf(stderr,
 				        "flint: --timeout: \"%s\" is not a positive number of "
 				        "seconds\n",
-				        optarg);
+				        MSG_ESC(optarg));
 				return FLINT_EXIT_USAGE;
 			}
 			break;
@@ -118,17 +118,17 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 			usage(stdout);
 			return FLINT_EXIT_OK;
 		case ':':
-			fprintf(stderr, "flint: %s needs a value\n", argv[optind - 1]);
+			fprintf(stderr, "flint: %s needs a value\n", MSG_ESC(argv[optind - 1]));
 			usage(stderr);
 			return FLINT_EXIT_USAGE;
 		default:
-			fprintf(stderr, "flint: unknown option %s\n", argv[optind - 1]);
+			fprintf(stderr, "flint: unknown option %s\n", MSG_ESC(argv[optind - 1]));
 			usage(stderr);
 			return FLINT_EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "flint: unexpected argument \"%s\"\n", argv[optind]);
+		fprintf(stderr, "flint: unexpected argument \"%s\"\n", MSG_ESC(argv[optind]));
 		return FLINT_EXIT_USAGE;
 	}
 	if (!cli->config) {
@@ -139,12 +139,16 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 	return -1;
 }
 
-/* The config's logger section applies unless the command line said otherwise. */
+/*
+ * The config's logger section applies unless the command line said otherwise. Returns -1,
+ * or the exit code to leave with: a log file that cannot be used is the fault of whoever
+ * named it, the command line or the config.
+ */
 static int apply_logging(const struct cli *cli, const struct vm_config *cfg)
 {
 	const char *file = cli->log_file ? cli->log_file : cfg->logger.path;
 	enum log_level level = LOG_INFO;
-	int r;
+	char why[160];
 
 	if (cli->level_set)
 		level = cli->level;
@@ -156,11 +160,14 @@ static int apply_logging(const struct cli *cli, const struct vm_config *cfg)
 		                                                 : LOG_DEBUG;
 	}
 	log_set_level(level);
-	if (file && (r = log_set_file(file)) < 0) {
-		log_error("%s: cannot open log file: %s", file, strerror(-r));
+	if (!file || log_set_file(file, why, sizeof(why)) == 0)
 		return -1;
+	if (cli->log_file) {
+		log_error("--log-file %s: %s", MSG_ESC(file), why);
+		return FLINT_EXIT_USAGE;
 	}
-	return 0;
+	log_error("%s: logger.log_path: %s: %s", MSG_ESC(cli->config), MSG_ESC(file), why);
+	return FLINT_EXIT_CONFIG;
 }
 
 int main(int argc, char **argv)
@@ -184,9 +191,10 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return FLINT_EXIT_CONFIG;
 	}
-	if (apply_logging(&cli, &cfg) < 0) {
+	code = apply_logging(&cli, &cfg);
+	if (code >= 0) {
 		config_free(&cfg);
-		return FLINT_EXIT_CONFIG;
+		return code;
 	}
 	if (cli.dry_run) {
 		char *text = config_describe(&cfg);

@@ -7,6 +7,7 @@
 #include "iommu/iommu.h"
 #include "vmm/console.h"
 #include "vmm/exitcode.h"
+#include "vmm/file.h"
 #include "vmm/layout.h"
 #include "vmm/log.h"
 #include "vmm/loop.h"
@@ -244,7 +245,7 @@ static int vmm_build(struct vmm *m)
 	if (cfg->metrics_path)
 		log_warn("metrics.metrics_path: flint does not write metrics yet; %s stays "
 		         "untouched",
-		         cfg->metrics_path);
+		         MSG_ESC(cfg->metrics_path));
 	r = guest_memory_init(&m->mem, cfg->mem_mib << 20, backing_of(cfg));
 	if (r) {
 		log_error("cannot allocate %llu MiB of guest memory%s: %s",
@@ -275,7 +276,7 @@ static int vmm_build(struct vmm *m)
 			return FLINT_EXIT_INTERNAL;
 	}
 	log_info("booting %s kernel %s: %u vCPU, %llu MiB, entry %#llx", boot.format,
-	         cfg->kernel_path, cfg->vcpus, (unsigned long long)cfg->mem_mib,
+	         MSG_ESC(cfg->kernel_path), cfg->vcpus, (unsigned long long)cfg->mem_mib,
 	         (unsigned long long)boot.entry);
 	if (m->opts->timeout_s > 0 &&
 	    !loop_add_timer(m->loop, (uint64_t)(m->opts->timeout_s * 1e6), false, on_timeout, m))
@@ -321,9 +322,13 @@ int vmm_run(const struct vm_config *cfg, const struct run_opts *opts)
 	m->vm.vm_fd = m->vm.kvm_fd = -1;
 	m->mem.fd = -1;
 	if (opts->serial_log) {
-		serial_log_fd = open(opts->serial_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		char why[160];
+
+		/* Never a wait: a FIFO with no reader is an error, as is anything not a log. */
+		serial_log_fd = file_open(opts->serial_log, O_WRONLY | O_CREAT | O_TRUNC,
+		                          FILE_REG | FILE_CHR | FILE_FIFO, 0, why, sizeof(why));
 		if (serial_log_fd < 0) {
-			log_error("--serial-log %s: %s", opts->serial_log, strerror(errno));
+			log_error("--serial-log %s: %s", MSG_ESC(opts->serial_log), why);
 			free(m);
 			return FLINT_EXIT_USAGE;
 		}

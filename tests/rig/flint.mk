@@ -4,7 +4,7 @@
 #    iommufd's mock device, and pin mode with QEMU's edu device.
 RIG_FLINT_DIR := tests/rig/flint
 # flint's iommu code and what it needs, linked statically into the rig programs.
-RIG_FLINT_LIB := vmm/log.c vmm/loop.c vmm/memory.c iommu/iommufd.c iommu/resolver.c \
+RIG_FLINT_LIB := vmm/file.c vmm/log.c vmm/loop.c vmm/memory.c iommu/iommufd.c iommu/resolver.c \
 	iommu/vfio.c iommu/iommu.c
 RIG_FLINT_PROGS := $(RIG_OUT)/flint/resolver-mock $(RIG_OUT)/flint/vfio-edu-pin
 RIG_KDIR = $$(cat $(RIG_OUT)/kernel.dir)

@@ -8,6 +8,7 @@
 #include "vmm/layout.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #define ROUNDS 1500
@@ -76,11 +78,14 @@ static void fuzz(const char *name, unsigned seed)
 		memcpy(img, orig, len);
 		size_t n = mutate(img, len, &seed);
 		char *file = test_write_file("fuzz.img", img, n);
-		struct vm_config cfg = {.kernel_path = file, .boot_args = "console=ttyS0", .vcpus = 1,
-					.mem_mib = 64};
+		/* The loaders read the fd the config opened, as flint does. */
+		int fd = open(file, O_RDONLY | O_CLOEXEC);
+		struct vm_config cfg = {.kernel_path = file, .kernel_fd = fd, .initrd_fd = -1,
+					.boot_args = "console=ttyS0", .vcpus = 1, .mem_mib = 64};
 		struct boot_info info;
 		char err[512] = "";
 		int r = boot_load(&cfg, &mem, &info, err, sizeof(err));
+		close(fd);
 		if (r == 0) {
 			loaded++;
 			/* What loaded must enter inside guest RAM. */
