@@ -13,7 +13,7 @@
 
 struct loop;
 
-#define IOMMU_MAX_DEVICES 16
+#define IOMMU_MAX_DEVICES CONFIG_MAX_VFIO_DEVICES
 
 struct iommu_device {
 	const struct vfio_config *cfg;

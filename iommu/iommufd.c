@@ -1,5 +1,6 @@
 #include "iommu/iommufd.h"
 #include "iommu/uapi_compat.h"
+#include "vmm/file.h"
 #include "vmm/log.h"
 
 #include <errno.h>
@@ -11,12 +12,17 @@
 
 int iommufd_open(struct iommufd *i, const char *path, int inherited_fd)
 {
+	char why[160];
+
 	i->owned = inherited_fd < 0;
-	i->fd = inherited_fd >= 0 ? inherited_fd : open(path, O_RDWR | O_CLOEXEC);
+	/* A character device or nothing: a FIFO or file named here must not hang or feed us. */
+	i->fd = inherited_fd >= 0 ? inherited_fd
+	                          : file_open(path, O_RDWR, FILE_CHR, 0, why, sizeof(why));
 	if (i->fd < 0) {
-		int e = errno;
-		log_error("cannot open %s: %s%s", path, strerror(e),
+		int e = -i->fd;
+		log_error("cannot open %s: %s%s", MSG_ESC(path), why,
 		          e == ENOENT ? " (the kernel needs CONFIG_IOMMUFD)" : "");
+		i->fd = -1;
 		return -e;
 	}
 	/* An inherited fd must really be an iommufd: an IOAS allocation proves it cheaply. */
@@ -24,6 +30,7 @@ int iommufd_open(struct iommufd *i, const char *path, int inherited_fd)
 		uint32_t ioas;
 		if (iommufd_ioas_alloc(i, &ioas) < 0) {
 			log_error("inherited fd %d is not a usable iommufd", inherited_fd);
+			i->fd = -1; /* not ours to close: the caller's fd stays as it was */
 			return -EBADF;
 		}
 		iommufd_destroy(i, ioas);

@@ -1,5 +1,6 @@
 #include "iommu/vfio.h"
 #include "iommu/uapi_compat.h"
+#include "vmm/file.h"
 #include "vmm/log.h"
 
 #include <ctype.h>
@@ -66,12 +67,15 @@ int vfio_resolve(const char *spec, char *node, size_t nodelen, char *err, size_t
 
 int vfio_open(struct vfio_dev *d, const char *node)
 {
+	char why[160];
+
 	memset(d, 0, sizeof(*d));
 	snprintf(d->node, sizeof(d->node), "%s", node);
-	d->fd = open(node, O_RDWR | O_CLOEXEC);
+	d->fd = file_open(node, O_RDWR, FILE_CHR, 0, why, sizeof(why));
 	if (d->fd < 0) {
-		int e = errno;
-		log_error("cannot open %s: %s", node, strerror(e));
+		int e = -d->fd;
+		log_error("cannot open %s: %s", MSG_ESC(node), why);
+		d->fd = -1;
 		return -e;
 	}
 	return 0;
