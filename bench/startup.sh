@@ -89,7 +89,7 @@ EOF
 
 # run_flint|run_qemu [vmrun options]: one run, one vmrun result line on stdout.
 run_flint() {
-	"$VMRUN" "$@" -- "$FLINT" --config-file "$T/vm.json" --no-console
+	"$VMRUN" "$@" -- "$FLINT" --config-file "$T/vm.json" --no-console --exit-port 0xf4
 }
 run_qemu() {
 	"$VMRUN" "$@" -- "$QEMU" -M microvm,x-option-roms=off,rtc=off,pit=off,pic=off \
@@ -156,7 +156,7 @@ strace_run() { # strace_run OUT vmm: appends the ms from execve to the first KVM
 if command -v strace >/dev/null 2>&1; then
 	i=0
 	while [ $i -lt "$SRUNS" ]; do
-		strace_run "$T/flint.strace" "$FLINT" --config-file "$T/vm.json" --no-console
+		strace_run "$T/flint.strace" "$FLINT" --config-file "$T/vm.json" --no-console --exit-port 0xf4
 		strace_run "$T/qemu.strace" "$QEMU" -M microvm,x-option-roms=off,rtc=off,pit=off,pic=off \
 			-accel kvm -cpu host,-arch-capabilities -m $MEM -nodefaults -no-user-config \
 			-nographic -serial stdio -device isa-debug-exit,iobase=0xf4 \

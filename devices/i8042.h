@@ -3,11 +3,12 @@
 #define FLINT_I8042_H
 
 #include "vmm/bus.h"
+#include "vmm/layout.h"
 
 #include <pthread.h>
 #include <stdint.h>
 
-#define I8042_DATA_PORT 0x60
+#define I8042_DATA_PORT LAYOUT_PIO_I8042
 #define I8042_CMD_PORT  0x64
 
 struct vm;

@@ -3,12 +3,14 @@
 #define FLINT_SERIAL_H
 
 #include "vmm/bus.h"
+#include "vmm/layout.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SERIAL_COM1_BASE 0x3f8
+#define SERIAL_COM1_BASE LAYOUT_PIO_COM1
 #define SERIAL_COM1_IRQ  4
 #define SERIAL_RX_CAP    1024
 

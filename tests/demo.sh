@@ -19,7 +19,7 @@ if grep -qwE 'vmx|svm' /proc/cpuinfo && [ -w /dev/kvm ]; then
 		cfg=$build/demo/demo.json
 		sed 's/flint.demo /flint.demo flint.demo_shell /' configs/demo.json >"$cfg"
 	fi
-	exec "$build/flint" --config-file "$cfg"
+	exec "$build/flint" --config-file "$cfg" --exit-port 0xf4
 fi
 
 echo "demo: this host's KVM is not hardware-backed, so the demo runs inside the kernel rig:"
@@ -28,7 +28,7 @@ sed -e "s|build/demo/bzImage|/rig/l2/bzImage|" -e "s|build/demo/initramfs.cpio.g
 	configs/demo.json >"$build/demo/rig-demo.json"
 cat >"$build/demo/demo-case.sh" <<'CASE'
 #!/bin/sh
-/bin/flint --config-file /rig/demo.json --timeout 300
+/bin/flint --config-file /rig/demo.json --exit-port 0xf4 --timeout 300
 echo "flint exited with $? (1 = the guest wrote 0 to the CI exit port)"
 CASE
 bash tests/rig/mkinitramfs.sh -o "$build/demo/l1.cpio.gz" --case "$build/demo/demo-case.sh:demo" \

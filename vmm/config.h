@@ -87,9 +87,19 @@ struct logger_config {
 	bool show_origin;
 };
 
+#define CONFIG_EXIT_PORT_DEFAULT 0xf4 /* QEMU's isa-debug-exit as CI jobs configure it */
+
+/* NULL when ports [@port, @port + @size) are free for the exit port, else what holds them. */
+const char *config_exit_port_clash(uint64_t port, uint64_t size);
+
 struct flint_ci_config {
+	/*
+	 * isa-debug-exit compatible: off unless asked for, since it lets the guest choose
+	 * flint's exit status (143 would read as SIGTERM to an orchestrator).
+	 */
 	bool exit_port_enabled;
-	uint16_t exit_port; /* isa-debug-exit compatible port, default 0xf4 */
+	uint16_t exit_port;      /* first port of the range */
+	uint8_t exit_port_size;  /* 1, 2 or 4 ports; a write to any of them exits */
 };
 
 enum dma_mode {

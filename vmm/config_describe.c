@@ -104,8 +104,9 @@ char *config_describe(const struct vm_config *cfg)
 	                                 : json_null());
 	json_object_set_new(
 	        root, "flint",
-	        json_pack("{s:{s:o},s:{s:b},s:{s:o,s:o,s:I},s:o}", "ci", "exit_port",
+	        json_pack("{s:{s:o,s:i},s:{s:b},s:{s:o,s:o,s:I},s:o}", "ci", "exit_port",
 	                  cfg->ci.exit_port_enabled ? json_integer(cfg->ci.exit_port) : json_null(),
+	                  "exit_port_size", (int)cfg->ci.exit_port_size,
 	                  "memory", "thp", cfg->memory.thp, "iommu", "path",
 	                  cfg->iommu.fd >= 0 ? json_null() : json_string(cfg->iommu.path), "fd",
 	                  cfg->iommu.fd >= 0 ? json_integer(cfg->iommu.fd) : json_null(),

@@ -1,6 +1,7 @@
 /* flint's own config: the top-level "flint" object (CI exit port, memory, iommu, VFIO). */
 #include "vmm/cfgparse.h"
 #include "vmm/config.h"
+#include "vmm/layout.h"
 #include "vmm/log.h"
 
 #include <errno.h>
@@ -91,27 +92,63 @@ static int check_vfio(struct cfg_ctx *c, const struct vm_config *cfg)
 	return 0;
 }
 
+const char *config_exit_port_clash(uint64_t port, uint64_t size)
+{
+	static const struct {
+		uint64_t base, size;
+		const char *name;
+	} fixed[] = {
+		{ LAYOUT_PIO_I8042, LAYOUT_PIO_I8042_SIZE, "the i8042 at 0x60-0x64" },
+		{ LAYOUT_PIO_COM1, LAYOUT_PIO_COM1_SIZE, "the serial port at 0x3f8-0x3ff" },
+	};
+
+	if (port + size - 1 > 0xffff)
+		return "the end of port space (0xffff)";
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (port < fixed[i].base + fixed[i].size && fixed[i].base < port + size)
+			return fixed[i].name;
+	return NULL;
+}
+
+/* flint.ci: the exit port is on only when exit_port names a port (null or absent: off). */
+static int parse_ci(struct cfg_ctx *c, json_t *ci, struct vm_config *cfg)
+{
+	uint64_t port = 0, size = cfg->ci.exit_port_size;
+	const char *clash;
+	json_t *p;
+	int r;
+
+	r = cfg_object(c, ci, "flint.ci", CFG_KEYS("exit_port", "exit_port_size"));
+	p = json_object_get(ci, "exit_port");
+	if (!r && p && !json_is_null(p)) {
+		r = cfg_uint(c, ci, "flint.ci", "exit_port", false, 1, 0xffff, &port);
+		cfg->ci.exit_port_enabled = !r;
+		cfg->ci.exit_port = (uint16_t)port;
+	}
+	if (!r)
+		r = cfg_uint(c, ci, "flint.ci", "exit_port_size", false, 1, 4, &size);
+	if (!r && size == 3)
+		r = cfg_fail(c, "flint.ci.exit_port_size", "3 is not 1, 2 or 4");
+	if (!r && cfg->ci.exit_port_enabled && (clash = config_exit_port_clash(port, size)))
+		r = cfg_fail(c, "flint.ci.exit_port", "ports %#llx-%#llx run into %s",
+		             (unsigned long long)port, (unsigned long long)(port + size - 1), clash);
+	cfg->ci.exit_port_size = (uint8_t)size;
+	return r;
+}
+
 int cfg_parse_flint(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
 {
 	json_t *f = cfg_member(root, "flint"), *ci, *mem;
-	uint64_t port = 0xf4;
 	int r;
 
-	cfg->ci.exit_port_enabled = true;
-	cfg->ci.exit_port = 0xf4;
+	cfg->ci.exit_port = CONFIG_EXIT_PORT_DEFAULT;
+	cfg->ci.exit_port_size = 4;
 	if (!f)
 		return parse_iommu(c, NULL, cfg);
 	r = cfg_object(c, f, "flint", CFG_KEYS("ci", "memory", "iommu", "vfio-devices"));
 	ci = cfg_member(f, "ci");
-	if (!r && ci) {
-		r = cfg_object(c, ci, "flint.ci", CFG_KEYS("exit_port"));
-		/* An explicit null exit_port turns the port off. */
-		if (!r && json_is_null(json_object_get(ci, "exit_port")))
-			cfg->ci.exit_port_enabled = false;
-		if (!r)
-			r = cfg_uint(c, ci, "flint.ci", "exit_port", false, 1, 0xffff, &port);
-		cfg->ci.exit_port = (uint16_t)port;
-	}
+	if (!r && ci)
+		r = parse_ci(c, ci, cfg);
 	mem = cfg_member(f, "memory");
 	if (!r && mem) {
 		r = cfg_object(c, mem, "flint.memory", CFG_KEYS("thp"));

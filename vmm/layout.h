@@ -20,6 +20,12 @@
 #define LAYOUT_KVM_TSS      0xFFFBD000ULL
 #define LAYOUT_KVM_IDENTITY 0xFFFBC000ULL
 
+/* Port I/O: the legacy devices at their PC ports. */
+#define LAYOUT_PIO_I8042      0x60 /* data 0x60 .. status/command 0x64 */
+#define LAYOUT_PIO_I8042_SIZE 5
+#define LAYOUT_PIO_COM1       0x3f8
+#define LAYOUT_PIO_COM1_SIZE  8
+
 #endif
 
 /* Low-memory boot structures (all below 1 MiB, outside anything a kernel image loads). */

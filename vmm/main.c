@@ -4,6 +4,7 @@
 #include "vmm/log.h"
 #include "vmm/vmm.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@ struct cli {
 	bool level_set;
 	enum log_level level;
 	bool dry_run;
+	long exit_port; /* --exit-port, or -1 */
 	struct run_opts run;
 };
 
@@ -36,6 +38,8 @@ static void usage(FILE *out)
 	        "  -t, --timeout SECONDS   stop the guest after SECONDS and exit 124\n"
 	        "  -s, --serial-log FILE   also write the guest console to FILE\n"
 	        "      --no-console        do not write the guest console to stdout\n"
+	        "      --exit-port PORT    turn on the CI exit port (isa-debug-exit) at PORT,\n"
+	        "                          e.g. 0xf4; it is off unless asked for\n"
 	        "  -V, --version           print the version and exit\n"
 	        "  -h, --help              this text\n"
 	        "\n"
@@ -55,10 +59,41 @@ static int parse_timeout(const char *s, double *out)
 	return 0;
 }
 
+static int parse_port(const char *s, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 0);
+	if (end == s || *end || errno || v < 1 || v > 0xffff)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* The command line's --exit-port wins over the config's flint.ci.exit_port. */
+static int apply_exit_port(const struct cli *cli, struct vm_config *cfg)
+{
+	const char *clash;
+
+	if (cli->exit_port < 0)
+		return -1;
+	clash = config_exit_port_clash((uint64_t)cli->exit_port, cfg->ci.exit_port_size);
+	if (clash) {
+		log_error("--exit-port %#lx: ports %#lx-%#lx run into %s", cli->exit_port,
+		          cli->exit_port, cli->exit_port + cfg->ci.exit_port_size - 1, clash);
+		return FLINT_EXIT_USAGE;
+	}
+	cfg->ci.exit_port_enabled = true;
+	cfg->ci.exit_port = (uint16_t)cli->exit_port;
+	return -1;
+}
+
 /* Returns -1 to continue, or the exit code to leave with. */
 static int parse_cli(int argc, char **argv, struct cli *cli)
 {
-	enum { OPT_NO_CONSOLE = 256 };
+	enum { OPT_NO_CONSOLE = 256, OPT_EXIT_PORT };
 	static const struct option opts[] = {
 		{ "config-file", required_argument, NULL, 'c' },
 		{ "config", required_argument, NULL, 'c' },
@@ -68,6 +103,7 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "serial-log", required_argument, NULL, 's' },
 		{ "no-console", no_argument, NULL, OPT_NO_CONSOLE },
+		{ "exit-port", required_argument, NULL, OPT_EXIT_PORT },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -110,6 +146,13 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
 			break;
 		case OPT_NO_CONSOLE:
 			cli->run.console_stdout = false;
+			break;
+		case OPT_EXIT_PORT:
+			if (parse_port(optarg, &cli->exit_port) < 0) {
+				fprintf(stderr, "flint: --exit-port: \"%s\" is not a port number 1-0xffff\n",
+				        MSG_ESC(optarg));
+				return FLINT_EXIT_USAGE;
+			}
 			break;
 		case 'V':
 			printf("flint %s\n", FLINT_VERSION);
@@ -172,7 +215,7 @@ static int apply_logging(const struct cli *cli, const struct vm_config *cfg)
 
 int main(int argc, char **argv)
 {
-	struct cli cli = { .run = { .console_stdout = true } };
+	struct cli cli = { .exit_port = -1, .run = { .console_stdout = true } };
 	struct vm_config cfg;
 	char err[1024];
 	struct timespec ts;
@@ -192,6 +235,8 @@ int main(int argc, char **argv)
 		return FLINT_EXIT_CONFIG;
 	}
 	code = apply_logging(&cli, &cfg);
+	if (code < 0)
+		code = apply_exit_port(&cli, &cfg);
 	if (code >= 0) {
 		config_free(&cfg);
 		return code;

@@ -168,12 +168,13 @@ static int add_devices(struct vmm *m)
 	m->exit_port.vm = vm;
 	r = bus_add(&vm->pio, SERIAL_COM1_BASE, 8, &serial_ops, &m->serial, "serial");
 	if (!r)
-		r = bus_add(&vm->pio, I8042_DATA_PORT, 5, &i8042_ops, &m->i8042, "i8042");
+		r = bus_add(&vm->pio, I8042_DATA_PORT, LAYOUT_PIO_I8042_SIZE, &i8042_ops, &m->i8042, "i8042");
 	if (!r)
 		r = bus_add(&vm->mmio, LAYOUT_BOOT_TIMER, 1, &boot_timer_ops, &m->boot_timer,
 		            "boot timer");
 	if (!r && cfg->ci.exit_port_enabled) {
-		r = bus_add(&vm->pio, cfg->ci.exit_port, 4, &exit_port_ops, &m->exit_port,
+		r = bus_add(&vm->pio, cfg->ci.exit_port, cfg->ci.exit_port_size, &exit_port_ops,
+		            &m->exit_port,
 		            "CI exit port");
 		if (r == -EEXIST)
 			log_error("flint.ci.exit_port: port %#x overlaps another device",

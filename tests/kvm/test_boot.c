@@ -121,7 +121,10 @@ static void test_i8042_reset(void **state)
 	free(k);
 }
 
-/* The exit port moves with flint.ci.exit_port and is gone when it is null. */
+/*
+ * The exit port is where flint.ci.exit_port puts it, off when that is null or absent, and
+ * a write to any port of its range exits, as with isa-debug-exit.
+ */
 static void test_exit_port_config(void **state)
 {
 	/* mov dx, 0x501; mov al, 9; out dx, al; mov al, 0xfe; out 0x64, al */
@@ -136,6 +139,14 @@ static void test_exit_port_config(void **state)
 	flint_boot(k, "x", NULL, 1, 32, ",\"flint\":{\"ci\":{\"exit_port\":1281}}", NULL, 30, 0, 0);
 	flint_expect(PORT_EXIT(9), NULL, "guest wrote 9 to the CI exit port");
 	flint_boot(k2, "x", NULL, 1, 32, ",\"flint\":{\"ci\":{\"exit_port\":null}}", NULL, 30, 0, 0);
+	flint_expect(0, NULL, "reset through the i8042");
+	flint_boot(k2, "x", NULL, 1, 32, ",\"flint\":{\"ci\":{}}", NULL, 30, 0, 0);
+	flint_expect(0, NULL, "reset through the i8042");
+	/* Port 0xf4 is the last of the range 0xf1-0xf4. */
+	flint_boot(k2, "x", NULL, 1, 32, ",\"flint\":{\"ci\":{\"exit_port\":241}}", NULL, 30, 0, 0);
+	flint_expect(PORT_EXIT(9), NULL, "guest wrote 9 to the CI exit port");
+	flint_boot(k2, "x", NULL, 1, 32, ",\"flint\":{\"ci\":{\"exit_port\":241,\"exit_port_size\":2}}",
+		   NULL, 30, 0, 0);
 	flint_expect(0, NULL, "reset through the i8042");
 	free(k);
 	free(k2);
@@ -162,7 +173,7 @@ static void test_serial_input(void **state)
 	};
 	char *k = tiny_elf_file("echo.elf", code, sizeof(code));
 	char json[1024];
-	char *argv[] = {(char *)test_flint_bin(), "--config-file", NULL, NULL};
+	char *argv[] = {(char *)test_flint_bin(), "--config-file", NULL, "--exit-port", "0xf4", NULL};
 
 	(void)state;
 	snprintf(json, sizeof(json),

@@ -36,6 +36,11 @@ void flint_boot(const char *kernel, const char *args, const char *initrd, unsign
 		 initrd ? "\"" : "", vcpus, mem, flint_boot_huge_pages ? ",\"huge_pages\":\"2M\"" : "",
 		 extra_json ? extra_json : "");
 	argv[2] = test_write_file("vm.json", json, strlen(json));
+	/* The payloads report through the exit port; a config with flint.ci decides itself. */
+	if (!extra_json || !strstr(extra_json, "\"ci\"")) {
+		argv[n++] = "--exit-port";
+		argv[n++] = "0xf4";
+	}
 	for (int i = 0; extra_argv && extra_argv[i]; i++)
 		argv[n++] = extra_argv[i];
 	argv[n] = NULL;

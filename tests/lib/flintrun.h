@@ -22,7 +22,8 @@ char *flint_payload(const char *name);
 
 /*
  * Writes a config for @kernel/@args/@initrd/@vcpus/@mem (MiB) plus @extra_json (appended
- * to the top-level object) and runs flint on it with @extra_argv; see test_run().
+ * to the top-level object) and runs flint on it with @extra_argv; see test_run(). The CI
+ * exit port is on at 0xf4 (--exit-port) unless @extra_json has a "ci" section.
  */
 void flint_boot(const char *kernel, const char *args, const char *initrd, unsigned vcpus,
 		unsigned mem, const char *extra_json, char *const extra_argv[], double timeout,

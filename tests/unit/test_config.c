@@ -100,6 +100,11 @@ static const struct bad_case bad_cases[] = {
 	/* flint's own */
 	{"{" MIN ",\"flint\":{\"ci\":{\"exit_port\":70000}}}", "flint.ci.exit_port: 70000 is out of range"},
 	{"{" MIN ",\"flint\":{\"ci\":{\"port\":1}}}", "flint.ci.port: unknown key"},
+	{"{" MIN ",\"flint\":{\"ci\":{\"exit_port\":1020}}}", "flint.ci.exit_port: ports 0x3fc-0x3ff run into the serial port at 0x3f8-0x3ff"},
+	{"{" MIN ",\"flint\":{\"ci\":{\"exit_port\":100,\"exit_port_size\":1}}}", "flint.ci.exit_port: ports 0x64-0x64 run into the i8042 at 0x60-0x64"},
+	{"{" MIN ",\"flint\":{\"ci\":{\"exit_port\":65534}}}", "flint.ci.exit_port: ports 0xfffe-0x10001 run into the end of port space (0xffff)"},
+	{"{" MIN ",\"flint\":{\"ci\":{\"exit_port\":244,\"exit_port_size\":3}}}", "flint.ci.exit_port_size: 3 is not 1, 2 or 4"},
+	{"{" MIN ",\"flint\":{\"ci\":{\"exit_port\":244,\"exit_port_size\":8}}}", "flint.ci.exit_port_size: 8 is out of range"},
 	{"{" MIN ",\"flint\":{\"debug\":true}}", "flint.debug: unknown key"},
 	{"{" BS ",\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":128,\"huge_pages\":\"2M\"},\"flint\":{\"memory\":{\"thp\":true}}}", "flint.memory.thp: cannot be combined"},
 	{"{" MIN ",\"flint\":{\"vfio-devices\":[{\"id\":\"a\"}]}}", "flint.vfio-devices[0]: needs exactly one of"},
@@ -153,15 +158,21 @@ static int setup(void **state)
 	return 0;
 }
 
-static void run_config(const char *json, struct child_result *res)
+/* --dry-run on @json with one more option @opt @val (NULL: none). */
+static void run_config_opt(const char *json, char *opt, char *val, struct child_result *res)
 {
 	char *text = expand(json);
 	char *path = test_write_file("vm.json", text, strlen(text));
-	char *argv[] = {(char *)test_flint_bin(), "--dry-run", "--config-file", path, NULL};
+	char *argv[] = {(char *)test_flint_bin(), "--dry-run", "--config-file", path, opt, val, NULL};
 
 	assert_int_equal(test_run(argv, 20, 0, 0, res), 0);
 	free(text);
 	free(path);
+}
+
+static void run_config(const char *json, struct child_result *res)
+{
+	run_config_opt(json, NULL, NULL, res);
 }
 
 static void test_bad_configs(void **state)
@@ -198,7 +209,8 @@ static void test_minimal_config(void **state)
 	assert_non_null(strstr(res.out, "\"mem_size_mib\": 128"));
 	/* Firecracker's default command line when boot_args is absent. */
 	assert_non_null(strstr(res.out, "reboot=k panic=1 pci=off"));
-	assert_non_null(strstr(res.out, "\"exit_port\": 244"));
+	/* The guest does not choose flint's exit status unless the config says so. */
+	assert_non_null(strstr(res.out, "\"exit_port\": null"));
 }
 
 /* A config as Firecracker's docs write it: every section present, optional ones null. */
@@ -243,6 +255,17 @@ static void test_flint_section(void **state)
 	run_config("{" MIN ",\"flint\":{\"ci\":{\"exit_port\":1281}}}", &res);
 	assert_int_equal(res.code, 0);
 	assert_non_null(strstr(res.out, "\"exit_port\": 1281"));
+	assert_non_null(strstr(res.out, "\"exit_port_size\": 4"));
+	run_config("{" MIN ",\"flint\":{\"ci\":{\"exit_port\":1281,\"exit_port_size\":2}}}", &res);
+	assert_int_equal(res.code, 0);
+	assert_non_null(strstr(res.out, "\"exit_port_size\": 2"));
+	/* --exit-port turns it on (over the config's choice), and is checked the same way. */
+	run_config_opt("{" MIN ",\"flint\":{\"ci\":{\"exit_port\":null}}}", "--exit-port", "0xf4", &res);
+	assert_int_equal(res.code, 0);
+	assert_non_null(strstr(res.out, "\"exit_port\": 244"));
+	run_config_opt("{" MIN "}", "--exit-port", "0x3f6", &res);
+	assert_int_equal(res.code, 64);
+	assert_non_null(strstr(res.err, "--exit-port 0x3f6: ports 0x3f6-0x3f9 run into the serial port"));
 	/* Device assignment validates without touching /dev/vfio or /dev/iommu. */
 	run_config("{" MIN ",\"flint\":{\"iommu\":{\"fd\":9,\"fault_chunk_kib\":64},"
 		   "\"vfio-devices\":[{\"id\":\"edu\",\"bdf\":\"0000:00:03.0\",\"dma_mode\":\"pin\"},"
@@ -318,6 +341,7 @@ static void test_cli_usage(void **state)
 	char *bad_level[] = {bin, "--config", "x", "--log-level", "loud", NULL};
 	char *missing_arg[] = {bin, "--config-file", NULL};
 	char *version[] = {bin, "--version", NULL};
+	char *bad_port[] = {bin, "--config", "x", "--exit-port", "0x10000", NULL};
 
 	(void)state;
 	assert_int_equal(test_run(no_config, 10, 0, 0, &res), 0);
@@ -331,6 +355,9 @@ static void test_cli_usage(void **state)
 	assert_non_null(strstr(res.err, "--log-level"));
 	assert_int_equal(test_run(missing_arg, 10, 0, 0, &res), 0);
 	assert_int_equal(res.code, 64);
+	assert_int_equal(test_run(bad_port, 10, 0, 0, &res), 0);
+	assert_int_equal(res.code, 64);
+	assert_non_null(strstr(res.err, "--exit-port: \"0x10000\" is not a port number"));
 	assert_int_equal(test_run(version, 10, 0, 0, &res), 0);
 	assert_int_equal(res.code, 0);
 	assert_non_null(strstr(res.out, "flint "));

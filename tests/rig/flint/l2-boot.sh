@@ -28,7 +28,7 @@ cat >"$cfg" <<JSON
 }
 JSON
 rc=0
-/bin/flint --config-file "$cfg" --timeout 240 --serial-log /tmp/l2-$vcpus.log --no-console \
+/bin/flint --config-file "$cfg" --exit-port 0xf4 --timeout 240 --serial-log /tmp/l2-$vcpus.log --no-console \
     2>/tmp/flint-$vcpus.err || rc=$?
 cat /tmp/flint-$vcpus.err
 sed 's/^/  l2| /' /tmp/l2-$vcpus.log | grep -E 'flint-l2|Kernel panic|BUG|Linux version' || true
