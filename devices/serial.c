@@ -174,7 +174,7 @@ static void serial_read(void *dev, uint64_t offset, uint8_t *data, uint32_t len)
 	data[0] = serial_reg_read(s, (unsigned)offset, &drained);
 	pthread_mutex_unlock(&s->lock);
 	memset(data + 1, 0, len - 1);
-	if (drained && s->on_rx_space)
+	if (drained && s->on_rx_space && !atomic_exchange(&s->rx_space_said, true))
 		s->on_rx_space(s->rx_arg);
 }
 
@@ -207,6 +207,7 @@ size_t serial_rx_space(struct serial *s)
 {
 	size_t space;
 
+	atomic_store(&s->rx_space_said, false);
 	pthread_mutex_lock(&s->lock);
 	space = SERIAL_RX_CAP - s->rx_len;
 	pthread_mutex_unlock(&s->lock);

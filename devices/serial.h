@@ -24,9 +24,14 @@ struct serial {
 	/* Where transmitted bytes go (under the UART's lock; must not block); NULL: nowhere. */
 	void (*out)(void *ctx, uint8_t byte);
 	void *out_ctx;
-	/* Called (under no lock) when the guest drained the RX buffer to room for more. */
+	/*
+	 * Called (under no lock) when the guest drained the RX buffer to room for more; once
+	 * until serial_rx_space() is next asked, so a guest cycling the buffer in loopback
+	 * mode cannot queue work without end.
+	 */
 	void (*on_rx_space)(void *arg);
 	void *rx_arg;
+	atomic_bool rx_space_said;
 };
 
 extern const struct bus_ops serial_ops;
@@ -35,7 +40,7 @@ void serial_init(struct serial *s, int irq_fd, void (*out)(void *ctx, uint8_t by
 void serial_destroy(struct serial *s);
 /* Queues host input for the guest. Returns how many bytes fit. Any thread. */
 size_t serial_input(struct serial *s, const uint8_t *data, size_t len);
-/* Free space in the RX buffer. */
+/* Free space in the RX buffer. Re-arms on_rx_space. */
 size_t serial_rx_space(struct serial *s);
 
 #endif

@@ -1,15 +1,14 @@
 #include "vmm/console.h"
+#include "vmm/file.h"
 #include "vmm/log.h"
 #include "vmm/loop.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,38 +16,30 @@ static void on_post(void *arg);
 static void on_writable(int fd, int events, void *arg);
 
 /*
- * Makes @fd a sink whose writes never block. Regular files do not block; sockets take
- * MSG_DONTWAIT per call; a pipe or terminal is reopened through /proc as a description
- * of our own, so the shell sharing ours never finds O_NONBLOCK set on it. Without /proc
+ * Makes @fd a sink whose writes never block (file_nonblocking_writer()). Without /proc
  * (a jail), O_NONBLOCK goes on the shared description and comes off at the end.
  */
 static int sink_open(struct console_sink *s, int fd, const char *name)
 {
-	struct stat st;
-	char path[64];
-	int own;
+	int w;
 
 	s->fd = -1;
 	s->name = name;
 	if (fd < 0)
 		return 0;
-	if (fstat(fd, &st) < 0)
-		return errno == EBADF ? 0 : -errno; /* a closed stdout: no console there */
+	w = file_nonblocking_writer(fd, &s->sock);
+	if (w == -EBADF)
+		return 0; /* a closed stdout: no console there */
 	s->buf = malloc(CONSOLE_BUF_BYTES);
-	if (!s->buf)
+	if (!s->buf) {
+		if (w >= 0 && w != fd)
+			close(w);
 		return -ENOMEM;
-	s->fd = fd;
-	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
-		return 0;
-	if (S_ISSOCK(st.st_mode)) {
-		s->sock = true;
-		return 0;
 	}
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	own = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (own >= 0) {
-		s->fd = own;
-		s->owned = true;
+	s->fd = fd;
+	if (w >= 0) {
+		s->fd = w;
+		s->owned = w != fd;
 		return 0;
 	}
 	s->fd_flags = fcntl(fd, F_GETFL);

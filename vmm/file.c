@@ -187,3 +187,23 @@ int file_read_all(int fd, size_t max, uint8_t **buf, size_t *len)
 	free(b);
 	return -ENOMEM;
 }
+
+int file_nonblocking_writer(int fd, bool *sock)
+{
+	struct stat st;
+	char path[64];
+	int own;
+
+	*sock = false;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+		return fd;
+	if (S_ISSOCK(st.st_mode)) {
+		*sock = true;
+		return fd;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	own = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	return own >= 0 ? own : -errno;
+}

@@ -7,6 +7,7 @@
 #ifndef FLINT_FILE_H
 #define FLINT_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,5 +35,16 @@ int file_open(const char *path, int flags, unsigned kinds, uint64_t max_bytes, c
  * check), or -errno.
  */
 int file_read_all(int fd, size_t max, uint8_t **buf, size_t *len);
+
+/*
+ * For output flint must never wait on (the console, the log): an fd whose writes to what
+ * @fd refers to cannot block. @fd itself for a regular file or block device; for a pipe,
+ * FIFO, terminal or other character device a description of flint's own, opened with
+ * O_NONBLOCK through /proc, so a shell sharing @fd's description never finds it
+ * non-blocking. For a socket, *@sock is set and @fd is returned: send() it MSG_DONTWAIT.
+ * Returns the fd (the caller closes it when it is not @fd) or -errno (-EBADF: @fd is not
+ * open; -ENOENT and others: no /proc, the caller decides).
+ */
+int file_nonblocking_writer(int fd, bool *sock);
 
 #endif

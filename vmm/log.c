@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,7 +19,15 @@ static struct {
 	int fd; /* -1: stderr */
 	struct timespec start;
 	pthread_mutex_t lock;
-} logger = { LOG_INFO, -1, { 0, 0 }, PTHREAD_MUTEX_INITIALIZER };
+	/*
+	 * stderr through a description of our own that never blocks (file_nonblocking_writer):
+	 * a log nobody reads must not hold the lock, and with it every thread that logs and
+	 * the signal handling that waits on the loop. -2: not set up yet.
+	 */
+	int err_fd;
+	bool err_sock;
+	unsigned long dropped; /* lines the sink did not take; said with the next one it does */
+} logger = { LOG_INFO, -1, { 0, 0 }, PTHREAD_MUTEX_INITIALIZER, -2, false, 0 };
 
 int log_level_parse(const char *name, enum log_level *out)
 {
@@ -63,7 +72,38 @@ void log_close(void)
 	if (logger.fd >= 0)
 		close(logger.fd);
 	logger.fd = -1;
+	if (logger.err_fd >= 0 && logger.err_fd != STDERR_FILENO)
+		close(logger.err_fd);
+	logger.err_fd = -2;
 	pthread_mutex_unlock(&logger.lock);
+}
+
+/* Where lines go now, and whether by send(). Lock held. */
+static int sink_fd(bool *sock)
+{
+	*sock = false;
+	if (logger.fd >= 0)
+		return logger.fd;
+	if (logger.err_fd == -2) {
+		logger.err_fd = file_nonblocking_writer(STDERR_FILENO, &logger.err_sock);
+		if (logger.err_fd < 0)
+			logger.err_fd = STDERR_FILENO; /* no /proc: blocking it is */
+	}
+	*sock = logger.err_sock;
+	return logger.err_fd;
+}
+
+/* Writes one whole line without waiting; false when the sink cannot take it now. */
+static bool sink_write(const char *line, size_t n)
+{
+	bool sock;
+	int fd = sink_fd(&sock);
+	ssize_t w;
+
+	do
+		w = sock ? send(fd, line, n, MSG_DONTWAIT | MSG_NOSIGNAL) : write(fd, line, n);
+	while (w < 0 && errno == EINTR);
+	return w == (ssize_t)n;
 }
 
 static long long now_ns(void)
@@ -140,9 +180,17 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	n += (int)strlen(line + n);
 	line[n++] = '\n';
 	/* One write per line keeps lines whole when threads log at once. */
-	if (write(logger.fd >= 0 ? logger.fd : STDERR_FILENO, line, (size_t)n) < 0) {
-		/* Nowhere left to report a failing log sink. */
+	if (logger.dropped) {
+		char note[128];
+		int k = snprintf(note, sizeof(note),
+		                 "[%6lld.%06lld] flint warn: %lu log lines were dropped: the log "
+		                 "was not read fast enough\n",
+		                 t / 1000000000LL, (t / 1000) % 1000000, logger.dropped);
+		if (sink_write(note, (size_t)k))
+			logger.dropped = 0;
 	}
+	if (logger.dropped || !sink_write(line, (size_t)n))
+		logger.dropped++;
 	pthread_mutex_unlock(&logger.lock);
 }
 

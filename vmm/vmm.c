@@ -33,7 +33,6 @@ struct vmm {
 	struct serial serial;
 	struct console console;
 	bool console_up;
-	atomic_bool stdin_posted; /* a stdin_watch() is queued: the UART's room is said once */
 	struct i8042 i8042;
 	struct boot_timer boot_timer;
 	struct exit_port exit_port;
@@ -100,7 +99,6 @@ static void stdin_watch(void *arg)
 {
 	struct vmm *m = arg;
 
-	atomic_store(&m->stdin_posted, false);
 	if (!m->stdin_watch && !loop_stopping(m->loop) && stdin_pollable())
 		m->stdin_watch = loop_add_fd(m->loop, STDIN_FILENO, LOOP_READ, on_stdin, m);
 }
@@ -130,9 +128,7 @@ static void serial_has_room(void *arg)
 {
 	struct vmm *m = arg;
 
-	/* A guest in UART loopback mode can say this millions of times: queue it once. */
-	if (!atomic_exchange(&m->stdin_posted, true) && loop_post(m->loop, stdin_watch, m) < 0)
-		atomic_store(&m->stdin_posted, false);
+	loop_post(m->loop, stdin_watch, m); /* once per serial_rx_space() (serial.h) */
 }
 
 static void console_out(void *ctx, uint8_t byte)

@@ -58,11 +58,35 @@ static void test_unread_console_sigterm(void **state)
 	free(k);
 }
 
+/*
+ * The boot timer written 1000 times (as a guest can in a loop): one log line, not 1000.
+ *   mov ecx, 1000; mov edi, 0xc0000000; 1: mov byte [rdi], 123; loop 1b;
+ *   mov al, 0; out 0xf4, al; jmp .
+ */
+static void test_boot_timer_logged_once(void **state)
+{
+	static const uint8_t code[] = {0xb9, 0xe8, 0x03, 0x00, 0x00, 0xbf, 0x00, 0x00, 0x00, 0xc0,
+				       0xc6, 0x07, 0x7b, 0xe2, 0xfb, 0xb0, 0x00, 0xe6, 0xf4, 0xeb,
+				       0xfe};
+	char *k = tiny_elf_file("timer.elf", code, sizeof(code));
+	const char *p;
+	int lines = 0;
+
+	(void)state;
+	flint_boot(k, "x", NULL, 1, 32, NULL, NULL, 60, 0, 0);
+	flint_expect(PORT_EXIT(0), NULL, "guest boot time: ");
+	for (p = flint_res.err; (p = strstr(p, "guest boot time: ")); p++)
+		lines++;
+	assert_int_equal(lines, 1);
+	free(k);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unread_console_timeout),
 		cmocka_unit_test(test_unread_console_sigterm),
+		cmocka_unit_test(test_boot_timer_logged_once),
 	};
 	return TEST_MAIN(tests, NULL, test_group_teardown);
 }
