@@ -5,9 +5,31 @@
 #include "vmm/log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/*
+ * A VFIO cdev path must stay under /dev/vfio/devices/ as written and as resolved: no "."
+ * or ".." component can walk it out, and a link there cannot point elsewhere.
+ */
+static bool vfio_path_ok(const char *path)
+{
+	static const char dir[] = "/dev/vfio/devices/";
+	const char *rest = path + sizeof(dir) - 1;
+	char *real;
+	bool ok;
+
+	if (strncmp(path, dir, sizeof(dir) - 1) != 0 || !*rest || strchr(rest, '/'))
+		return false;
+	if (!strcmp(rest, ".") || !strcmp(rest, ".."))
+		return false;
+	real = realpath(path, NULL); /* absent (no VFIO on this host): the name alone decides */
+	ok = !real || strncmp(real, dir, sizeof(dir) - 1) == 0;
+	free(real);
+	return ok;
+}
 
 static int vfio_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
 {
@@ -25,7 +47,7 @@ static int vfio_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
 		r = cfg_string(c, v, p, "bdf", false, &bdf);
 	if (!r && !!d->spec == !!bdf)
 		r = cfg_fail(c, p, "needs exactly one of \"path\" and \"bdf\"");
-	if (!r && d->spec && strncmp(d->spec, "/dev/vfio/devices/", 18) != 0)
+	if (!r && d->spec && !vfio_path_ok(d->spec))
 		r = cfg_fail(c, cfg_join(sub, p, "path"), "\"%s\" is not under /dev/vfio/devices/",
 		             MSG_ESC(d->spec));
 	if (!r && bdf) {
@@ -60,6 +82,9 @@ static int parse_iommu(struct cfg_ctx *c, json_t *f, struct vm_config *cfg)
 			r = cfg_uint(c, io, "flint.iommu", "fd", false, 0, INT32_MAX, &fd);
 			cfg->iommu.fd = (int)fd;
 		}
+		if (!r && cfg->iommu.fd >= 0 && cfg->iommu.fd <= 2)
+			r = cfg_fail(c, "flint.iommu.fd", "%d is stdin, stdout or stderr, not an iommufd",
+			             cfg->iommu.fd);
 		if (!r && cfg->iommu.path && cfg->iommu.fd >= 0)
 			r = cfg_fail(c, "flint.iommu", "give either \"path\" or \"fd\", not both");
 		if (!r)

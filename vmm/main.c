@@ -242,8 +242,12 @@ int main(int argc, char **argv)
 		return code;
 	}
 	if (cli.dry_run) {
-		char *text = config_describe(&cfg);
-		code = text ? FLINT_EXIT_OK : FLINT_EXIT_INTERNAL;
+		char *text = NULL;
+		code = vmm_check(&cfg);
+		if (!code) {
+			text = config_describe(&cfg);
+			code = text ? FLINT_EXIT_OK : FLINT_EXIT_INTERNAL;
+		}
 		if (text)
 			printf("%s\n", text);
 		free(text);

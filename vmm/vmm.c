@@ -229,20 +229,17 @@ static enum guest_backing backing_of(const struct vm_config *cfg)
 	return cfg->memory.thp ? GUEST_BACKING_THP : GUEST_BACKING_4K;
 }
 
-/* Everything up to the first KVM_RUN. Returns an exit code, or -1 to run the loop. */
-static int vmm_build(struct vmm *m)
+/*
+ * What needs no KVM: guest memory, the images loaded into it, the boot structures. A run
+ * and --dry-run both do it, so a dry run refuses what a run would. Returns an exit code,
+ * or -1 when all is well.
+ */
+static int vmm_prepare(struct vmm *m, struct boot_info *boot)
 {
 	const struct vm_config *cfg = m->cfg;
-	struct boot_info boot;
-	char err[512];
+	char err[512] = "";
 	int r;
 
-	if (unsupported_devices(cfg))
-		return FLINT_EXIT_CONFIG;
-	if (cfg->metrics_path)
-		log_warn("metrics.metrics_path: flint does not write metrics yet; %s stays "
-		         "untouched",
-		         MSG_ESC(cfg->metrics_path));
 	r = guest_memory_init(&m->mem, cfg->mem_mib << 20, backing_of(cfg));
 	if (r) {
 		log_error("cannot allocate %llu MiB of guest memory%s: %s",
@@ -254,15 +251,69 @@ static int vmm_build(struct vmm *m)
 		return FLINT_EXIT_INTERNAL;
 	}
 	/* Images load before /dev/kvm opens: a bad kernel is a config error on any host. */
-	r = boot_load(cfg, &m->mem, &boot, err, sizeof(err));
+	r = boot_load(cfg, &m->mem, boot, err, sizeof(err));
+	if (r == -ENOMEM) {
+		log_error("out of memory loading %s", MSG_ESC(cfg->kernel_path));
+		return FLINT_EXIT_INTERNAL;
+	}
 	if (r) {
-		log_error("%s", err);
+		log_error("%s", err[0] ? err : "the kernel or initrd cannot be loaded");
 		return FLINT_EXIT_CONFIG;
 	}
 	if (mptable_write(&m->mem, cfg->vcpus)) {
 		log_error("cannot write the MP table for %u vCPUs", cfg->vcpus);
 		return FLINT_EXIT_INTERNAL;
 	}
+	return -1;
+}
+
+/*
+ * An inherited iommufd is checked as a run checks it (an IOAS allocation), without
+ * opening /dev/iommu or any device.
+ */
+static int check_inherited_iommufd(const struct vm_config *cfg)
+{
+	struct iommufd i;
+
+	if (!cfg->nvfio || cfg->iommu.fd < 0)
+		return -1;
+	return iommufd_open(&i, NULL, cfg->iommu.fd) ? FLINT_EXIT_INTERNAL : -1;
+}
+
+int vmm_check(const struct vm_config *cfg)
+{
+	struct vmm *m = calloc(1, sizeof(*m));
+	struct boot_info boot;
+	int code;
+
+	if (!m)
+		return FLINT_EXIT_INTERNAL;
+	m->cfg = cfg;
+	m->mem.fd = -1;
+	code = vmm_prepare(m, &boot);
+	guest_memory_destroy(&m->mem);
+	free(m);
+	if (code < 0)
+		code = check_inherited_iommufd(cfg);
+	return code < 0 ? FLINT_EXIT_OK : code;
+}
+
+/* Everything up to the first KVM_RUN. Returns an exit code, or -1 to run the loop. */
+static int vmm_build(struct vmm *m)
+{
+	const struct vm_config *cfg = m->cfg;
+	struct boot_info boot;
+	int r;
+
+	if (unsupported_devices(cfg))
+		return FLINT_EXIT_CONFIG;
+	if (cfg->metrics_path)
+		log_warn("metrics.metrics_path: flint does not write metrics yet; %s stays "
+		         "untouched",
+		         MSG_ESC(cfg->metrics_path));
+	r = vmm_prepare(m, &boot);
+	if (r >= 0)
+		return r;
 	if (vm_create(&m->vm, "/dev/kvm", &m->mem, cfg->track_dirty_pages, m->loop))
 		return FLINT_EXIT_INTERNAL;
 	if (add_devices(m))

@@ -195,11 +195,11 @@ static void test_vfio_setup_errors(void **state)
 	     "\"vfio-devices\":[{\"id\":\"d\",\"bdf\":\"0000:00:1f.7\"}]}",
 	     NULL, 30, 0, 0);
 	flint_expect(70, NULL, "cannot open /nonexistent/iommu: No such file or directory");
-	/* An inherited fd that is not an iommufd is refused, not used. */
+	/* An inherited fd that is not an iommufd (here: whatever flint has as fd 3) is refused. */
 	flint_boot(flint_payload("pvh.elf"), "x", NULL, 1, 32,
-	     ",\"flint\":{\"iommu\":{\"fd\":0},\"vfio-devices\":[{\"id\":\"d\",\"bdf\":\"0000:00:1f.7\"}]}",
+	     ",\"flint\":{\"iommu\":{\"fd\":3},\"vfio-devices\":[{\"id\":\"d\",\"bdf\":\"0000:00:1f.7\"}]}",
 	     NULL, 30, 0, 0);
-	flint_expect(70, NULL, "inherited fd 0 is not a usable iommufd");
+	flint_expect(70, NULL, "inherited fd 3 is not a usable iommufd");
 }
 
 static void test_serial_log(void **state)

@@ -1,5 +1,5 @@
 /* Config file: every bad config exits 78 naming the key path; good ones resolve. */
-#include "tests/lib/util.h"
+#include "tests/lib/flintrun.h"
 #include "vmm/config.h"
 
 #include <setjmp.h>
@@ -100,6 +100,9 @@ static const struct bad_case bad_cases[] = {
 	/* flint's own */
 	{"{" MIN ",\"flint\":{\"ci\":{\"exit_port\":70000}}}", "flint.ci.exit_port: 70000 is out of range"},
 	{"{" MIN ",\"flint\":{\"ci\":{\"port\":1}}}", "flint.ci.port: unknown key"},
+	{"{" MIN ",\"flint\":{\"iommu\":{\"fd\":2}}}", "flint.iommu.fd: 2 is stdin, stdout or stderr, not an iommufd"},
+	{"{" MIN ",\"flint\":{\"vfio-devices\":[{\"id\":\"a\",\"path\":\"/dev/vfio/devices/../../../etc/shadow\"}]}}", "flint.vfio-devices[0].path: \"/dev/vfio/devices/../../../etc/shadow\" is not under /dev/vfio/devices/"},
+	{"{" MIN ",\"flint\":{\"vfio-devices\":[{\"id\":\"a\",\"path\":\"/dev/vfio/devices/..\"}]}}", "flint.vfio-devices[0].path: \"/dev/vfio/devices/..\" is not under /dev/vfio/devices/"},
 	{"{" MIN ",\"flint\":{\"ci\":{\"exit_port\":1020}}}", "flint.ci.exit_port: ports 0x3fc-0x3ff run into the serial port at 0x3f8-0x3ff"},
 	{"{" MIN ",\"flint\":{\"ci\":{\"exit_port\":100,\"exit_port_size\":1}}}", "flint.ci.exit_port: ports 0x64-0x64 run into the i8042 at 0x60-0x64"},
 	{"{" MIN ",\"flint\":{\"ci\":{\"exit_port\":65534}}}", "flint.ci.exit_port: ports 0xfffe-0x10001 run into the end of port space (0xffff)"},
@@ -151,7 +154,8 @@ static char *expand(const char *tmpl)
 static int setup(void **state)
 {
 	(void)state;
-	kernel_path = test_write_file("vmlinux", "kernel", 6);
+	/* A kernel that loads: --dry-run runs the loaders, as a run does. */
+	kernel_path = tiny_elf_file("vmlinux", (const uint8_t[]){0xeb, 0xfe}, 2);
 	drive_path = test_write_file("disk.img", "disk", 4);
 	/* Any readable file serves as a read-only drive. */
 	ro_path = strdup("/proc/version");
@@ -267,15 +271,24 @@ static void test_flint_section(void **state)
 	assert_int_equal(res.code, 64);
 	assert_non_null(strstr(res.err, "--exit-port 0x3f6: ports 0x3f6-0x3f9 run into the serial port"));
 	/* Device assignment validates without touching /dev/vfio or /dev/iommu. */
-	run_config("{" MIN ",\"flint\":{\"iommu\":{\"fd\":9,\"fault_chunk_kib\":64},"
+	run_config("{" MIN ",\"flint\":{\"iommu\":{\"path\":\"/dev/iommu\",\"fault_chunk_kib\":64},"
 		   "\"vfio-devices\":[{\"id\":\"edu\",\"bdf\":\"0000:00:03.0\",\"dma_mode\":\"pin\"},"
 		   "{\"id\":\"nic\",\"path\":\"/dev/vfio/devices/vfio7\"}]}}", &res);
 	assert_int_equal(res.code, 0);
-	assert_non_null(strstr(res.out, "\"fd\": 9"));
+	assert_non_null(strstr(res.out, "\"path\": \"/dev/iommu\""));
 	assert_non_null(strstr(res.out, "\"fault_chunk_kib\": 64"));
 	assert_non_null(strstr(res.out, "\"device\": \"0000:00:03.0\""));
 	assert_non_null(strstr(res.out, "\"dma_mode\": \"pin\""));
 	assert_non_null(strstr(res.out, "\"dma_mode\": \"auto\""));
+	/* An inherited iommufd is checked as a run checks it: fd 9 is none (exit 70). */
+	run_config("{" MIN ",\"flint\":{\"iommu\":{\"fd\":9},"
+		   "\"vfio-devices\":[{\"id\":\"edu\",\"bdf\":\"0000:00:03.0\"}]}}", &res);
+	assert_int_equal(res.code, 70);
+	assert_non_null(strstr(res.err, "inherited fd 9 is not a usable iommufd"));
+	/* --dry-run loads the kernel through the real loaders: garbage is refused. */
+	run_config("{\"boot-source\":{\"kernel_image_path\":\"@D\"}," MC "}", &res);
+	assert_int_equal(res.code, 78);
+	assert_non_null(strstr(res.err, "not a kernel flint can boot"));
 }
 
 /* The in-process API: parse errors free everything and leave a message. */
