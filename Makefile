@@ -24,7 +24,10 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DFLINT_VERSION='"$(VERSION)"' $(WARN) -I. $
 LDLIBS   = $(PKG_LIBS) -lpthread
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
-LIB_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c boot/*.c devices/*.c iommu/*.c))
+# Everything but main() is one library, built once per flavour: flint, the tests, the rig
+# programs and the benchmarks all link it (build/libflint.a, build/asan/libflint.a).
+SRC_DIRS := vmm vmm/base vmm/config vmm/x86 boot devices/legacy devices/pseudo iommu
+LIB_SRCS := $(filter-out vmm/main.c,$(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
 # Test programs: tests/unit/test_*.c need no KVM, tests/kvm/test_*.c do (they run on the
 # host's /dev/kvm when it works, else inside the rig: tests/kvm/where.sh decides).
 UNIT_SUITES := $(patsubst tests/%.c,%,$(wildcard tests/unit/test_*.c))
@@ -33,13 +36,13 @@ TEST_HELPER_SRCS := $(wildcard tests/lib/*.c) $(filter-out tests/unit/test_%,$(w
 
 # Two flavours of every object: plain in $(BUILD)/, sanitized in $(BUILD)/asan/.
 OBJ      = $(patsubst %.c,$(1)/obj/%.o,$(2))
-PLAIN_LIB := $(call OBJ,$(BUILD),$(LIB_SRCS))
-ASAN_LIB  := $(call OBJ,$(BUILD)/asan,$(LIB_SRCS))
+PLAIN_LIB := $(BUILD)/libflint.a
+ASAN_LIB  := $(BUILD)/asan/libflint.a
 
 .PHONY: all deps check check-build check-unit tests demo clean format bench-startup bench-fault bench-iommu-startup
 # Keep test objects: make would otherwise delete them as intermediates.
 .SECONDARY:
-all: $(BUILD)/flint $(BUILD)/asan/flint
+all: $(BUILD)/flint $(BUILD)/asan/flint $(PLAIN_LIB) $(ASAN_LIB)
 
 # `make V=1` shows the full commands.
 Q := $(if $(V),,@)
@@ -52,6 +55,13 @@ $(BUILD)/asan/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC asan $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -O1 -c $< -o $@
+
+$(PLAIN_LIB): $(call OBJ,$(BUILD),$(LIB_SRCS))
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(ASAN_LIB): $(call OBJ,$(BUILD)/asan,$(LIB_SRCS))
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/flint: $(BUILD)/obj/vmm/main.o $(PLAIN_LIB)
 	@$(if $(Q),echo "  LD      $@")
@@ -114,7 +124,7 @@ bench-iommu-startup: all
 	@sh bench/rig-startup.sh $(BUILD)
 
 format:
-	clang-format -i $(wildcard vmm/*.[ch] boot/*.[ch] devices/*.[ch] iommu/*.[ch])
+	clang-format -i $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.[ch]))
 
 clean:
 	rm -rf $(BUILD)

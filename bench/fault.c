@@ -16,8 +16,8 @@
  */
 #include "iommu/resolver.h"
 #include "iommu/uapi_compat.h"
-#include "vmm/loop.h"
-#include "vmm/memory.h"
+#include "vmm/base/loop.h"
+#include "vmm/base/memory.h"
 
 #include <errno.h>
 #include <fcntl.h>

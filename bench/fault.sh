@@ -30,10 +30,8 @@ die() {
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [ -d "$B" ] || die "no build dir $B (run: make all)"
 B=$(cd "$B" && pwd)
-OBJS="$B/obj/vmm/file.o $B/obj/vmm/loop.o $B/obj/vmm/log.o $B/obj/vmm/memory.o $B/obj/iommu/resolver.o"
-for o in $OBJS; do
-	[ -f "$o" ] || die "no $o (run: make all)"
-done
+OBJS="$B/libflint.a"
+[ -f "$OBJS" ] || die "no $OBJS (run: make all)"
 command -v cc >/dev/null 2>&1 || die "no cc (install build-essential)"
 command -v pkg-config >/dev/null 2>&1 || die "no pkg-config"
 LIBS=$(pkg-config --libs libevent_core) || die "no libevent_core (install libevent-dev)"

@@ -6,12 +6,11 @@ set -eu
 build=${1:-build}
 out=$build/bench/rig-startup
 mkdir -p "$out"
-make -s rig-kernel
+make -s rig-kernel all
 kdir=$(cat "$build/rig/kernel.dir")
 gcc -O2 -g -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -I. -Itests/rig/cases -static \
 	-isystem "$kdir/usr/include" -o "$out/rig-startup" tests/rig/bench/rig-startup.c \
-	vmm/file.c vmm/log.c vmm/loop.c vmm/memory.c iommu/iommufd.c iommu/resolver.c iommu/vfio.c \
-	iommu/iommu.c -levent_core -lpthread 2>/dev/null
+	"$build/libflint.a" -levent_core -ljansson -lpthread
 bash tests/rig/mkinitramfs.sh -o "$out/l1.cpio.gz" --timeout 600 \
 	--case "$out/rig-startup:bench" >/dev/null
 # L1 needs room to pin 4 GiB of guest RAM: give it 6 GiB (QEMU takes the last -m).

@@ -1,8 +1,8 @@
 /* Kernel format detection, initrd and command line placement, the memory map. */
 #include "boot/boot.h"
-#include "vmm/file.h"
-#include "vmm/layout.h"
-#include "vmm/log.h"
+#include "vmm/base/file.h"
+#include "vmm/x86/layout.h"
+#include "vmm/base/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -63,7 +63,7 @@ static int load_initrd(struct boot_ctx *c, struct guest_memory *mem, const struc
 	size_t len;
 	int r;
 
-	r = read_image(c, fd, CONFIG_MAX_INITRD_BYTES, &data, &len);
+	r = read_image(c, fd, BOOT_MAX_INITRD_BYTES, &data, &len);
 	if (r)
 		return r;
 	if (img->initrd_max < top - 1)
@@ -114,10 +114,10 @@ static bool is_bzimage(const uint8_t *d, size_t len)
 	return len >= 0x206 && memcmp(d + 0x202, "HdrS", 4) == 0;
 }
 
-int boot_load(const struct vm_config *cfg, struct guest_memory *mem, struct boot_info *info,
+int boot_load(const struct boot_source *src, struct guest_memory *mem, struct boot_info *info,
               char *err, size_t errlen)
 {
-	struct boot_ctx c = { cfg->kernel_path, err, errlen };
+	struct boot_ctx c = { src->kernel_path, err, errlen };
 	struct boot_image img = { 0 };
 	uint64_t initrd = 0, initrd_size = 0;
 	uint8_t *data;
@@ -130,7 +130,7 @@ int boot_load(const struct vm_config *cfg, struct guest_memory *mem, struct boot
 		         (unsigned long long)(mem->size >> 20));
 		return -EINVAL;
 	}
-	r = read_image(&c, cfg->kernel_fd, CONFIG_MAX_KERNEL_BYTES, &data, &img.len);
+	r = read_image(&c, src->kernel_fd, BOOT_MAX_KERNEL_BYTES, &data, &img.len);
 	if (r)
 		return r;
 	img.data = data;
@@ -144,10 +144,10 @@ int boot_load(const struct vm_config *cfg, struct guest_memory *mem, struct boot
 		                  "\"HdrS\" signature at offset 0x202");
 	free(data);
 	if (!r)
-		r = load_cmdline(&c, mem, cfg->boot_args, img.cmdline_max);
-	if (!r && cfg->initrd_path) {
-		c.path = cfg->initrd_path;
-		r = load_initrd(&c, mem, &img, cfg->initrd_fd, &initrd, &initrd_size);
+		r = load_cmdline(&c, mem, src->cmdline, img.cmdline_max);
+	if (!r && src->initrd_path) {
+		c.path = src->initrd_path;
+		r = load_initrd(&c, mem, &img, src->initrd_fd, &initrd, &initrd_size);
 	}
 	if (r)
 		return r;
@@ -162,6 +162,6 @@ int boot_load(const struct vm_config *cfg, struct guest_memory *mem, struct boot
 		r = boot_write_cpu_tables(mem, info->mode);
 	if (r)
 		snprintf(err, errlen, "%s: cannot write boot structures: %s",
-		         MSG_ESC(cfg->kernel_path), strerror(-r));
+		         MSG_ESC(src->kernel_path), strerror(-r));
 	return r;
 }

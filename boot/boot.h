@@ -2,8 +2,7 @@
 #ifndef FLINT_BOOT_H
 #define FLINT_BOOT_H
 
-#include "vmm/config.h"
-#include "vmm/memory.h"
+#include "vmm/base/memory.h"
 
 #include <linux/kvm.h>
 #include <stddef.h>
@@ -29,12 +28,24 @@ struct boot_ctx {
 };
 int boot_fail(struct boot_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+#define BOOT_MAX_KERNEL_BYTES (512ULL << 20)
+#define BOOT_MAX_INITRD_BYTES (2ULL << 30)
+
+/* What to boot: the images, opened and checked by whoever named them, and the command line. */
+struct boot_source {
+	int kernel_fd;
+	const char *kernel_path; /* for messages */
+	int initrd_fd;           /* -1: none */
+	const char *initrd_path; /* NULL: none */
+	const char *cmdline;
+};
+
 /*
- * Loads kernel (from cfg->kernel_fd), initrd (cfg->initrd_fd, when there is one) and
- * command line from @cfg into @mem and writes the boot structures (zero page or PVH start
- * info, e820, MP table, GDT, page tables). Returns -errno with one message in @err.
+ * Loads kernel, initrd (when there is one) and command line from @src into @mem and
+ * writes the boot structures (zero page or PVH start info, e820, MP table, GDT, page
+ * tables). Returns -errno with one message in @err.
  */
-int boot_load(const struct vm_config *cfg, struct guest_memory *mem, struct boot_info *info,
+int boot_load(const struct boot_source *src, struct guest_memory *mem, struct boot_info *info,
               char *err, size_t errlen);
 
 /* The guest memory map as e820 entries (addr, size, type). Returns the count. */

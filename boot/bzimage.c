@@ -1,7 +1,7 @@
 /* Linux bzImage, boot protocol 2.06+, entered at its 64-bit entry point. */
 #include "boot/boot.h"
 #include "boot/bytes.h"
-#include "vmm/layout.h"
+#include "vmm/x86/layout.h"
 
 #include <stdbool.h>
 

@@ -1,7 +1,7 @@
 /* The CPU state a kernel expects at entry: GDT, identity page tables, registers. */
 #include "boot/boot.h"
 #include "boot/bytes.h"
-#include "vmm/layout.h"
+#include "vmm/x86/layout.h"
 
 #include <errno.h>
 #include <string.h>

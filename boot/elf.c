@@ -1,6 +1,6 @@
 /* ELF64 kernels: vmlinux entered in long mode, or PVH via the Xen PHYS32_ENTRY note. */
 #include "boot/boot.h"
-#include "vmm/layout.h"
+#include "vmm/x86/layout.h"
 
 #include <elf.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  */
 #include "boot/boot.h"
 #include "boot/bytes.h"
-#include "vmm/layout.h"
+#include "vmm/x86/layout.h"
 
 #include <errno.h>
 

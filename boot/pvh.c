@@ -1,7 +1,7 @@
 /* Xen PVH boot: struct hvm_start_info (version 1) with a module list and memory map. */
 #include "boot/boot.h"
 #include "boot/bytes.h"
-#include "vmm/layout.h"
+#include "vmm/x86/layout.h"
 
 #include <errno.h>
 

@@ -1,7 +1,7 @@
 /* struct boot_params ("zero page") for kernels entered at their 64-bit entry. */
 #include "boot/boot.h"
 #include "boot/bytes.h"
-#include "vmm/layout.h"
+#include "vmm/x86/layout.h"
 
 #include <errno.h>
 

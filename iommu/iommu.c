@@ -1,5 +1,5 @@
 #include "iommu/iommu.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 #include <errno.h>
 #include <linux/pci_regs.h>
@@ -127,7 +127,7 @@ static int try_fault_mode(struct iommu *io, struct iommu_device *d, uint64_t chu
 }
 
 /* Chooses and sets up the DMA mode of one bound device. */
-static int setup_dma(struct iommu *io, struct iommu_device *d, const struct vm_config *cfg,
+static int setup_dma(struct iommu *io, struct iommu_device *d, const struct flint_iommu_config *icfg,
                      struct loop *loop, unsigned idx)
 {
 	uint32_t pri = vfio_find_ext_cap(&d->vfio, PCI_EXT_CAP_ID_PRI);
@@ -135,7 +135,7 @@ static int setup_dma(struct iommu *io, struct iommu_device *d, const struct vm_c
 	int r, fault_err = 0;
 
 	if (d->cfg->mode != DMA_MODE_PIN && (pri || d->cfg->mode == DMA_MODE_FAULT)) {
-		r = try_fault_mode(io, d, cfg->iommu.chunk_bytes, pri, loop, &why);
+		r = try_fault_mode(io, d, icfg->chunk_bytes, pri, loop, &why);
 		if (!r) {
 			d->mode = DMA_MODE_FAULT;
 			log_info("%s (%s): DMA mode fault: guest memory is mapped on the device's "
@@ -175,14 +175,15 @@ static int setup_dma(struct iommu *io, struct iommu_device *d, const struct vm_c
 	return 0;
 }
 
-static int add_device(struct iommu *io, const struct vm_config *cfg, unsigned idx, int vm_fd,
+static int add_device(struct iommu *io, const struct flint_iommu_config *icfg,
+                      const struct vfio_config *devs, unsigned idx, int vm_fd,
                       struct loop *loop)
 {
 	struct iommu_device *d = &io->devs[io->ndevs];
 	char node[64], err[256];
 	int r;
 
-	d->cfg = &cfg->vfio[idx];
+	d->cfg = &devs[idx];
 	d->vfio.fd = -1;
 	r = vfio_resolve(d->cfg->spec, node, sizeof(node), err, sizeof(err));
 	if (r) {
@@ -199,25 +200,26 @@ static int add_device(struct iommu *io, const struct vm_config *cfg, unsigned id
 	if (!r)
 		r = vfio_query(&d->vfio);
 	if (!r)
-		r = setup_dma(io, d, cfg, loop, idx);
+		r = setup_dma(io, d, icfg, loop, idx);
 	/* Attaching can shrink the usable IOVA space (reserved regions): check after each. */
 	if (!r)
 		r = iommufd_check_ranges(&io->fd, io->ioas, io->mem);
 	return r;
 }
 
-int iommu_setup(struct iommu *io, const struct vm_config *cfg, struct guest_memory *mem, int vm_fd,
+int iommu_setup(struct iommu *io, const struct flint_iommu_config *icfg,
+                const struct vfio_config *devs, unsigned ndevs, struct guest_memory *mem, int vm_fd,
                 struct loop *loop)
 {
 	int r;
 
-	if (cfg->nvfio > IOMMU_MAX_DEVICES) {
+	if (ndevs > IOMMU_MAX_DEVICES) {
 		log_error("flint.vfio-devices: at most %d devices", IOMMU_MAX_DEVICES);
 		return -E2BIG;
 	}
-	r = iommu_open(io, &cfg->iommu, mem);
-	for (unsigned i = 0; !r && i < cfg->nvfio; i++)
-		r = add_device(io, cfg, i, vm_fd, loop);
+	r = iommu_open(io, icfg, mem);
+	for (unsigned i = 0; !r && i < ndevs; i++)
+		r = add_device(io, icfg, devs, i, vm_fd, loop);
 	return r;
 }
 

@@ -9,11 +9,29 @@
 #include "iommu/iommufd.h"
 #include "iommu/resolver.h"
 #include "iommu/vfio.h"
-#include "vmm/config.h"
-
 struct loop;
 
-#define IOMMU_MAX_DEVICES CONFIG_MAX_VFIO_DEVICES
+#define IOMMU_MAX_DEVICES 16 /* flint.vfio-devices takes no more */
+
+/* What the config asks for (flint.iommu, flint.vfio-devices[]). */
+enum dma_mode {
+	DMA_MODE_AUTO,  /* fault when the device has PRI and the kernel takes a fault queue */
+	DMA_MODE_PIN,   /* map all guest RAM up front */
+	DMA_MODE_FAULT, /* map on the device's page requests; an error when impossible */
+};
+
+struct vfio_config {
+	char *id;
+	char *spec; /* a /dev/vfio/devices path or a PCI address */
+	enum dma_mode mode;
+};
+
+struct flint_iommu_config {
+	char *path;           /* default /dev/iommu */
+	int fd;               /* an inherited iommufd, or -1 */
+	uint64_t chunk_bytes; /* mapped per page request, default 2 MiB */
+};
+
 
 struct iommu_device {
 	const struct vfio_config *cfg;
@@ -35,9 +53,10 @@ struct iommu {
 	unsigned ndevs;
 };
 
-/* Opens, binds and attaches every flint.vfio-devices entry. Errors are logged. */
-int iommu_setup(struct iommu *io, const struct vm_config *cfg, struct guest_memory *mem, int vm_fd,
-                struct loop *loop);
+/* Opens, binds and attaches the @ndevs devices of @devs. Errors are logged. */
+int iommu_setup(struct iommu *io, const struct flint_iommu_config *icfg,
+                const struct vfio_config *devs, unsigned ndevs, struct guest_memory *mem,
+                int vm_fd, struct loop *loop);
 /* Answers outstanding page requests, detaches devices and releases everything. */
 void iommu_teardown(struct iommu *io);
 

@@ -1,7 +1,7 @@
 #include "iommu/iommufd.h"
 #include "iommu/uapi_compat.h"
-#include "vmm/file.h"
-#include "vmm/log.h"
+#include "vmm/base/file.h"
+#include "vmm/base/log.h"
 
 #include <errno.h>
 #include <stdio.h>

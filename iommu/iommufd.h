@@ -2,7 +2,7 @@
 #ifndef FLINT_IOMMUFD_H
 #define FLINT_IOMMUFD_H
 
-#include "vmm/memory.h"
+#include "vmm/base/memory.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 #include "iommu/resolver.h"
 #include "iommu/uapi_compat.h"
-#include "vmm/log.h"
-#include "vmm/loop.h"
+#include "vmm/base/log.h"
+#include "vmm/base/loop.h"
 
 #include <errno.h>
 #include <poll.h>

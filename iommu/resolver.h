@@ -23,7 +23,7 @@
 #ifndef FLINT_RESOLVER_H
 #define FLINT_RESOLVER_H
 
-#include "vmm/memory.h"
+#include "vmm/base/memory.h"
 
 #include <stdbool.h>
 #include <stdint.h>

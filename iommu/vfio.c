@@ -1,7 +1,7 @@
 #include "iommu/vfio.h"
 #include "iommu/uapi_compat.h"
-#include "vmm/file.h"
-#include "vmm/log.h"
+#include "vmm/base/file.h"
+#include "vmm/base/log.h"
 
 #include <ctype.h>
 #include <dirent.h>

@@ -1,7 +1,7 @@
 #include "vmm/console.h"
-#include "vmm/file.h"
-#include "vmm/log.h"
-#include "vmm/loop.h"
+#include "vmm/base/file.h"
+#include "vmm/base/log.h"
+#include "vmm/base/loop.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /* flint: command line, config, then hand over to vmm_run(). */
-#include "vmm/config.h"
+#include "vmm/config/config.h"
 #include "vmm/exitcode.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 #include "vmm/vmm.h"
 
 #include <errno.h>

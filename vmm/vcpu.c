@@ -1,7 +1,7 @@
 #include "vmm/vcpu.h"
 #include "boot/boot.h"
 #include "vmm/exitcode.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 #include "vmm/vm.h"
 
 #include <errno.h>

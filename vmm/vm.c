@@ -1,7 +1,7 @@
 #include "vmm/vm.h"
-#include "vmm/layout.h"
-#include "vmm/log.h"
-#include "vmm/loop.h"
+#include "vmm/x86/layout.h"
+#include "vmm/base/log.h"
+#include "vmm/base/loop.h"
 
 #include <errno.h>
 #include <fcntl.h>

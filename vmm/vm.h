@@ -2,8 +2,8 @@
 #ifndef FLINT_VM_H
 #define FLINT_VM_H
 
-#include "vmm/bus.h"
-#include "vmm/memory.h"
+#include "vmm/base/bus.h"
+#include "vmm/base/memory.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>

@@ -1,16 +1,17 @@
 /* Assembles one VM from its config: memory, KVM, devices, kernel, vCPUs; runs the loop. */
 #include "vmm/vmm.h"
 #include "boot/boot.h"
-#include "devices/debug.h"
-#include "devices/i8042.h"
-#include "devices/serial.h"
+#include "devices/pseudo/boot_timer.h"
+#include "devices/pseudo/exit_port.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/serial.h"
 #include "iommu/iommu.h"
 #include "vmm/console.h"
 #include "vmm/exitcode.h"
-#include "vmm/file.h"
-#include "vmm/layout.h"
-#include "vmm/log.h"
-#include "vmm/loop.h"
+#include "vmm/base/file.h"
+#include "vmm/x86/layout.h"
+#include "vmm/base/log.h"
+#include "vmm/base/loop.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -29,7 +30,7 @@ struct vmm {
 	struct loop *loop;
 	struct guest_memory mem;
 	struct vm vm;
-	struct vcpu vcpus[CONFIG_MAX_VCPUS];
+	struct vcpu vcpus[VM_MAX_VCPUS];
 	struct serial serial;
 	struct console console;
 	bool console_up;
@@ -147,6 +148,22 @@ static void on_timeout(void *arg)
 	loop_stop(m->loop, FLINT_EXIT_TIMEOUT);
 }
 
+/* reboot=k: flint treats the guest's reset as the end of the VM. */
+static void on_i8042_reset(void *ctx)
+{
+	vm_request_exit(ctx, FLINT_EXIT_OK, "guest requested a reset through the i8042");
+}
+
+/* What isa-debug-exit makes of a value: exit status (v << 1) | 1. */
+static void on_exit_port(void *ctx, uint32_t value)
+{
+	int code = (int)(((value << 1) | 1) & 0xff);
+	char why[96];
+
+	snprintf(why, sizeof(why), "guest wrote %u to the CI exit port: exit code %d", value, code);
+	vm_request_exit(ctx, code, why);
+}
+
 static int add_devices(struct vmm *m)
 {
 	const struct vm_config *cfg = m->cfg;
@@ -159,9 +176,9 @@ static int add_devices(struct vmm *m)
 	serial_init(&m->serial, m->serial_irq, console_out, &m->console);
 	m->serial.on_rx_space = serial_has_room;
 	m->serial.rx_arg = m;
-	i8042_init(&m->i8042, vm);
+	i8042_init(&m->i8042, on_i8042_reset, vm);
 	m->boot_timer.start_ns = m->opts->start_ns;
-	m->exit_port.vm = vm;
+	m->exit_port = (struct exit_port){ on_exit_port, vm };
 	r = bus_add(&vm->pio, SERIAL_COM1_BASE, 8, &serial_ops, &m->serial, "serial");
 	if (!r)
 		r = bus_add(&vm->pio, I8042_DATA_PORT, LAYOUT_PIO_I8042_SIZE, &i8042_ops, &m->i8042, "i8042");
@@ -251,7 +268,9 @@ static int vmm_prepare(struct vmm *m, struct boot_info *boot)
 		return FLINT_EXIT_INTERNAL;
 	}
 	/* Images load before /dev/kvm opens: a bad kernel is a config error on any host. */
-	r = boot_load(cfg, &m->mem, boot, err, sizeof(err));
+	r = boot_load(&(struct boot_source){ cfg->kernel_fd, cfg->kernel_path, cfg->initrd_fd,
+	                                     cfg->initrd_path, cfg->boot_args },
+	              &m->mem, boot, err, sizeof(err));
 	if (r == -ENOMEM) {
 		log_error("out of memory loading %s", MSG_ESC(cfg->kernel_path));
 		return FLINT_EXIT_INTERNAL;
@@ -320,7 +339,8 @@ static int vmm_build(struct vmm *m)
 		return FLINT_EXIT_INTERNAL;
 	if (cfg->nvfio) {
 		m->iommu_used = true;
-		if (iommu_setup(&m->iommu, cfg, &m->mem, m->vm.vm_fd, m->loop))
+		if (iommu_setup(&m->iommu, &cfg->iommu, cfg->vfio, (unsigned)cfg->nvfio, &m->mem,
+		                m->vm.vm_fd, m->loop))
 			return FLINT_EXIT_INTERNAL;
 	}
 	log_info("booting %s kernel %s: %u vCPU, %llu MiB, entry %#llx", boot.format,

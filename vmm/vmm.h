@@ -2,7 +2,7 @@
 #ifndef FLINT_VMM_H
 #define FLINT_VMM_H
 
-#include "vmm/config.h"
+#include "vmm/vm_config.h"
 
 struct run_opts {
 	double timeout_s;       /* 0: none */

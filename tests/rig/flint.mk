@@ -3,17 +3,14 @@
 #  - flint's iommu code runs against the real kernel: the fault resolver with
 #    iommufd's mock device, and pin mode with QEMU's edu device.
 RIG_FLINT_DIR := tests/rig/flint
-# flint's iommu code and what it needs, linked statically into the rig programs.
-RIG_FLINT_LIB := vmm/file.c vmm/log.c vmm/loop.c vmm/memory.c iommu/iommufd.c iommu/resolver.c \
-	iommu/vfio.c iommu/iommu.c
+# The rig programs link flint's one library (the top-level Makefile's $(PLAIN_LIB)), statically.
 RIG_FLINT_PROGS := $(RIG_OUT)/flint/resolver-mock $(RIG_OUT)/flint/vfio-edu-pin
 RIG_KDIR = $$(cat $(RIG_OUT)/kernel.dir)
 
-$(RIG_OUT)/flint/%: $(RIG_FLINT_DIR)/%.c $(RIG_FLINT_LIB) $(wildcard iommu/*.h vmm/*.h) \
-		$(RIG_OUT)/kernel.dir
+$(RIG_OUT)/flint/%: $(RIG_FLINT_DIR)/%.c $(PLAIN_LIB) $(RIG_OUT)/kernel.dir
 	@mkdir -p $(@D)
 	$(RIG_CC) $(RIG_CFLAGS) -D_GNU_SOURCE -I. -I$(RIG_DIR)/cases -static \
-	  -isystem "$(RIG_KDIR)/usr/include" -o $@ $< $(RIG_FLINT_LIB) -levent_core -lpthread
+	  -isystem "$(RIG_KDIR)/usr/include" -o $@ $< $(PLAIN_LIB) -levent_core -ljansson -lpthread
 
 $(RIG_OUT)/l2/exitport: tests/rig/l2/exitport.c
 	@mkdir -p $(@D)

@@ -1,6 +1,6 @@
 /* Config file: every bad config exits 78 naming the key path; good ones resolve. */
 #include "tests/lib/flintrun.h"
-#include "vmm/config.h"
+#include "vmm/config/config.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -4,7 +4,7 @@
  */
 #include "tests/lib/util.h"
 #include "vmm/console.h"
-#include "vmm/loop.h"
+#include "vmm/base/loop.h"
 
 #include <errno.h>
 #include <fcntl.h>

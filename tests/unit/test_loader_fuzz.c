@@ -5,7 +5,7 @@
  */
 #include "boot/boot.h"
 #include "tests/lib/util.h"
-#include "vmm/layout.h"
+#include "vmm/x86/layout.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -80,11 +80,11 @@ static void fuzz(const char *name, unsigned seed)
 		char *file = test_write_file("fuzz.img", img, n);
 		/* The loaders read the fd the config opened, as flint does. */
 		int fd = open(file, O_RDONLY | O_CLOEXEC);
-		struct vm_config cfg = {.kernel_path = file, .kernel_fd = fd, .initrd_fd = -1,
-					.boot_args = "console=ttyS0", .vcpus = 1, .mem_mib = 64};
+		struct boot_source src = {.kernel_fd = fd, .kernel_path = file, .initrd_fd = -1,
+					  .cmdline = "console=ttyS0"};
 		struct boot_info info;
 		char err[512] = "";
-		int r = boot_load(&cfg, &mem, &info, err, sizeof(err));
+		int r = boot_load(&src, &mem, &info, err, sizeof(err));
 		close(fd);
 		if (r == 0) {
 			loaded++;

@@ -1,6 +1,6 @@
 /* The log: a reader that stops reading never blocks flint; what it missed is said. */
 #include "tests/lib/util.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 #include <fcntl.h>
 #include <setjmp.h>

@@ -1,6 +1,6 @@
 /* The event loop: fd, timer, cross-thread post, signals. */
 #include "tests/lib/util.h"
-#include "vmm/loop.h"
+#include "vmm/base/loop.h"
 
 #include <pthread.h>
 #include <setjmp.h>

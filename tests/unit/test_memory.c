@@ -1,7 +1,7 @@
 /* Guest memory: layout, and GPA->HVA translation at every edge. */
 #include "tests/lib/util.h"
-#include "vmm/layout.h"
-#include "vmm/memory.h"
+#include "vmm/x86/layout.h"
+#include "vmm/base/memory.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

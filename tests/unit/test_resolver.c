@@ -6,8 +6,8 @@
 #include "iommu/resolver.h"
 #include "iommu/uapi_compat.h"
 #include "tests/unit/sim_iommu.h"
-#include "vmm/layout.h"
-#include "vmm/loop.h"
+#include "vmm/x86/layout.h"
+#include "vmm/base/loop.h"
 
 #include <errno.h>
 #include <poll.h>

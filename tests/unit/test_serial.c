@@ -1,6 +1,6 @@
 /* The 16550 model on its own, without a VM: what a guest can make it do. */
 #include "tests/lib/util.h"
-#include "devices/serial.h"
+#include "devices/legacy/serial.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -51,17 +51,14 @@ static int find_edu(char *bdf, size_t len)
 static double pin_once(uint64_t mib, const char *bdf, int vm_fd)
 {
 	static struct vfio_config vc;
-	struct vm_config cfg = {0};
+	static const struct flint_iommu_config icfg = {"/dev/iommu", -1, 2ULL << 20};
 	struct guest_memory mem;
 	struct iommu io;
 	double t0 = now_ms(), t;
 
 	vc = (struct vfio_config){"edu", (char *)bdf, DMA_MODE_PIN};
-	cfg.iommu = (struct flint_iommu_config){"/dev/iommu", -1, 2ULL << 20};
-	cfg.vfio = &vc;
-	cfg.nvfio = 1;
 	if (guest_memory_init(&mem, mib << 20, GUEST_BACKING_4K) ||
-	    iommu_setup(&io, &cfg, &mem, vm_fd, NULL)) {
+	    iommu_setup(&io, &icfg, &vc, 1, &mem, vm_fd, NULL)) {
 		fprintf(stderr, "pin setup with %llu MiB failed\n", (unsigned long long)mib);
 		exit(1);
 	}

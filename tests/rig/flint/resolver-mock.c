@@ -6,7 +6,7 @@
  * INVALID and the kernel accepts that answer.
  */
 #include "iommu/iommu.h"
-#include "vmm/loop.h"
+#include "vmm/base/loop.h"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>

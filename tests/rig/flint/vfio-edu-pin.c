@@ -75,13 +75,10 @@ static int setup(struct iommu *io, struct guest_memory *mem, int vm_fd, const ch
 		 enum dma_mode mode)
 {
 	static struct vfio_config vc;
-	struct vm_config cfg = {0};
+	static const struct flint_iommu_config icfg = {"/dev/iommu", -1, 2ULL << 20};
 
 	vc = (struct vfio_config){"edu", (char *)bdf, mode};
-	cfg.iommu = (struct flint_iommu_config){"/dev/iommu", -1, 2ULL << 20};
-	cfg.vfio = &vc;
-	cfg.nvfio = 1;
-	return iommu_setup(io, &cfg, mem, vm_fd, NULL);
+	return iommu_setup(io, &icfg, &vc, 1, mem, vm_fd, NULL);
 }
 
 int main(void)

@@ -1,8 +1,8 @@
 /* Firecracker-compatible config file: schema walk and validation, one section a function. */
-#include "vmm/config.h"
-#include "vmm/cfgparse.h"
-#include "vmm/file.h"
-#include "vmm/log.h"
+#include "vmm/config/config.h"
+#include "vmm/config/parse.h"
+#include "vmm/base/file.h"
+#include "vmm/base/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

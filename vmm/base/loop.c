@@ -1,6 +1,5 @@
-#include "vmm/loop.h"
-#include "vmm/exitcode.h"
-#include "vmm/log.h"
+#include "vmm/base/loop.h"
+#include "vmm/base/log.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -218,7 +217,7 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
 	log_info("received %s, shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
 	if (l->on_signal)
 		l->on_signal(l->signal_arg);
-	loop_stop(l, signo == SIGINT ? FLINT_EXIT_SIGINT : FLINT_EXIT_SIGTERM);
+	loop_stop(l, 128 + signo); /* the shell's convention for "ended by a signal" */
 }
 
 int loop_handle_signals(struct loop *l, loop_fn fn, void *arg)

@@ -1,4 +1,4 @@
-#include "devices/serial.h"
+#include "devices/legacy/serial.h"
 
 #include <string.h>
 #include <unistd.h>

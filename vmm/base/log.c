@@ -1,5 +1,5 @@
-#include "vmm/log.h"
-#include "vmm/file.h"
+#include "vmm/base/log.h"
+#include "vmm/base/file.h"
 
 #include <errno.h>
 #include <fcntl.h>

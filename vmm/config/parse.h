@@ -2,7 +2,7 @@
  * Typed, path-aware accessors for the JSON config. Each failure writes one message
  * "<file>: <json.path>: <what>" and returns -EINVAL, so callers just propagate. Whatever
  * the config supplies (keys, so paths; strings; file names) goes into a message through
- * MSG_ESC() (vmm/log.h): cfg_fail() does it for the file and the path, callers for
+ * MSG_ESC() (vmm/base/log.h): cfg_fail() does it for the file and the path, callers for
  * their arguments.
  */
 #ifndef FLINT_CFGPARSE_H
@@ -43,7 +43,7 @@ int cfg_enum(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
              const char *const *names, int *out);
 /*
  * Opens @file, named at JSON path @path, with @flags (O_RDONLY or O_RDWR); it must be one
- * of @kinds (FILE_* in vmm/file.h) and, if a regular file, at most @max_bytes (0: any).
+ * of @kinds (FILE_* in vmm/base/file.h) and, if a regular file, at most @max_bytes (0: any).
  * *fd is what later code reads, never the name again: nothing can be swapped in between.
  */
 int cfg_file(struct cfg_ctx *c, const char *path, const char *file, int flags, unsigned kinds,

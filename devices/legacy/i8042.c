@@ -1,6 +1,4 @@
-#include "devices/i8042.h"
-#include "vmm/exitcode.h"
-#include "vmm/vm.h"
+#include "devices/legacy/i8042.h"
 
 #include <string.h>
 
@@ -24,11 +22,12 @@ enum {
 	CMD_RESET = 0xfe,
 };
 
-void i8042_init(struct i8042 *k, struct vm *vm)
+void i8042_init(struct i8042 *k, void (*on_reset)(void *ctx), void *reset_ctx)
 {
 	memset(k, 0, sizeof(*k));
 	pthread_mutex_init(&k->lock, NULL);
-	k->vm = vm;
+	k->on_reset = on_reset;
+	k->reset_ctx = reset_ctx;
 	k->ctr = 0x45;  /* kbd interrupt, system flag, translation */
 	k->outp = 0x01; /* A20 off is never modelled: bit 0 is "not in reset" */
 }
@@ -65,8 +64,7 @@ static void i8042_command(struct i8042 *k, uint8_t cmd)
 		push(k, k->outp);
 		break;
 	case CMD_RESET:
-		/* The guest wants a reset; flint treats it as the end of the VM (reboot=k). */
-		vm_request_exit(k->vm, FLINT_EXIT_OK, "guest requested a reset through the i8042");
+		k->on_reset(k->reset_ctx);
 		break;
 	default: /* enable/disable kbd/aux and the rest need no answer */
 		break;
@@ -83,8 +81,7 @@ static void i8042_data(struct i8042 *k, uint8_t v)
 	} else if (cmd == CMD_WRITE_OUTP) {
 		k->outp = v;
 		if (!(v & 1)) /* clearing bit 0 pulses the CPU reset line */
-			vm_request_exit(k->vm, FLINT_EXIT_OK,
-			                "guest requested a reset through the i8042");
+			k->on_reset(k->reset_ctx);
 	} else {
 		/* A byte for the keyboard itself: acknowledge; reset also reports self-test ok. */
 		push(k, 0xfa);

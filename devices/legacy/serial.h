@@ -2,8 +2,8 @@
 #ifndef FLINT_SERIAL_H
 #define FLINT_SERIAL_H
 
-#include "vmm/bus.h"
-#include "vmm/layout.h"
+#include "vmm/base/bus.h"
+#include "vmm/x86/layout.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

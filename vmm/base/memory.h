@@ -11,6 +11,12 @@
 #include <stdint.h>
 
 #define GUEST_MEMORY_MAX_REGIONS 2
+/*
+ * RAM stops at the hole the platform keeps for MMIO and goes on above it (on x86 the 32-bit
+ * MMIO window, 3-4 GiB: vmm/x86/layout.h places its devices there).
+ */
+#define GUEST_MEMORY_HOLE_START 0xC0000000ULL
+#define GUEST_MEMORY_HOLE_END   0x100000000ULL
 
 enum guest_backing { GUEST_BACKING_4K, GUEST_BACKING_THP, GUEST_BACKING_HUGETLB_2M };
 

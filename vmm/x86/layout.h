@@ -2,15 +2,17 @@
 #ifndef FLINT_LAYOUT_H
 #define FLINT_LAYOUT_H
 
+#include "vmm/base/memory.h"
+
 #include <stdint.h>
 
 #define MiB(x) ((uint64_t)(x) << 20)
 #define GiB(x) ((uint64_t)(x) << 30)
 
 /* RAM runs from 0 up to the 32-bit MMIO hole, the rest continues above 4 GiB. */
-#define LAYOUT_MMIO32_START   0xC0000000ULL /* 3 GiB */
-#define LAYOUT_MMIO32_END     0x100000000ULL
-#define LAYOUT_HIGH_RAM_START 0x100000000ULL
+#define LAYOUT_MMIO32_START   GUEST_MEMORY_HOLE_START /* 3 GiB */
+#define LAYOUT_MMIO32_END     GUEST_MEMORY_HOLE_END
+#define LAYOUT_HIGH_RAM_START GUEST_MEMORY_HOLE_END
 
 /* Devices in the MMIO hole. The boot timer sits where Firecracker guests expect it. */
 #define LAYOUT_BOOT_TIMER LAYOUT_MMIO32_START

@@ -1,8 +1,8 @@
 /* flint's own config: the top-level "flint" object (CI exit port, memory, iommu, VFIO). */
-#include "vmm/cfgparse.h"
-#include "vmm/config.h"
-#include "vmm/layout.h"
-#include "vmm/log.h"
+#include "vmm/config/parse.h"
+#include "vmm/config/config.h"
+#include "vmm/x86/layout.h"
+#include "vmm/base/log.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -1,5 +1,4 @@
-#include "vmm/memory.h"
-#include "vmm/layout.h"
+#include "vmm/base/memory.h"
 
 #include <errno.h>
 #include <linux/memfd.h>
@@ -31,12 +30,12 @@ static int memfd_open(uint64_t size, enum guest_backing backing)
 
 static void layout_regions(struct guest_memory *m)
 {
-	uint64_t low = m->size < LAYOUT_MMIO32_START ? m->size : LAYOUT_MMIO32_START;
+	uint64_t low = m->size < GUEST_MEMORY_HOLE_START ? m->size : GUEST_MEMORY_HOLE_START;
 
 	m->regions[0] = (struct guest_region){ 0, low, m->base, 0, false };
 	m->nregions = 1;
 	if (m->size > low) {
-		m->regions[1] = (struct guest_region){ LAYOUT_HIGH_RAM_START, m->size - low,
+		m->regions[1] = (struct guest_region){ GUEST_MEMORY_HOLE_END, m->size - low,
 			                               m->base + low, low, false };
 		m->nregions = 2;
 	}
@@ -44,7 +43,7 @@ static void layout_regions(struct guest_memory *m)
 
 int guest_memory_init(struct guest_memory *m, uint64_t size, enum guest_backing backing)
 {
-	uint64_t align = backing == GUEST_BACKING_HUGETLB_2M ? MiB(2) : 4096;
+	uint64_t align = backing == GUEST_BACKING_HUGETLB_2M ? 2ULL << 20 : 4096;
 	void *p;
 	int r;
 

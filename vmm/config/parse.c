@@ -1,6 +1,6 @@
-#include "vmm/cfgparse.h"
-#include "vmm/file.h"
-#include "vmm/log.h"
+#include "vmm/config/parse.h"
+#include "vmm/base/file.h"
+#include "vmm/base/log.h"
 
 #include <errno.h>
 #include <stdlib.h>

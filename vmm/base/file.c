@@ -1,5 +1,5 @@
 /* Open-and-check for the files flint is told to use: see file.h. */
-#include "vmm/file.h"
+#include "vmm/base/file.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* The resolved VM description that --dry-run prints: defaults filled in, as JSON. */
-#include "vmm/config.h"
+#include "vmm/config/config.h"
 
 #include <jansson.h>
 #include <stdio.h>
