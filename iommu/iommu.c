@@ -35,12 +35,13 @@ static const struct resolver_backend kernel_backend = { backend_map, backend_rea
 
 int iommu_open(struct iommu *io, const struct flint_iommu_config *cfg, struct guest_memory *mem)
 {
+	int r;
+
 	memset(io, 0, sizeof(*io));
 	io->fd.fd = io->fault_fd = io->kvm_vfio_fd = -1;
 	io->mem = mem;
-	if (iommufd_open(&io->fd, cfg->path, cfg->fd))
-		return -ENODEV;
-	return iommufd_ioas_alloc(&io->fd, &io->ioas);
+	r = iommufd_open(&io->fd, cfg->path, cfg->fd);
+	return r ? r : iommufd_ioas_alloc(&io->fd, &io->ioas);
 }
 
 int iommu_pin_all(struct iommu *io)

@@ -1,4 +1,5 @@
 #include "iommu/resolver.h"
+#include "vmm/base/clock.h"
 #include "iommu/uapi_compat.h"
 #include "vmm/base/log.h"
 #include "vmm/base/loop.h"
@@ -51,12 +52,6 @@ struct resolver {
 	struct resolver_stats stats;
 };
 
-static long long now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
@@ -303,7 +298,7 @@ static const char *resolve(struct resolver *r, const struct iommu_hwpt_pgfault *
 static void answer(struct resolver *r, const struct iommu_hwpt_pgfault *f, const char *why,
                    long long t_read)
 {
-	long long us = (now_ns() - t_read) / 1000;
+	long long us = (clock_now_ns() - t_read) / 1000;
 	unsigned b = 0;
 
 	while (b < RESOLVER_LAT_BUCKETS - 1 && us >= (1LL << b))
@@ -472,7 +467,7 @@ static int read_groups(struct resolver *r)
 /* Handles @n records of whole groups in the buffer, answers them: groups, or -errno. */
 static int handle_records(struct resolver *r, unsigned n)
 {
-	long long t_read = now_ns();
+	long long t_read = clock_now_ns();
 	int groups, e;
 
 	for (unsigned i = 0; i < n;) {

@@ -1,4 +1,5 @@
 #include "vmm/console.h"
+#include "vmm/base/clock.h"
 #include "vmm/base/file.h"
 #include "vmm/base/log.h"
 #include "vmm/base/loop.h"
@@ -186,13 +187,6 @@ static void on_writable(int fd, int events, void *arg)
 	console_drain(arg);
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Fills @p with the sinks that still hold bytes; returns how many. */
 static int pending_fds(struct console *c, struct pollfd *p)
@@ -209,13 +203,13 @@ static int pending_fds(struct console *c, struct pollfd *p)
 
 void console_flush(struct console *c, int ms)
 {
-	long long end = now_ms() + ms;
+	long long end = (clock_now_ns() / 1000000) + ms;
 	struct pollfd p[2];
 	int n;
 
 	console_drain(c);
-	while ((n = pending_fds(c, p)) > 0 && now_ms() < end) {
-		poll(p, (nfds_t)n, (int)(end - now_ms()));
+	while ((n = pending_fds(c, p)) > 0 && (clock_now_ns() / 1000000) < end) {
+		poll(p, (nfds_t)n, (int)(end - (clock_now_ns() / 1000000)));
 		console_drain(c);
 	}
 	pthread_mutex_lock(&c->lock);

@@ -1,4 +1,5 @@
 /* flint: command line, config, then hand over to vmm_run(). */
+#include "vmm/base/clock.h"
 #include "vmm/config/config.h"
 #include "vmm/exitcode.h"
 #include "vmm/base/log.h"
@@ -218,13 +219,11 @@ int main(int argc, char **argv)
 	struct cli cli = { .exit_port = -1, .run = { .console_stdout = true } };
 	struct vm_config cfg;
 	char err[1024];
-	struct timespec ts;
 	int code;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	cli.run.start_ns = clock_now_ns();
 	/* A closed console pipe must be an error on write, not the end of the VM. */
 	signal(SIGPIPE, SIG_IGN);
-	cli.run.start_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 	code = parse_cli(argc, argv, &cli);
 	if (code >= 0)
 		return code;

@@ -174,7 +174,8 @@ void vm_request_exit(struct vm *vm, int code, const char *reason)
 	if (!atomic_compare_exchange_strong(&vm->stopping, &expected, true))
 		return;
 	atomic_store(&vm->exit_code, code);
-	log_info("%s", reason);
+	if (reason)
+		log_info("%s", reason);
 	if (loop_post(vm->loop, exit_on_loop, vm) < 0)
 		log_error("cannot wake the event loop to stop the VM (exit code %d)", code);
 }

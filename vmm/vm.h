@@ -9,7 +9,6 @@
 #include <stdbool.h>
 
 struct loop;
-struct vcpu;
 
 struct vm {
 	int kvm_fd;
@@ -19,7 +18,6 @@ struct vm {
 	struct bus pio;
 	struct bus mmio;
 	struct loop *loop;
-	struct vcpu *vcpus;
 	unsigned nvcpus;     /* created so far (what teardown releases) */
 	unsigned vcpu_count; /* configured: the topology the guest sees */
 	bool smt;
@@ -39,8 +37,9 @@ void vm_destroy(struct vm *vm);
 int vm_irqfd(struct vm *vm, unsigned gsi);
 
 /*
- * Asks the VM to end with @code; callable from any thread (vCPU or loop). The first
- * request wins. @reason is logged at info level.
+ * The one way a VM ends: a guest exit or reset, a vCPU error, the timeout, a signal.
+ * Callable from any thread (vCPU or loop); the first request wins and its @code becomes
+ * flint's exit status. @reason, when not NULL, is logged at info level.
  */
 void vm_request_exit(struct vm *vm, int code, const char *reason);
 

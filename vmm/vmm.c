@@ -144,8 +144,15 @@ static void on_timeout(void *arg)
 	fprintf(stderr, "flint: timeout: the guest was still running after %g s, stopped it\n",
 	        m->opts->timeout_s);
 	log_error("timeout after %g s", m->opts->timeout_s);
-	atomic_store(&m->vm.stopping, true);
-	loop_stop(m->loop, FLINT_EXIT_TIMEOUT);
+	vm_request_exit(&m->vm, FLINT_EXIT_TIMEOUT, NULL);
+}
+
+/* SIGINT/SIGTERM (the loop has said which): the VM ends as any other request ends it. */
+static void on_signal(void *arg, int signo)
+{
+	struct vmm *m = arg;
+
+	vm_request_exit(&m->vm, 128 + signo, NULL);
 }
 
 /* reboot=k: flint treats the guest's reset as the end of the VM. */
@@ -204,10 +211,10 @@ static int start_vcpus(struct vmm *m, const struct boot_info *boot)
 	int r = 0;
 
 	if (!cpuid) {
-		log_error("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
-		return -EIO;
+		r = -errno;
+		log_error("KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
+		return r;
 	}
-	m->vm.vcpus = m->vcpus;
 	m->vm.vcpu_count = m->cfg->vcpus;
 	m->vm.smt = m->cfg->smt;
 	/* nvcpus counts only what exists: a failed vCPU cleaned up after itself. */
@@ -402,7 +409,7 @@ int vmm_run(const struct vm_config *cfg, const struct run_opts *opts)
 		}
 	}
 	m->loop = loop_new();
-	if (!m->loop || loop_handle_signals(m->loop, NULL, NULL) < 0) {
+	if (!m->loop || loop_handle_signals(m->loop, on_signal, m) < 0) {
 		log_error("cannot set up the event loop");
 		code = FLINT_EXIT_INTERNAL;
 		if (serial_log_fd >= 0)

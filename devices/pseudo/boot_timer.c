@@ -1,19 +1,16 @@
 #include "devices/pseudo/boot_timer.h"
+#include "vmm/base/clock.h"
 #include "vmm/base/log.h"
-
-#include <time.h>
 
 static void boot_timer_write(void *dev, uint64_t offset, const uint8_t *data, uint32_t len)
 {
 	struct boot_timer *t = dev;
-	struct timespec ts;
 
 	(void)len;
 	/* Once: a guest writing it in a loop must not fill flint's log. */
 	if (offset != 0 || data[0] != BOOT_TIMER_MAGIC || t->boot_ns)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	t->boot_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	t->boot_ns = clock_now_ns();
 	log_info("guest boot time: %lld us since flint started", (t->boot_ns - t->start_ns) / 1000);
 }
 

@@ -139,12 +139,14 @@ static void test_cross_thread_post(void **state)
 	loop_free(p.loop);
 }
 
-static int signal_hook_calls;
+static int signal_hook_calls, signal_hook_signo;
 
-static void on_signal(void *arg)
+/* The owner decides what a signal does: here, stop with a code of its own. */
+static void on_signal(void *arg, int signo)
 {
-	(void)arg;
 	signal_hook_calls++;
+	signal_hook_signo = signo;
+	loop_stop(arg, 7);
 }
 
 static void raise_term(void *arg)
@@ -158,10 +160,17 @@ static void test_signal_stops_loop(void **state)
 	struct loop *l = loop_new();
 
 	(void)state;
-	assert_int_equal(loop_handle_signals(l, on_signal, NULL), 0);
+	assert_int_equal(loop_handle_signals(l, on_signal, l), 0);
+	assert_non_null(loop_add_timer(l, 1000, false, raise_term, NULL));
+	assert_int_equal(loop_run(l), 7);
+	assert_int_equal(signal_hook_calls, 1);
+	assert_int_equal(signal_hook_signo, SIGTERM);
+	loop_free(l);
+	/* Without a hook a signal ends the loop with 128 + signo, as a shell reports it. */
+	l = loop_new();
+	assert_int_equal(loop_handle_signals(l, NULL, NULL), 0);
 	assert_non_null(loop_add_timer(l, 1000, false, raise_term, NULL));
 	assert_int_equal(loop_run(l), 143);
-	assert_int_equal(signal_hook_calls, 1);
 	loop_free(l);
 }
 

@@ -1,10 +1,12 @@
 #include "vmm/base/log.h"
+#include "vmm/base/clock.h"
 #include "vmm/base/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -15,9 +17,9 @@
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 static struct {
-	enum log_level level;
+	atomic_int level; /* read by every thread without the lock */
 	int fd; /* -1: stderr */
-	struct timespec start;
+	long long start_ns; /* the first message's time: 0 until then */
 	pthread_mutex_t lock;
 	/*
 	 * stderr through a description of our own that never blocks (file_nonblocking_writer):
@@ -27,7 +29,7 @@ static struct {
 	int err_fd;
 	bool err_sock;
 	unsigned long dropped; /* lines the sink did not take; said with the next one it does */
-} logger = { LOG_INFO, -1, { 0, 0 }, PTHREAD_MUTEX_INITIALIZER, -2, false, 0 };
+} logger = { LOG_INFO, -1, 0, PTHREAD_MUTEX_INITIALIZER, -2, false, 0 };
 
 int log_level_parse(const char *name, enum log_level *out)
 {
@@ -42,12 +44,12 @@ int log_level_parse(const char *name, enum log_level *out)
 
 void log_set_level(enum log_level level)
 {
-	logger.level = level;
+	atomic_store(&logger.level, (int)level);
 }
 
 enum log_level log_get_level(void)
 {
-	return logger.level;
+	return (enum log_level)atomic_load(&logger.level);
 }
 
 int log_set_file(const char *path, char *why, size_t whylen)
@@ -106,12 +108,6 @@ static bool sink_write(const char *line, size_t n)
 	return w == (ssize_t)n;
 }
 
-static long long now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* One byte as a message shows it: itself, backslash-escaped when in @also, else \xNN. */
 static size_t escape_byte(unsigned char ch, const char *also, char out[5])
@@ -159,14 +155,14 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	int n;
 	va_list ap;
 
-	if (level > logger.level)
+	if ((int)level > atomic_load(&logger.level))
 		return;
 	/* Timestamps count from the first message so lines are comparable within a run. */
 	pthread_mutex_lock(&logger.lock);
-	if (logger.start.tv_sec == 0 && logger.start.tv_nsec == 0)
-		clock_gettime(CLOCK_MONOTONIC, &logger.start);
+	if (!logger.start_ns)
+		logger.start_ns = clock_now_ns();
 	long long t =
-	        now_ns() - ((long long)logger.start.tv_sec * 1000000000LL + logger.start.tv_nsec);
+	        clock_now_ns() - logger.start_ns;
 	n = snprintf(line, sizeof(line), "[%6lld.%06lld] flint %s: ", t / 1000000000LL,
 	             (t / 1000) % 1000000, level_names[level]);
 	va_start(ap, fmt);
@@ -204,7 +200,7 @@ void msg_vformat(char *buf, size_t len, const char *prefix, const char *fmt, va_
 
 bool log_ratelimit_ok(struct log_ratelimit *rl)
 {
-	long long now = now_ns();
+	long long now = clock_now_ns();
 
 	if (rl->burst == 0)
 		rl->burst = 10;

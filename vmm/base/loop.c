@@ -33,7 +33,7 @@ struct loop {
 	int post_fd;
 	struct loop_watch *post_watch;
 	struct event *sig[2];
-	loop_fn on_signal;
+	void (*on_signal)(void *arg, int signo);
 	void *signal_arg;
 	bool stopping;
 	int code;
@@ -216,11 +216,12 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
 	(void)what;
 	log_info("received %s, shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
 	if (l->on_signal)
-		l->on_signal(l->signal_arg);
-	loop_stop(l, 128 + signo); /* the shell's convention for "ended by a signal" */
+		l->on_signal(l->signal_arg, (int)signo);
+	else
+		loop_stop(l, 128 + (int)signo); /* the shell's convention for "ended by a signal" */
 }
 
-int loop_handle_signals(struct loop *l, loop_fn fn, void *arg)
+int loop_handle_signals(struct loop *l, void (*fn)(void *arg, int signo), void *arg)
 {
 	const int signos[2] = { SIGINT, SIGTERM };
 

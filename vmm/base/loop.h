@@ -34,8 +34,11 @@ void loop_remove(struct loop_watch *w);
  */
 int loop_post(struct loop *l, loop_fn fn, void *arg);
 
-/* SIGINT/SIGTERM end loop_run() with 128 + signo after @on_signal(@arg) (may be NULL). */
-int loop_handle_signals(struct loop *l, loop_fn on_signal, void *arg);
+/*
+ * SIGINT/SIGTERM are handled on the loop: @on_signal(@arg, signo) decides what they do,
+ * or, when it is NULL, they end loop_run() with 128 + signo.
+ */
+int loop_handle_signals(struct loop *l, void (*on_signal)(void *arg, int signo), void *arg);
 
 /* Runs until loop_stop(). Returns the code passed to loop_stop(), or -errno. Re-runnable. */
 int loop_run(struct loop *l);
