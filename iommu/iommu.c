@@ -66,9 +66,12 @@ int iommu_enable_faults(struct iommu *io, uint64_t chunk, struct loop *loop)
 
 	if (io->resolver)
 		return 0;
-	r = iommufd_fault_alloc(&io->fd, &io->fault_id, &io->fault_fd);
-	if (r)
-		return r;
+	/* The queue outlives a resolver that could not be set up: the next call reuses it. */
+	if (io->fault_fd < 0) {
+		r = iommufd_fault_alloc(&io->fd, &io->fault_id, &io->fault_fd);
+		if (r)
+			return r;
+	}
 	snprintf(name, sizeof(name), "iommufd fault queue %u", io->fault_id);
 	p = (struct resolver_params){ .fault_fd = io->fault_fd,
 		                      .mem = io->mem,
@@ -79,7 +82,13 @@ int iommu_enable_faults(struct iommu *io, uint64_t chunk, struct loop *loop)
 	io->resolver = resolver_new(&p);
 	if (!io->resolver)
 		return -ENOMEM;
-	return loop ? resolver_attach(io->resolver, loop) : 0;
+	r = loop ? resolver_attach(io->resolver, loop) : 0;
+	if (r) {
+		/* Not kept: a later call would take it for a queue that is being served. */
+		resolver_free(io->resolver);
+		io->resolver = NULL;
+	}
+	return r;
 }
 
 int iommu_fault_hwpt(struct iommu *io, uint32_t dev_id, uint32_t *hwpt)
@@ -128,8 +137,8 @@ static int try_fault_mode(struct iommu *io, struct iommu_device *d, uint64_t chu
 }
 
 /* Chooses and sets up the DMA mode of one bound device. */
-static int setup_dma(struct iommu *io, struct iommu_device *d, const struct flint_iommu_config *icfg,
-                     struct loop *loop, unsigned idx)
+static int setup_dma(struct iommu *io, struct iommu_device *d,
+                     const struct flint_iommu_config *icfg, struct loop *loop, unsigned idx)
 {
 	uint32_t pri = vfio_find_ext_cap(&d->vfio, PCI_EXT_CAP_ID_PRI);
 	const char *why = NULL;
@@ -177,8 +186,7 @@ static int setup_dma(struct iommu *io, struct iommu_device *d, const struct flin
 }
 
 static int add_device(struct iommu *io, const struct flint_iommu_config *icfg,
-                      const struct vfio_config *devs, unsigned idx, int vm_fd,
-                      struct loop *loop)
+                      const struct vfio_config *devs, unsigned idx, int vm_fd, struct loop *loop)
 {
 	struct iommu_device *d = &io->devs[io->ndevs];
 	char node[64], err[256];
@@ -230,11 +238,12 @@ void iommu_teardown(struct iommu *io)
 		const struct resolver_stats *s = resolver_stats(io->resolver);
 		if (s->faults)
 			log_info("iommu: %llu page requests in %llu groups, %llu chunks (%llu MiB) "
-			         "mapped on demand, %llu groups refused",
+			         "mapped on demand, %llu groups answered INVALID, %llu responses "
+			         "the kernel refused",
 			         (unsigned long long)s->faults, (unsigned long long)s->groups,
 			         (unsigned long long)s->chunks_mapped,
 			         (unsigned long long)(s->bytes_mapped >> 20),
-			         (unsigned long long)s->invalid);
+			         (unsigned long long)s->invalid, (unsigned long long)s->refused);
 		resolver_free(io->resolver); /* answers anything still open */
 	}
 	/* Closing a cdev detaches and unbinds its device. */

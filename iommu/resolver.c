@@ -18,8 +18,11 @@
 #endif
 
 #define REC_SIZE       sizeof(struct iommu_hwpt_pgfault)
-#define PREFETCH_SLOTS 64 /* queued ranges; more are dropped (the device faults again) */
-#define DRAIN_ROUNDS   16 /* reads at shutdown; the kernel answers whatever is left */
+#define PREFETCH_SLOTS 64  /* queued ranges; more are dropped (the device faults again) */
+#define DRAIN_ROUNDS   16  /* reads at shutdown; the kernel answers whatever is left */
+#define RESP_BATCH     64  /* answers written together at most */
+#define BACKOFF_MIN_MS 10  /* after a read or write error, the fd rests this long... */
+#define BACKOFF_MAX_MS 100 /* ...doubling while the errors go on, up to this */
 
 /* Pieces [next, end) of region @region still to map after their fault was answered. */
 struct prefetch {
@@ -34,43 +37,51 @@ struct resolver {
 	const struct resolver_backend *backend;
 	void *ctx;
 	uint64_t chunk;
-	uint64_t unit;  /* the chunk, or RESOLVER_UNIT_MAX when the chunk is larger */
-	unsigned batch; /* records the buffer holds */
+	uint64_t unit; /* the chunk, or RESOLVER_UNIT_MAX when the chunk is larger */
 	uint64_t *mapped[GUEST_MEMORY_MAX_REGIONS]; /* one bit per unit of each region */
 	uint32_t *devs;
 	unsigned ndevs;
+	/*
+	 * Records read and not all resolved yet: [pos, nbuf) of buf, pos inside the group
+	 * that ends at grp_end. They survive the turn that read them, so a big read is
+	 * served over several turns, each record resolved once.
+	 */
 	struct iommu_hwpt_pgfault *buf;
-	struct iommu_hwpt_page_response *resp;
+	unsigned batch; /* records the buffer holds */
+	unsigned nbuf, pos, grp_end;
+	long long t_read; /* when buf was read */
+	/* Answers not written yet, each with when its group was read. */
+	struct iommu_hwpt_page_response resp[RESP_BATCH];
+	long long resp_t[RESP_BATCH];
 	unsigned nresp;
+	uint64_t unflushed; /* bytes mapped for groups whose answers are not written yet */
 	struct prefetch pf[PREFETCH_SLOTS]; /* a ring */
 	unsigned pf_head, pf_n;
 	struct loop *loop;
 	struct loop_watch *watch, *pf_timer;
-	bool closing; /* resolver_free: answer INVALID, map nothing */
-	bool dead;    /* gave the queue up: a group beyond RESOLVER_GROUP_MAX */
+	struct loop_watch *more;  /* one-shot: records are left in the buffer */
+	struct loop_watch *retry; /* one-shot: the fd rests after an error */
+	unsigned backoff_ms;      /* the last rest; 0 once a turn goes without error */
+	const char *err_what;     /* what failed, for the backoff's log line */
+	bool closing;             /* resolver_free: answer INVALID, map nothing */
+	bool dead;                /* gave the queue up: a group beyond RESOLVER_GROUP_MAX */
 	struct log_ratelimit rl_invalid, rl_refused, rl_io, rl_prefetch;
 	struct resolver_stats stats;
 };
-
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;
 }
 
-/* Room for @batch records, and as many responses (a group has at least one record). */
+/* Room for @batch records; what the buffer holds is kept (it only grows). */
 static int alloc_buffers(struct resolver *r, unsigned batch)
 {
 	struct iommu_hwpt_pgfault *buf = realloc(r->buf, batch * REC_SIZE);
-	struct iommu_hwpt_page_response *resp;
 
 	if (!buf)
 		return -ENOMEM;
 	r->buf = buf;
-	resp = realloc(r->resp, batch * sizeof(*resp));
-	if (!resp)
-		return -ENOMEM;
-	r->resp = resp;
 	r->batch = batch;
 	return 0;
 }
@@ -181,6 +192,8 @@ static const char *map_unit(struct resolver *r, const struct guest_region *g, ui
 		r->stats.bytes_mapped += len;
 		if (prefetch)
 			r->stats.prefetched += len;
+		else
+			r->unflushed += len;
 	}
 	return NULL;
 }
@@ -190,11 +203,18 @@ static void prefetch_tick(void *arg);
 /*
  * A one-shot zero-delay timer, armed again after each unit: one unit per loop turn,
  * between the loop's other events. (libevent never re-fires a persistent zero timeout.)
+ * Also called after every turn of the fault fd, so a timer that could not be armed once
+ * is tried again with the next page requests instead of leaving the queue stalled.
  */
 static void prefetch_arm(struct resolver *r)
 {
-	if (r->loop && !r->pf_timer && r->pf_n)
-		r->pf_timer = loop_add_timer(r->loop, 0, false, prefetch_tick, r);
+	if (!r->loop || r->pf_timer || !r->pf_n)
+		return;
+	r->pf_timer = loop_add_timer(r->loop, 0, false, prefetch_tick, r);
+	if (!r->pf_timer && log_ratelimit_ok(&r->rl_prefetch))
+		log_warn("iommu: %s: cannot arm the prefetch timer; trying again with the next "
+		         "page requests",
+		         r->name);
 }
 
 /* Queues units [lo, hi) of region @ri, merged with a queued range it touches. */
@@ -211,6 +231,7 @@ static void prefetch_add(struct resolver *r, unsigned ri, uint64_t lo, uint64_t 
 		if (p->region == ri && lo <= p->end && p->next <= hi) {
 			p->next = min_u64(p->next, lo);
 			p->end = hi > p->end ? hi : p->end;
+			prefetch_arm(r); /* the queue may have waited for a loop or a timer */
 			return;
 		}
 	}
@@ -294,25 +315,17 @@ static const char *resolve(struct resolver *r, const struct iommu_hwpt_pgfault *
 	return map_request(r, g, f);
 }
 
-/* Queues the one answer of the group whose (first failing, or first) record is @f. */
-static void answer(struct resolver *r, const struct iommu_hwpt_pgfault *f, const char *why,
-                   long long t_read)
+/* Queues the one answer of the group whose (first failing, or last) record is @f. */
+static void answer(struct resolver *r, const struct iommu_hwpt_pgfault *f, const char *why)
 {
-	long long us = (clock_now_ns() - t_read) / 1000;
-	unsigned b = 0;
-
-	while (b < RESOLVER_LAT_BUCKETS - 1 && us >= (1LL << b))
-		b++;
-	r->stats.latency_us[b]++;
-	r->stats.groups++;
 	if (why) {
 		r->stats.invalid++;
 		if (log_ratelimit_ok(&r->rl_invalid))
-			log_warn(
-			        "iommu: %s: page request group %u from device %u at %#llx answered "
-			        "INVALID: %s",
-			        r->name, f->cookie, f->dev_id, (unsigned long long)f->addr, why);
+			log_warn("iommu: %s: page request group %u from device %u at %#llx "
+			         "answered INVALID: %s",
+			         r->name, f->cookie, f->dev_id, (unsigned long long)f->addr, why);
 	}
+	r->resp_t[r->nresp] = r->t_read;
 	r->resp[r->nresp++] =
 	        (struct iommu_hwpt_page_response){ f->cookie, why ? IOMMUFD_PAGE_RESP_INVALID
 		                                                  : IOMMUFD_PAGE_RESP_SUCCESS };
@@ -333,51 +346,98 @@ static unsigned group_len(const struct iommu_hwpt_pgfault *f, unsigned n)
 	return k + 1;
 }
 
-/* Resolves every record of one group, then queues its one answer. */
-static void handle_group(struct resolver *r, const struct iommu_hwpt_pgfault *f, unsigned n,
-                         long long t_read)
+/*
+ * Resolves the record at pos (pos < nbuf, room for one more answer). A group is answered
+ * after its last record, or at its first record that cannot be resolved (the rest of it
+ * is skipped). Returns true when it queued an answer.
+ */
+static bool step(struct resolver *r)
 {
-	const struct iommu_hwpt_pgfault *bad = NULL;
-	const char *why = r->closing ? "flint is shutting down" : NULL;
+	const struct iommu_hwpt_pgfault *f = &r->buf[r->pos];
+	const char *why;
 
-	r->stats.faults += n;
-	for (unsigned k = 0; k < n && !why; k++) {
-		why = resolve(r, &f[k]);
-		bad = &f[k];
-	}
-	answer(r, why && bad ? bad : f, why, t_read);
+	if (r->pos == r->grp_end)
+		r->grp_end = r->pos + group_len(f, r->nbuf - r->pos);
+	why = r->closing ? "flint is shutting down" : resolve(r, f);
+	r->pos = why ? r->grp_end : r->pos + 1;
+	if (!why && r->pos < r->grp_end)
+		return false;
+	answer(r, f, why);
+	return true;
 }
 
-/* Writes the queued responses; a refused one is logged and skipped, never retried. */
-static int flush_responses(struct resolver *r)
+/* Accounts the @k answers from @first on as written now. Returns @k. */
+static unsigned written_now(struct resolver *r, unsigned first, unsigned k)
 {
-	size_t done = 0, total = r->nresp * sizeof(r->resp[0]);
+	long long now = clock_now_ns();
 
-	while (done < total) {
+	for (unsigned i = first; i < first + k; i++) {
+		long long us = (now - r->resp_t[i]) / 1000;
+		unsigned b = 0;
+		while (b < RESOLVER_LAT_BUCKETS - 1 && us >= (1LL << b))
+			b++;
+		r->stats.latency_us[b]++;
+		r->stats.groups++;
+	}
+	return k;
+}
+
+/* Records what failed, for the log line of the backoff that follows. Returns @e. */
+static int fail(struct resolver *r, int e, const char *what)
+{
+	r->err_what = what;
+	return e;
+}
+
+/*
+ * Writes the queued answers, in order, counting them into @written. One the kernel
+ * refuses (EINVAL: an unknown or already answered cookie, e.g. its device was detached)
+ * is logged and skipped, never retried. On another error the answers not written stay
+ * queued, in order, for the next try: a group is never left unanswered. Returns 0 or
+ * -errno.
+ */
+static int flush_responses(struct resolver *r, unsigned *written)
+{
+	const size_t size = sizeof(r->resp[0]);
+	unsigned done = 0;
+	int e = 0;
+
+	while (done < r->nresp) {
 		ssize_t n =
-		        r->backend->write(r->ctx, r->fd, (uint8_t *)r->resp + done, total - done);
+		        r->backend->write(r->ctx, r->fd, &r->resp[done], (r->nresp - done) * size);
 		if (n == -EINTR)
 			continue;
-		if (n > 0) {
-			done += (size_t)n;
+		if (n >= (ssize_t)size) {
+			done += written_now(r, done,
+			                    (unsigned)min_u64((size_t)n / size, r->nresp - done));
 			continue;
 		}
 		if (n != -EINVAL) {
-			if (log_ratelimit_ok(&r->rl_io))
-				log_error("iommu: %s: writing page responses: %s", r->name,
-				          strerror(n ? (int)-n : EIO));
-			r->nresp = 0;
-			return n ? (int)n : -EIO;
+			e = fail(r, n < 0 ? (int)n : -EIO, "writing page responses");
+			break;
 		}
-		/* The kernel refused the response at `done` (unknown or repeated cookie). */
 		r->stats.refused++;
 		if (log_ratelimit_ok(&r->rl_refused))
 			log_warn("iommu: %s: the kernel refused the response for group %u", r->name,
-			         r->resp[done / sizeof(r->resp[0])].cookie);
-		done += sizeof(r->resp[0]);
+			         r->resp[done].cookie);
+		done += written_now(r, done, 1);
 	}
-	r->nresp = 0;
-	return 0;
+	r->nresp -= done;
+	memmove(r->resp, r->resp + done, r->nresp * size);
+	memmove(r->resp_t, r->resp_t + done, r->nresp * sizeof(r->resp_t[0]));
+	if (!r->nresp)
+		r->unflushed = 0;
+	*written += done;
+	return e;
+}
+
+/*
+ * Answers go out once the mapping done for them reaches RESOLVER_UNIT_MAX, or the queue
+ * is full: a group waits for at most that much work on others, not for the whole read.
+ */
+static bool flush_due(const struct resolver *r)
+{
+	return r->nresp == RESP_BATCH || r->unflushed >= RESOLVER_UNIT_MAX;
 }
 
 static bool fd_readable(int fd)
@@ -389,9 +449,9 @@ static bool fd_readable(int fd)
 
 /*
  * A group beyond RESOLVER_GROUP_MAX records: no device may send one (PRI allocations are
- * far smaller), and reading it would take an unbounded buffer. Stop serving the queue
- * rather than spin on a readable fd that never yields; the kernel answers its groups
- * INVALID when flint destroys the queue.
+ * far smaller), and reading it would take an unbounded buffer. Stop serving the queue,
+ * which all devices share, rather than spin on a readable fd that never yields; the
+ * kernel answers its groups INVALID when flint destroys the queue.
  */
 static int give_up(struct resolver *r)
 {
@@ -404,12 +464,14 @@ static int give_up(struct resolver *r)
 		                        r->devs[i]);
 	log_error("iommu: %s: a page request group has more than %u records, more than any "
 	          "device may send: one of its devices (iommufd ids %s) is misbehaving; the "
-	          "queue is no longer served, and the kernel answers its page requests INVALID "
-	          "when flint releases the devices",
+	          "queue is no longer served, for any of its devices, and the kernel answers "
+	          "its page requests INVALID when flint releases the devices",
 	          r->name, (unsigned)RESOLVER_GROUP_MAX, devs[0] ? devs : "none");
 	r->dead = true;
 	loop_remove(r->watch);
 	r->watch = NULL;
+	loop_remove(r->more);
+	r->more = NULL;
 	return -E2BIG;
 }
 
@@ -419,21 +481,19 @@ static int grow(struct resolver *r)
 
 	if (r->batch >= RESOLVER_GROUP_MAX)
 		return give_up(r);
-	if (alloc_buffers(r, batch)) {
-		if (log_ratelimit_ok(&r->rl_io))
-			log_error("iommu: %s: no memory for a %u-record read buffer", r->name,
-			          batch);
-		return -ENOMEM;
-	}
+	if (alloc_buffers(r, batch))
+		return fail(r, -ENOMEM, "growing the read buffer");
 	log_debug("iommu: %s: read buffer grown to %u records", r->name, batch);
 	return 0;
 }
 
 /*
  * Reads whole groups into the buffer. Returns the records read, 0 when nothing is
- * pending, or -errno. A first group too big for the buffer is EINVAL on Linux 7.3 (and
- * 6.12.101+) but 0 on older kernels, with the fd still readable: a 0 is believed only
- * when poll agrees, and only after a second read (a group may just have arrived).
+ * pending, or -errno. A 0 is believed when poll says the fd is not readable. A 0 while
+ * it is readable is either an older kernel saying the first group does not fit, or a
+ * group that arrived between the read and the poll: so it is read once more, and only a
+ * second 0 with the fd still readable grows the buffer. Linux 7.3 (and 6.12.101+) say
+ * EINVAL for a group that does not fit, which grows it at once.
  */
 static int read_groups(struct resolver *r)
 {
@@ -451,12 +511,8 @@ static int read_groups(struct resolver *r)
 			zero_before = true;
 			continue;
 		}
-		if (n < 0 && n != -EINVAL) {
-			if (log_ratelimit_ok(&r->rl_io))
-				log_error("iommu: %s: reading page requests: %s", r->name,
-				          strerror((int)-n));
-			return (int)n;
-		}
+		if (n < 0 && n != -EINVAL)
+			return fail(r, (int)n, "reading page requests");
 		zero_before = false;
 		int e = grow(r);
 		if (e)
@@ -464,42 +520,47 @@ static int read_groups(struct resolver *r)
 	}
 }
 
-/* Handles @n records of whole groups in the buffer, answers them: groups, or -errno. */
-static int handle_records(struct resolver *r, unsigned n)
+/* Reads the next groups into the (consumed) buffer: records read, 0 or -errno. */
+static int fill(struct resolver *r)
 {
-	long long t_read = clock_now_ns();
-	int groups, e;
+	int n = read_groups(r);
 
-	for (unsigned i = 0; i < n;) {
-		unsigned len = group_len(r->buf + i, n - i);
-		handle_group(r, r->buf + i, len, t_read);
-		i += len;
+	if (n > 0) {
+		r->nbuf = (unsigned)n;
+		r->pos = r->grp_end = 0;
+		r->t_read = clock_now_ns();
+		r->stats.faults += (unsigned)n;
 	}
-	groups = (int)r->nresp;
-	e = flush_responses(r);
-	return e ? e : groups;
+	return n;
 }
 
-int resolver_process(struct resolver *r)
+/*
+ * One turn: the answers a failed write left, then the records left in the buffer, then
+ * new reads, until the turn's budget is spent. Counts answers written into @written.
+ */
+static int serve(struct resolver *r, unsigned *written)
 {
-	int answered = 0;
+	uint64_t bytes0 = r->stats.bytes_mapped;
+	unsigned records = 0;
+	bool short_read = false;
+	int e = flush_responses(r, written);
 
-	if (r->dead)
-		return -E2BIG;
-	/* Bounded so one busy device cannot starve the rest of the loop. */
-	for (int round = 0; round < 16; round++) {
-		int n = read_groups(r), groups;
-		if (n <= 0)
-			return n < 0 ? n : answered;
-		groups = handle_records(r, (unsigned)n);
-		if (groups < 0)
-			return groups;
-		answered += groups;
-		/* A short read: drained, or the next group needs a read of its own. */
-		if ((unsigned)n < r->batch)
-			break;
+	while (!e && records < RESOLVER_TURN_RECORDS &&
+	       r->stats.bytes_mapped - bytes0 < RESOLVER_TURN_BYTES) {
+		if (r->pos == r->nbuf) {
+			/* A short read: drained, or the next group needs a read of its own. */
+			if (short_read)
+				break;
+			int n = fill(r);
+			if (n <= 0)
+				return n;
+			short_read = (unsigned)n < r->batch;
+		}
+		records++;
+		if (step(r) && flush_due(r))
+			e = flush_responses(r, written);
 	}
-	return answered;
+	return e;
 }
 
 static void on_fault_fd(int fd, int events, void *arg)
@@ -509,21 +570,107 @@ static void on_fault_fd(int fd, int events, void *arg)
 	resolver_process(arg);
 }
 
-int resolver_attach(struct resolver *r, struct loop *loop)
+static void on_more(void *arg)
 {
-	r->loop = loop;
-	r->watch = loop_add_fd(loop, r->fd, LOOP_READ, on_fault_fd, r);
-	return r->watch ? 0 : -ENOMEM;
+	struct resolver *r = arg;
+
+	r->more = NULL; /* a one-shot watch is freed once it fires */
+	resolver_process(r);
 }
 
-/* Answers INVALID what the fd still delivers, so no device waits on a resolver gone. */
+/* Records already read are left: the fd may never be readable again, so come back. */
+static void resume(struct resolver *r)
+{
+	if (!r->loop || r->more || r->retry || r->pos == r->nbuf)
+		return;
+	r->more = loop_add_timer(r->loop, 0, false, on_more, r);
+	if (!r->more && log_ratelimit_ok(&r->rl_io))
+		log_error("iommu: %s: cannot arm a timer; the page requests read are served "
+		          "with the next ones",
+		          r->name);
+}
+
+static void backoff(struct resolver *r, int e);
+
+static void on_retry(void *arg)
+{
+	struct resolver *r = arg;
+
+	r->retry = NULL;
+	if (!r->dead && !r->watch) {
+		r->watch = loop_add_fd(r->loop, r->fd, LOOP_READ, on_fault_fd, r);
+		if (!r->watch) {
+			backoff(r, fail(r, -ENOMEM, "watching the fault fd"));
+			return;
+		}
+	}
+	/* Now, not when the fd is readable: answers and records may be waiting already. */
+	resolver_process(r);
+}
+
+/*
+ * A read or write error (other than the kernel refusing one answer) is likely to last,
+ * and the fd stays readable: rather than spin the loop thread on it, the fd is not
+ * watched for 10 ms, then 20, up to 100 ms while the errors go on. Nothing read is lost:
+ * answers and records wait for the retry.
+ */
+static void backoff(struct resolver *r, int e)
+{
+	r->backoff_ms = r->backoff_ms ? (unsigned)min_u64(2 * r->backoff_ms, BACKOFF_MAX_MS)
+	                              : BACKOFF_MIN_MS;
+	if (log_ratelimit_ok(&r->rl_io))
+		log_error("iommu: %s: %s: %s; trying again in %u ms", r->name, r->err_what,
+		          strerror(-e), r->backoff_ms);
+	if (!r->loop || r->retry)
+		return;
+	r->retry = loop_add_timer(r->loop, r->backoff_ms * 1000ULL, false, on_retry, r);
+	if (!r->retry)
+		return; /* keep the watch: spinning beats never answering */
+	loop_remove(r->watch);
+	r->watch = NULL;
+	loop_remove(r->more);
+	r->more = NULL;
+}
+
+int resolver_process(struct resolver *r)
+{
+	unsigned written = 0;
+	int e = r->dead ? -E2BIG : serve(r, &written);
+	int we = flush_responses(r, &written); /* what the turn answered, even after an error */
+
+	if (we || (e && !r->dead))
+		backoff(r, we ? we : e);
+	else if (!e)
+		r->backoff_ms = 0;
+	resume(r);
+	prefetch_arm(r);
+	return written ? (int)written : e ? e : we;
+}
+
+int resolver_attach(struct resolver *r, struct loop *loop)
+{
+	r->watch = loop_add_fd(loop, r->fd, LOOP_READ, on_fault_fd, r);
+	if (!r->watch)
+		return -ENOMEM;
+	r->loop = loop;
+	prefetch_arm(r); /* ranges queued before there was a loop */
+	resume(r);
+	return 0;
+}
+
+/* Answers INVALID what is read and what the fd still delivers: no device waits on us. */
 static void drain(struct resolver *r)
 {
+	unsigned written = 0;
+
 	r->closing = true;
-	for (int round = 0; round < DRAIN_ROUNDS; round++) {
-		int n = read_groups(r);
-		if (n <= 0 || handle_records(r, (unsigned)n) < 0)
-			break;
+	for (int reads = 0; !flush_responses(r, &written);) {
+		if (r->pos < r->nbuf) {
+			while (r->pos < r->nbuf && r->nresp < RESP_BATCH)
+				step(r);
+		} else if (r->dead || reads++ == DRAIN_ROUNDS || fill(r) <= 0) {
+			return;
+		}
 	}
 }
 
@@ -531,14 +678,15 @@ void resolver_free(struct resolver *r)
 {
 	if (!r)
 		return;
-	if (r->buf && r->resp && !r->dead)
+	if (r->buf)
 		drain(r);
 	loop_remove(r->watch);
 	loop_remove(r->pf_timer);
+	loop_remove(r->more);
+	loop_remove(r->retry);
 	for (unsigned i = 0; i < GUEST_MEMORY_MAX_REGIONS; i++)
 		free(r->mapped[i]);
 	free(r->devs);
 	free(r->buf);
-	free(r->resp);
 	free(r);
 }

@@ -10,12 +10,22 @@
  * 6.12.101+) fails the read with EINVAL; older kernels return 0 while the fd stays
  * readable. Either way the resolver grows its buffer and reads again, up to
  * RESOLVER_GROUP_MAX records. A group larger than that is a misbehaving device: the
- * resolver logs one error naming the queue and stops serving the fd (it never spins);
- * the kernel answers what is left INVALID when flint tears the queue down.
+ * resolver logs one error and stops serving the fd (it never spins). That stops the
+ * whole fault queue, which all of flint's fault-mode devices share, not only the device
+ * that sent it; the kernel answers what is left INVALID when flint tears the queue down.
  *
- * Work per fault is bounded: before a group is answered, each of its requests maps at
- * most the RESOLVER_UNIT_MAX-aligned piece(s) it needs. The rest of the fault chunk is
- * prefetched on the loop afterwards, one piece per loop turn.
+ * Work before an answer is bounded: each request maps only the unit(s) holding its
+ * address and the start of its length hint, at most two, where a unit is the chunk when
+ * it is RESOLVER_UNIT_MAX or less, else a RESOLVER_UNIT_MAX-aligned piece of it. The rest
+ * of the chunk is prefetched on the loop afterwards, one unit per loop turn. Answers are
+ * written as soon as the mapping done since the last ones reaches RESOLVER_UNIT_MAX, not
+ * after the whole read. One loop turn resolves at most RESOLVER_TURN_RECORDS records and
+ * maps at most about RESOLVER_TURN_BYTES; records read and not resolved yet wait in the
+ * buffer for the next turn.
+ *
+ * A read or write error other than the kernel refusing one response does not spin the
+ * loop: the fd is not watched for 10-100 ms (growing while errors go on), and answers not
+ * written are kept and written then.
  *
  * The backend is a seam: the kernel's fault fd and IOAS in flint, a simulated IOMMU with
  * the kernel's fault-fd semantics in tests.
@@ -33,7 +43,9 @@ struct loop;
 
 #define RESOLVER_GROUP_DEFAULT 64           /* records per read when nothing says more */
 #define RESOLVER_GROUP_MAX     65536        /* records; a larger group stops the queue */
-#define RESOLVER_UNIT_MAX      (2ULL << 20) /* the most one request maps before its answer */
+#define RESOLVER_UNIT_MAX      (2ULL << 20) /* the largest unit: the most one map call maps */
+#define RESOLVER_TURN_RECORDS  1024         /* records resolved per loop turn at most */
+#define RESOLVER_TURN_BYTES    (8 * RESOLVER_UNIT_MAX) /* mapped per turn, about, at most */
 
 struct resolver_backend {
 	/*
@@ -51,13 +63,13 @@ struct resolver_backend {
 
 struct resolver_stats {
 	uint64_t faults;        /* records read */
-	uint64_t groups;        /* groups answered */
+	uint64_t groups;        /* groups answered: responses written (refused ones too) */
 	uint64_t chunks_mapped; /* IOAS mappings made: one per chunk, or per 2 MiB piece of one */
 	uint64_t bytes_mapped;
 	uint64_t prefetched; /* of bytes_mapped, mapped after the answer */
 	uint64_t invalid;    /* groups answered INVALID */
 	uint64_t refused;    /* responses the kernel did not accept (should stay 0) */
-	uint64_t latency_us[RESOLVER_LAT_BUCKETS]; /* read -> answer ready, per group */
+	uint64_t latency_us[RESOLVER_LAT_BUCKETS]; /* read -> answer written, per group */
 };
 
 struct resolver_params {
@@ -85,9 +97,21 @@ void resolver_free(struct resolver *r);
  * again updates it.
  */
 int resolver_add_device(struct resolver *r, uint32_t dev_id, uint32_t max_group);
-/* Serves the fault fd from @loop, and prefetches there. */
+/*
+ * Serves the fault fd from @loop, and prefetches there (also what was queued before).
+ * Returns 0 or -ENOMEM; on failure @r is not attached.
+ */
 int resolver_attach(struct resolver *r, struct loop *loop);
-/* Reads and answers what is pending now. Returns groups answered, or -errno. */
+/*
+ * One turn, what the loop runs when the fault fd is readable: writes the answers an
+ * earlier write error left, resolves the records left in the buffer, then reads more,
+ * until RESOLVER_TURN_RECORDS records are resolved or RESOLVER_TURN_BYTES mapped, or
+ * nothing is pending. What is left waits for the next call (on the loop, the next turn).
+ * Returns the groups it answered (responses written). When it answered none: -errno if
+ * it hit an error (-E2BIG once the queue is given up), else 0. An error after some
+ * answers is not returned: it is logged, and what failed (but a give-up) is tried again
+ * on the next call (on the loop, from the backoff timer).
+ */
 int resolver_process(struct resolver *r);
 const struct resolver_stats *resolver_stats(const struct resolver *r);
 /* True when the piece (the chunk, or its 2 MiB part) holding @gpa is mapped. */

@@ -55,20 +55,40 @@ static size_t lower_bound(const struct sim_iommu *s, uint64_t iova)
 	return lo;
 }
 
+/* iommufd_ioas_map()'s checks of the range itself, before it looks at the IOAS. */
+static int check_range(uint64_t iova, uintptr_t hva, uint64_t len)
+{
+	const uint64_t page = 4096;
+
+	if (!len || (iova | hva | len) & (page - 1))
+		return -EINVAL;
+	if (iova + (len - 1) < iova || hva + (len - 1) < hva)
+		return -EOVERFLOW;
+	return 0;
+}
+
+/* Where the IOAS refuses [gpa, gpa + len): an injected failure, or an existing mapping. */
+static int ioas_conflict(const struct sim_iommu *s, size_t i, uint64_t gpa, uint64_t len)
+{
+	if (overlaps(gpa, len, s->fail_lo, s->fail_hi))
+		return -s->fail_errno;
+	if (overlaps(gpa, len, s->exist_lo, s->exist_hi) ||
+	    (i < s->n && s->maps[i].iova < gpa + len))
+		return -EEXIST; /* like IOAS_MAP with FIXED_IOVA over an existing mapping */
+	return 0;
+}
+
 static int sim_map(void *ctx, uint64_t gpa, void *hva, uint64_t len, bool writable)
 {
 	struct sim_iommu *s = ctx;
 	size_t i;
-	int r = 0;
+	int r = check_range(gpa, (uintptr_t)hva, len);
 
 	pthread_mutex_lock(&s->lock);
 	s->map_calls++;
 	i = lower_bound(s, gpa);
-	if (overlaps(gpa, len, s->fail_lo, s->fail_hi))
-		r = -s->fail_errno;
-	else if (overlaps(gpa, len, s->exist_lo, s->exist_hi) ||
-		 (i < s->n && s->maps[i].iova < gpa + len))
-		r = -EEXIST; /* like IOAS_MAP with FIXED_IOVA over an existing mapping */
+	if (!r)
+		r = ioas_conflict(s, i, gpa, len);
 	if (!r && s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 64;
 		struct sim_map *m = realloc(s->maps, cap * sizeof(*m));
@@ -177,7 +197,7 @@ static ssize_t sim_read(void *ctx, int fd, void *buf, size_t count)
 }
 
 static void record_answer(struct sim_iommu *s, const struct sim_group *g, uint32_t cookie,
-			  uint32_t code)
+			  uint32_t code, bool by_kernel)
 {
 	if (s->nresp == s->resp_cap) {
 		s->resp_cap = s->resp_cap ? s->resp_cap * 2 : 256;
@@ -185,8 +205,23 @@ static void record_answer(struct sim_iommu *s, const struct sim_group *g, uint32
 		if (!s->resp)
 			abort();
 	}
-	s->resp[s->nresp++] = (struct sim_resp){g->seq, cookie, code, s->map_calls, s->map_bytes};
+	s->resp[s->nresp++] =
+		(struct sim_resp){g->seq, cookie, code, s->map_calls, s->map_bytes, by_kernel};
 	s->answered++;
+}
+
+/* The group sim_fault_preanswer() named, once delivered, is answered by the queue. */
+static void preanswer(struct sim_iommu *s)
+{
+	for (uint32_t c = 1; s->preanswer && c < s->out_cap; c++) {
+		struct sim_group *g = s->out[c];
+		if (g && g->seq == s->preanswer) {
+			s->out[c] = NULL;
+			record_answer(s, g, c, IOMMUFD_PAGE_RESP_INVALID, true);
+			free(g);
+			s->preanswer = 0;
+		}
+	}
 }
 
 /* iommufd_fault_fops_write(). */
@@ -202,6 +237,7 @@ static ssize_t sim_write(void *ctx, int fd, const void *buf, size_t count)
 		return -ESPIPE;
 	pthread_mutex_lock(&s->lock);
 	s->writes++;
+	preanswer(s);
 	while (done < count) {
 		struct iommu_hwpt_page_response r;
 		struct sim_group *g;
@@ -216,7 +252,7 @@ static ssize_t sim_write(void *ctx, int fd, const void *buf, size_t count)
 			break;
 		}
 		s->out[r.cookie] = NULL;
-		record_answer(s, g, r.cookie, r.code);
+		record_answer(s, g, r.cookie, r.code, false);
 		free(g);
 		done += RESP;
 	}
@@ -279,4 +315,11 @@ unsigned sim_fault_open(struct sim_iommu *s)
 		n += s->out[i] != NULL;
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+void sim_fault_preanswer(struct sim_iommu *s, uint64_t seq)
+{
+	pthread_mutex_lock(&s->lock);
+	s->preanswer = seq;
+	pthread_mutex_unlock(&s->lock);
 }

@@ -11,6 +11,9 @@
  *   other than SUCCESS/INVALID or an unknown or already answered cookie is -EINVAL, or a
  *   short count when earlier responses were taken.
  * - the fd (an eventfd) is readable exactly while undelivered groups exist.
+ * - map (IOAS_MAP with a fixed IOVA): zero length and an IOVA, length or host address
+ *   not 4 KiB-aligned are -EINVAL, a range that wraps is -EOVERFLOW, (part of) it mapped
+ *   already is -EEXIST.
  * The device side (sim_fault_raise/sim_fault_take) may run on another thread.
  */
 #ifndef FLINT_SIM_IOMMU_H
@@ -44,6 +47,7 @@ struct sim_resp {
 	uint32_t code;
 	unsigned map_calls;
 	uint64_t map_bytes;
+	bool by_kernel; /* answered INVALID by the queue itself (sim_fault_preanswer) */
 };
 
 struct sim_iommu {
@@ -57,6 +61,7 @@ struct sim_iommu {
 	int fail_errno;
 	/* ...and maps touching [exist_lo, exist_hi) report -EEXIST (someone else mapped it). */
 	uint64_t exist_lo, exist_hi;
+	uint64_t preanswer; /* sim_fault_preanswer() */
 
 	/* The fault queue. */
 	int fd;          /* eventfd, the fault fd the resolver polls */
@@ -90,5 +95,11 @@ uint64_t sim_fault_raise(struct sim_iommu *s, const struct iommu_hwpt_pgfault *r
 size_t sim_fault_take(struct sim_iommu *s, struct sim_resp *out, size_t max);
 /* Groups raised and not answered yet (delivered or not). */
 unsigned sim_fault_open(struct sim_iommu *s);
+/*
+ * Group @seq is answered INVALID by the queue itself, as the kernel does when its device
+ * is detached, just before the next write of responses once it is delivered: the
+ * resolver's own response for it is then refused (-EINVAL, or a short count).
+ */
+void sim_fault_preanswer(struct sim_iommu *s, uint64_t seq);
 
 #endif

@@ -17,8 +17,10 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -35,7 +37,99 @@ struct fixture {
 	struct sim_iommu sim;
 	struct loop *loop;
 	struct resolver *res;
+	uint64_t chunk;
+	uint64_t want; /* answered_want(): groups answered in all */
+	/* What the backend the resolver sees injects into the simulation; all off by default. */
+	int read_err;            /* reads fail with it */
+	int write_err;           /* the next write_fails writes fail with it */
+	unsigned write_fails;
+	bool write_one;          /* the next write passes on its first response only */
+	unsigned write_sleep_us; /* each write takes this long */
+	bool raise_on_zero;      /* a read that finds nothing raises a group just after */
+	unsigned reads, writes;  /* calls the resolver made */
+	size_t max_read;         /* the largest read it asked for, in bytes */
 };
+
+static struct iommu_hwpt_pgfault rec(uint32_t dev, uint64_t addr, uint32_t perm, uint32_t len,
+				     uint32_t flags)
+{
+	return (struct iommu_hwpt_pgfault){
+		.flags = flags, .dev_id = dev, .perm = perm, .addr = addr, .length = len};
+}
+
+/* Raises a one-record group; returns its sequence number. */
+static uint64_t raise1(struct fixture *f, uint32_t dev, uint64_t addr, uint32_t perm, uint32_t len,
+		       uint32_t flags)
+{
+	struct iommu_hwpt_pgfault r = rec(dev, addr, perm, len, flags);
+	uint64_t seq = sim_fault_raise(&f->sim, &r, 1);
+
+	assert_true(seq > 0);
+	return seq;
+}
+
+/* The backend the resolver is given: the simulation, with the faults the test injects. */
+static int wrap_map(void *ctx, uint64_t gpa, void *hva, uint64_t len, bool writable)
+{
+	struct fixture *f = ctx;
+
+	return sim_iommu_backend.map(&f->sim, gpa, hva, len, writable);
+}
+
+static ssize_t wrap_read(void *ctx, int fd, void *buf, size_t len)
+{
+	struct fixture *f = ctx;
+	ssize_t n;
+
+	f->reads++;
+	if (len > f->max_read)
+		f->max_read = len;
+	if (f->read_err)
+		return -f->read_err;
+	n = sim_iommu_backend.read(&f->sim, fd, buf, len);
+	if (n == 0 && f->raise_on_zero) {
+		/* The device's group arrives after the read found nothing, before any poll. */
+		f->raise_on_zero = false;
+		raise1(f, DEV, 0x7000, RD, 0, 0);
+	}
+	return n;
+}
+
+static ssize_t wrap_write(void *ctx, int fd, const void *buf, size_t len)
+{
+	struct fixture *f = ctx;
+
+	f->writes++;
+	if (f->write_sleep_us)
+		usleep(f->write_sleep_us);
+	if (f->write_one) {
+		f->write_one = false;
+		len = sizeof(struct iommu_hwpt_page_response);
+	} else if (f->write_fails) {
+		f->write_fails--;
+		return -f->write_err;
+	}
+	return sim_iommu_backend.write(&f->sim, fd, buf, len);
+}
+
+static const struct resolver_backend wrap_backend = {wrap_map, wrap_read, wrap_write};
+
+static struct resolver *new_resolver(struct fixture *f, bool attach)
+{
+	struct resolver_params p = {.fault_fd = f->sim.fd,
+				    .mem = &f->mem,
+				    .chunk = f->chunk,
+				    .backend = &wrap_backend,
+				    .backend_ctx = f,
+				    .name = "test queue"};
+	struct resolver *r = resolver_new(&p);
+
+	assert_non_null(r);
+	assert_int_equal(resolver_add_device(r, DEV, 0), 0);
+	if (attach)
+		assert_int_equal(resolver_attach(r, f->loop), 0);
+	return r;
+}
 
 static int setup_full(void **state, uint64_t chunk, uint64_t mem_size)
 {
@@ -45,16 +139,8 @@ static int setup_full(void **state, uint64_t chunk, uint64_t mem_size)
 	assert_int_equal(sim_iommu_init(&f->sim), 0);
 	f->loop = loop_new();
 	assert_non_null(f->loop);
-	struct resolver_params p = {.fault_fd = f->sim.fd,
-				    .mem = &f->mem,
-				    .chunk = chunk,
-				    .backend = &sim_iommu_backend,
-				    .backend_ctx = &f->sim,
-				    .name = "test queue"};
-	f->res = resolver_new(&p);
-	assert_non_null(f->res);
-	assert_int_equal(resolver_add_device(f->res, DEV, 0), 0);
-	assert_int_equal(resolver_attach(f->res, f->loop), 0);
+	f->chunk = chunk;
+	f->res = new_resolver(f, true);
 	*state = f;
 	return 0;
 }
@@ -76,34 +162,17 @@ static int teardown(void **state)
 	return 0;
 }
 
-static struct iommu_hwpt_pgfault rec(uint32_t dev, uint64_t addr, uint32_t perm, uint32_t len,
-				     uint32_t flags)
-{
-	return (struct iommu_hwpt_pgfault){
-		.flags = flags, .dev_id = dev, .perm = perm, .addr = addr, .length = len};
-}
-
-/* Raises a one-record group; returns its sequence number. */
-static uint64_t raise1(struct fixture *f, uint32_t dev, uint64_t addr, uint32_t perm, uint32_t len,
-		       uint32_t flags)
-{
-	struct iommu_hwpt_pgfault r = rec(dev, addr, perm, len, flags);
-	uint64_t seq = sim_fault_raise(&f->sim, &r, 1);
-
-	assert_true(seq > 0);
-	return seq;
-}
-
 /*
- * Calls resolver_process() until nothing is open in the queue, at most 64 times: a
- * resolver that cannot make progress fails the test instead of hanging it. Returns the
- * groups answered, or the first error.
+ * Calls resolver_process() until nothing is open in the queue, at most 1024 times (a
+ * group of RESOLVER_GROUP_MAX records takes 64 turns): a resolver that cannot make
+ * progress fails the test instead of hanging it. Returns the groups answered, or the
+ * first error.
  */
 static int pump(struct fixture *f)
 {
 	int total = 0;
 
-	for (int i = 0; i < 64 && sim_fault_open(&f->sim); i++) {
+	for (int i = 0; i < 1024 && sim_fault_open(&f->sim); i++) {
 		int n = resolver_process(f->res);
 		if (n < 0)
 			return n;
@@ -167,6 +236,33 @@ static bool run_until(struct fixture *f, bool (*done)(struct fixture *f), unsign
 static bool prefetch_done(struct fixture *f)
 {
 	return !resolver_prefetching(f->res);
+}
+
+static bool answered_want(struct fixture *f)
+{
+	return f->sim.answered >= f->want;
+}
+
+/* Takes the next @n answers: groups @first, @first + 1, ..., each once, with @code. */
+static void expect_in_order(struct fixture *f, uint64_t first, unsigned n, uint32_t code)
+{
+	struct sim_resp *r = calloc(n + 1, sizeof(*r));
+
+	assert_int_equal(sim_fault_take(&f->sim, r, n + 1), n);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(r[i].seq, first + i);
+		assert_int_equal(r[i].code, code);
+	}
+	free(r);
+}
+
+static uint64_t latency_total(const struct resolver_stats *s)
+{
+	uint64_t n = 0;
+
+	for (unsigned b = 0; b < RESOLVER_LAT_BUCKETS; b++)
+		n += s->latency_us[b];
+	return n;
 }
 
 /* The simulation itself keeps the kernel's rules, or the tests below prove nothing. */
@@ -553,13 +649,13 @@ static void test_device_group_size_sizes_buffer(void **state)
 
 	assert_int_equal(resolver_add_device(f->res, DEV, 4096), 0);
 	uint64_t g = raise_n(f, 4096, false);
-	assert_int_equal(resolver_process(f->res), 1);
+	assert_int_equal(pump(f), 1); /* over several turns: 4096 records are more than one */
 	expect_one(f, g, IOMMUFD_PAGE_RESP_SUCCESS);
 	assert_int_equal(f->sim.nofit_reads, 0);
 	/* A claim beyond the cap is clipped to it, and still sizes the buffer up front. */
 	assert_int_equal(resolver_add_device(f->res, DEV, UINT32_MAX), 0);
 	g = raise_n(f, 5000, false);
-	assert_int_equal(resolver_process(f->res), 1);
+	assert_int_equal(pump(f), 1);
 	expect_one(f, g, IOMMUFD_PAGE_RESP_SUCCESS);
 	assert_int_equal(f->sim.nofit_reads, 0);
 }
@@ -591,6 +687,225 @@ static void test_group_beyond_cap_einval(void **state)
 static void test_group_beyond_cap_old_kernel(void **state)
 {
 	beyond_cap(*state, true);
+}
+
+/* The simulated IOAS_MAP refuses what the kernel's does, or a resolver bug would pass. */
+static void test_sim_map_like_ioas_map(void **state)
+{
+	struct fixture *f = *state;
+	struct sim_iommu *s = &f->sim;
+	const struct resolver_backend *b = &sim_iommu_backend;
+	uint8_t *hva = f->mem.base;
+	uint64_t top = UINT64_MAX & ~4095ULL;
+
+	assert_int_equal(b->map(s, 0x1000, hva, 0, true), -EINVAL);	    /* nothing */
+	assert_int_equal(b->map(s, 0x1800, hva, 4096, true), -EINVAL);	    /* IOVA unaligned */
+	assert_int_equal(b->map(s, 0x1000, hva, 4095, true), -EINVAL);	    /* length */
+	assert_int_equal(b->map(s, 0x1000, hva + 8, 4096, true), -EINVAL); /* host address */
+	assert_int_equal(b->map(s, top, hva, 8192, true), -EOVERFLOW);	    /* IOVA wraps */
+	assert_int_equal(b->map(s, 0x1000, (void *)(uintptr_t)top, 8192, true), -EOVERFLOW);
+	assert_int_equal(s->n, 0);
+	assert_int_equal(s->map_bytes, 0);
+	assert_int_equal(b->map(s, 0x1000, hva, 8192, true), 0);
+	assert_int_equal(b->map(s, 0x2000, hva + 0x1000, 4096, true), -EEXIST);
+	assert_ptr_equal(sim_iommu_translate(s, 0x2fff, true), hva + 0x1fff);
+}
+
+/*
+ * Answers do not wait for the whole read: 256 groups in one read, each mapping its own
+ * 64 KiB chunk. Each answer is written once the mapping since the last ones reaches 2 MiB:
+ * after at most 32 map calls beyond those of the groups up to its own.
+ */
+static void test_answers_do_not_wait_for_the_read(void **state)
+{
+	struct fixture *f = *state;
+	unsigned n = (unsigned)(f->mem.size / CHUNK), per_flush = RESOLVER_UNIT_MAX / CHUNK;
+	struct sim_resp *r = calloc(n + 1, sizeof(*r));
+
+	assert_int_equal(resolver_add_device(f->res, DEV, n), 0);
+	for (unsigned i = 0; i < n; i++)
+		raise1(f, DEV, i * CHUNK + 0x100, WR, 0, 0);
+	assert_int_equal(pump(f), n);
+	assert_int_equal(f->sim.nofit_reads, 0); /* the first read could take them all */
+	assert_int_equal(sim_fault_take(&f->sim, r, n + 1), n);
+	for (unsigned i = 0; i < n; i++) {
+		if (r[i].map_calls > i + per_flush)
+			print_message("group %u answered after %u map calls\n", i + 1, r[i].map_calls);
+		assert_int_equal(r[i].seq, i + 1);
+		assert_int_equal(r[i].code, IOMMUFD_PAGE_RESP_SUCCESS);
+		assert_true(r[i].map_calls <= i + per_flush);
+	}
+	assert_int_equal(f->sim.map_calls, n);
+	free(r);
+}
+
+/*
+ * One turn resolves at most RESOLVER_TURN_RECORDS records, however big the read: the
+ * rest stays in the buffer, and the loop comes back for it though the fd is no longer
+ * readable (every group was delivered by the one read).
+ */
+static void test_turn_bounded_by_records(void **state)
+{
+	struct fixture *f = *state;
+	unsigned n = 2 * RESOLVER_TURN_RECORDS;
+	struct pollfd p = {f->sim.fd, POLLIN, 0};
+
+	assert_int_equal(resolver_add_device(f->res, DEV, n), 0);
+	for (unsigned i = 0; i < n; i++)
+		raise1(f, DEV, 0x1000 + i * 8ULL, RD, 0, 0);
+	assert_int_equal(resolver_process(f->res), RESOLVER_TURN_RECORDS);
+	assert_int_equal(f->sim.reads, 1);
+	assert_int_equal(poll(&p, 1, 0), 0);
+	f->want = n;
+	assert_true(run_until(f, answered_want, 2000));
+	assert_int_equal(f->sim.reads, 1); /* the rest came from the buffer, not a new read */
+	expect_in_order(f, 1, n, IOMMUFD_PAGE_RESP_SUCCESS);
+	const struct resolver_stats *s = resolver_stats(f->res);
+	assert_int_equal(s->faults, n);
+	assert_int_equal(s->groups, n);
+	assert_int_equal(latency_total(s), n);
+	assert_int_equal(sim_fault_open(&f->sim), 0);
+}
+
+/* ...and maps at most RESOLVER_TURN_BYTES: 512 new 64 KiB chunks take two turns. */
+static void test_turn_bounded_by_bytes(void **state)
+{
+	struct fixture *f = *state;
+	unsigned per_turn = RESOLVER_TURN_BYTES / CHUNK, n = 2 * per_turn;
+
+	assert_int_equal(resolver_add_device(f->res, DEV, n), 0);
+	for (unsigned i = 0; i < n; i++)
+		raise1(f, DEV, i * CHUNK, WR, 0, 0);
+	assert_int_equal(resolver_process(f->res), per_turn);
+	assert_int_equal(resolver_stats(f->res)->bytes_mapped, RESOLVER_TURN_BYTES);
+	assert_int_equal(resolver_process(f->res), per_turn);
+	assert_int_equal(f->sim.reads, 1);
+	expect_in_order(f, 1, n, IOMMUFD_PAGE_RESP_SUCCESS);
+}
+
+/* A group's latency runs until its answer is written, not until it is queued. */
+static void test_latency_until_written(void **state)
+{
+	struct fixture *f = *state;
+	const struct resolver_stats *s = resolver_stats(f->res);
+
+	f->write_sleep_us = 3000;
+	raise1(f, DEV, 0x1000, RD, 0, 0);
+	assert_int_equal(resolver_process(f->res), 1);
+	assert_int_equal(latency_total(s), 1);
+	for (unsigned b = 0; b < 12; b++) /* bucket b: < 2^b us; the write took >= 3000 */
+		assert_int_equal(s->latency_us[b], 0);
+}
+
+/*
+ * A read error that persists does not spin the loop thread on the readable fd: the fd
+ * rests 10 ms, 20, 40... between tries. Once the error is gone the group is served.
+ */
+static void test_read_error_backs_off(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t g = raise1(f, DEV, 0x1000, RD, 0, 0);
+
+	f->read_err = EIO;
+	assert_false(run_until(f, one_answered, 100));
+	if (f->reads > 10) /* 4 or 5; 10 leaves room for a slow machine (spinning: ~50000) */
+		print_message("%u reads in 100 ms\n", f->reads);
+	assert_true(f->reads >= 2 && f->reads <= 10);
+	f->read_err = 0;
+	assert_true(run_until(f, one_answered, 1000));
+	expect_one(f, g, IOMMUFD_PAGE_RESP_SUCCESS);
+}
+
+/*
+ * A write error keeps the answers not written yet, in order, and writes them on the next
+ * try; on the loop, where the fd is no longer readable, the backoff timer does.
+ */
+static void test_write_error_keeps_answers(void **state)
+{
+	struct fixture *f = *state;
+
+	for (unsigned i = 0; i < 3; i++)
+		raise1(f, DEV, 0x1000 * (i + 1), RD, 0, 0);
+	f->write_err = EIO;
+	f->write_one = true; /* the first answer is taken, then the write fails */
+	f->write_fails = 1;
+	assert_int_equal(resolver_process(f->res), 1);
+	assert_int_equal(resolver_process(f->res), 2);
+	expect_in_order(f, 1, 3, IOMMUFD_PAGE_RESP_SUCCESS);
+	raise1(f, DEV, 0x4000, RD, 0, 0);
+	raise1(f, DEV, 0x5000, RD, 0, 0);
+	f->write_fails = 2;
+	f->want = 5;
+	assert_true(run_until(f, answered_want, 2000));
+	expect_in_order(f, 4, 2, IOMMUFD_PAGE_RESP_SUCCESS);
+	assert_true(f->writes <= 8);
+	assert_int_equal(resolver_stats(f->res)->groups, 5);
+	assert_int_equal(resolver_stats(f->res)->refused, 0);
+	assert_int_equal(f->sim.refused, 0);
+	assert_int_equal(sim_fault_open(&f->sim), 0);
+}
+
+/*
+ * A group that arrives between a read that found nothing and the poll that follows it
+ * makes the fd readable after a 0: that is not a group too big for the buffer (which an
+ * older kernel also says with 0). The resolver reads again and serves it, no growing.
+ */
+static void test_group_arrives_after_empty_read(void **state)
+{
+	struct fixture *f = *state;
+
+	for (int old_kernel = 0; old_kernel < 2; old_kernel++) {
+		f->sim.old_kernel = old_kernel;
+		f->raise_on_zero = true;
+		assert_int_equal(resolver_process(f->res), 1);
+		assert_false(f->raise_on_zero); /* it did arrive after an empty read */
+		expect_in_order(f, (uint64_t)old_kernel + 1, 1, IOMMUFD_PAGE_RESP_SUCCESS);
+		assert_int_equal(f->max_read, RESOLVER_GROUP_DEFAULT * REC);
+		assert_int_equal(f->sim.nofit_reads, 0);
+	}
+}
+
+/* A group of exactly RESOLVER_GROUP_MAX records is served (one more gives up: above). */
+static void test_group_of_max_records(void **state)
+{
+	struct fixture *f = *state;
+
+	for (int old_kernel = 0; old_kernel < 2; old_kernel++) {
+		f->sim.old_kernel = old_kernel;
+		uint64_t g = raise_n(f, RESOLVER_GROUP_MAX, false);
+		assert_int_equal(pump(f), 1);
+		expect_one(f, g, IOMMUFD_PAGE_RESP_SUCCESS);
+		assert_int_equal(f->max_read, RESOLVER_GROUP_MAX * REC);
+	}
+	assert_int_equal(resolver_stats(f->res)->faults, 2 * RESOLVER_GROUP_MAX);
+}
+
+/*
+ * The kernel refuses a response whose group it answered itself (its device was
+ * detached): that one is counted and skipped, and the others are still answered.
+ */
+static void test_refused_response_skipped(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t g[4];
+	struct sim_resp r[8];
+
+	for (unsigned i = 0; i < 4; i++)
+		g[i] = raise1(f, DEV, 0x1000 * (i + 1), RD, 0, 0);
+	sim_fault_preanswer(&f->sim, g[1]);
+	assert_int_equal(resolver_process(f->res), 4);
+	assert_int_equal(sim_fault_take(&f->sim, r, 8), 4);
+	assert_int_equal(r[0].seq, g[1]);
+	assert_true(r[0].by_kernel);
+	for (unsigned i = 1; i < 4; i++) {
+		assert_int_equal(r[i].seq, g[i == 1 ? 0 : i]);
+		assert_int_equal(r[i].code, IOMMUFD_PAGE_RESP_SUCCESS);
+		assert_false(r[i].by_kernel);
+	}
+	assert_int_equal(resolver_stats(f->res)->refused, 1);
+	assert_int_equal(resolver_stats(f->res)->groups, 4);
+	assert_int_equal(f->sim.refused, 2); /* the short count, then EINVAL on its own */
+	assert_int_equal(sim_fault_open(&f->sim), 0);
 }
 
 /*
@@ -643,6 +958,37 @@ static void test_large_chunk_bounded_work(void **state)
 	assert_int_equal(f->sim.map_calls, 2 * BIG_CHUNK / unit);
 }
 
+/* Prefetch queued before the resolver had a loop runs once it is attached. */
+static void test_prefetch_queued_before_attach(void **state)
+{
+	struct fixture *f = *state;
+
+	resolver_free(f->res);
+	f->res = new_resolver(f, false);
+	raise1(f, DEV, 20 * MIB, WR, 0, 0);
+	assert_int_equal(resolver_process(f->res), 1);
+	assert_true(resolver_prefetching(f->res));
+	assert_int_equal(resolver_attach(f->res, f->loop), 0);
+	assert_true(run_until(f, prefetch_done, 5000));
+	assert_int_equal(resolver_stats(f->res)->bytes_mapped, BIG_CHUNK);
+}
+
+/* A request whose range merges with a queued one gets the queue running too. */
+static void test_prefetch_merge_arms(void **state)
+{
+	struct fixture *f = *state;
+
+	resolver_free(f->res);
+	f->res = new_resolver(f, false);
+	raise1(f, DEV, 20 * MIB, WR, 0, 0);
+	assert_int_equal(resolver_process(f->res), 1);
+	assert_int_equal(resolver_attach(f->res, f->loop), 0);
+	raise1(f, DEV, 4 * MIB, WR, 0, 0); /* same chunk: merged into the queued range */
+	assert_int_equal(resolver_process(f->res), 1);
+	assert_true(run_until(f, prefetch_done, 5000));
+	assert_int_equal(resolver_stats(f->res)->bytes_mapped, BIG_CHUNK);
+}
+
 /*
  * The storm: a device thread keeps 64 groups in flight, 100k page requests at random
  * addresses (some outside RAM), and checks every answer: exactly one per group, the
@@ -655,12 +1001,31 @@ struct storm {
 	struct fixture *f;
 	uint32_t answered[STORM_FAULTS + 1]; /* by sequence number */
 	uint8_t expect_ok[STORM_FAULTS + 1];
-	uint64_t addr[STORM_FAULTS + 1];
+	uint8_t nrec[STORM_FAULTS + 1];
+	uint64_t addr[STORM_FAULTS + 1][3]; /* each record's */
 	unsigned errors, faults_sent, groups;
-	atomic_bool give_up; /* the deadline passed: the device stops waiting for answers */
+	atomic_bool give_up;   /* the loop's deadline passed: the device stops waiting */
+	atomic_bool loop_done; /* loop_run() returned */
+	bool device_expired;   /* the device stopped waiting on its own deadline */
 };
 
-#define STORM_DEADLINE_S 120 /* a wedged resolver fails the test; it does not hang it */
+/*
+ * A wedged resolver fails the test; it does not hang it. The loop stops at
+ * STORM_DEADLINE_S; the device gives up on its own STORM_DEVICE_GRACE_S later (should
+ * the loop's deadline never reach it), and a loop thread that has still not come back
+ * STORM_WEDGED_S after that is stuck inside a callback: the device aborts the test.
+ */
+#define STORM_DEADLINE_S     120
+#define STORM_DEVICE_GRACE_S 10
+#define STORM_WEDGED_S       30
+
+static long long mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 static void storm_deadline(void *arg)
 {
@@ -677,10 +1042,12 @@ static void storm_check(struct storm *s, const struct sim_resp *r)
 		s->errors++;
 		return;
 	}
-	if (r->code == IOMMUFD_PAGE_RESP_SUCCESS) {
-		uint64_t a = s->addr[r->seq];
+	if (r->code != IOMMUFD_PAGE_RESP_SUCCESS)
+		return;
+	/* The device "completes the DMA" of every record: each lands on the guest's own byte. */
+	for (unsigned k = 0; k < s->nrec[r->seq]; k++) {
+		uint64_t a = s->addr[r->seq][k];
 		uint8_t *p = sim_iommu_translate(&s->f->sim, a, true);
-		/* The device "completes the DMA": it must land on the guest's own byte. */
 		if (p != s->f->mem.base + a || *p != (uint8_t)(a * 31))
 			s->errors++;
 	}
@@ -692,7 +1059,7 @@ static void storm_raise(struct storm *s, unsigned *seed)
 	struct fixture *f = s->f;
 	struct iommu_hwpt_pgfault recs[3];
 	unsigned nrec = 1 + rand_r(seed) % 3;
-	uint64_t first = 0;
+	uint64_t addr[3];
 	bool ok = true;
 
 	if (nrec > STORM_FAULTS - s->faults_sent)
@@ -703,8 +1070,7 @@ static void storm_raise(struct storm *s, unsigned *seed)
 				     : (uint64_t)rand_r(seed) % f->mem.size;
 		ok &= !outside;
 		recs[i] = rec(DEV, a, WR, 0, 0);
-		if (!outside && !first)
-			first = a;
+		addr[i] = a;
 	}
 	uint64_t seq = sim_fault_raise(&f->sim, recs, nrec);
 	if (seq != s->groups + 1) {
@@ -712,9 +1078,25 @@ static void storm_raise(struct storm *s, unsigned *seed)
 		return;
 	}
 	s->expect_ok[seq] = ok;
-	s->addr[seq] = first;
+	s->nrec[seq] = (uint8_t)nrec;
+	memcpy(s->addr[seq], addr, nrec * sizeof(addr[0]));
 	s->groups = (unsigned)seq;
 	s->faults_sent += nrec;
+}
+
+/* Waits for loop_run() to return: a loop thread that never does is wedged. */
+static void storm_watchdog(struct storm *s)
+{
+	long long end = mono_ns() + STORM_WEDGED_S * 1000000000LL;
+
+	while (!atomic_load(&s->loop_done)) {
+		if (mono_ns() > end) {
+			fprintf(stderr, "storm: the loop thread has not returned in %d s: wedged\n",
+				STORM_WEDGED_S);
+			abort();
+		}
+		usleep(1000);
+	}
 }
 
 static void *storm_device(void *arg)
@@ -722,9 +1104,14 @@ static void *storm_device(void *arg)
 	struct storm *s = arg;
 	unsigned inflight = 0, done = 0, seed = 12345;
 	struct sim_resp r[STORM_INFLIGHT];
+	long long end = mono_ns() + (STORM_DEADLINE_S + STORM_DEVICE_GRACE_S) * 1000000000LL;
 
 	while (!s->errors && !atomic_load(&s->give_up) &&
 	       (done < s->groups || s->faults_sent < STORM_FAULTS)) {
+		if (mono_ns() > end) {
+			s->device_expired = true;
+			break;
+		}
 		while (inflight < STORM_INFLIGHT && s->faults_sent < STORM_FAULTS) {
 			storm_raise(s, &seed);
 			inflight++;
@@ -736,6 +1123,7 @@ static void *storm_device(void *arg)
 			usleep(50);
 	}
 	loop_post(s->f->loop, on_stop, s->f->loop);
+	storm_watchdog(s);
 	return NULL;
 }
 
@@ -752,9 +1140,11 @@ static void storm(struct fixture *f, bool old_kernel)
 				       storm_deadline, s));
 	assert_int_equal(pthread_create(&t, NULL, storm_device, s), 0);
 	int code = loop_run(f->loop);
+	atomic_store(&s->loop_done, true);
 	atomic_store(&s->give_up, true);
 	pthread_join(t, NULL);
 	assert_int_equal(code, 0); /* 124: not every group was answered in time */
+	assert_false(s->device_expired);
 	assert_int_equal(s->errors, 0);
 	for (uint32_t c = 1; c <= s->groups; c++)
 		assert_int_equal(s->answered[c], 1);
@@ -804,8 +1194,21 @@ int main(int argc, char **argv)
 		TEST(test_device_group_size_sizes_buffer),
 		TEST(test_group_beyond_cap_einval),
 		TEST(test_group_beyond_cap_old_kernel),
+		TEST(test_sim_map_like_ioas_map),
+		TEST(test_answers_do_not_wait_for_the_read),
+		TEST(test_turn_bounded_by_records),
+		cmocka_unit_test_setup_teardown(test_turn_bounded_by_bytes, setup_storm, teardown),
+		TEST(test_latency_until_written),
+		TEST(test_read_error_backs_off),
+		TEST(test_write_error_keeps_answers),
+		TEST(test_group_arrives_after_empty_read),
+		TEST(test_group_of_max_records),
+		TEST(test_refused_response_skipped),
 		cmocka_unit_test_setup_teardown(test_large_chunk_bounded_work, setup_big_chunk,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_queued_before_attach, setup_big_chunk,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_merge_arms, setup_big_chunk, teardown),
 		cmocka_unit_test_setup_teardown(test_storm, setup_storm, teardown),
 		cmocka_unit_test_setup_teardown(test_storm_old_kernel, setup_storm, teardown),
 	};
