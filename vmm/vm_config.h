@@ -56,11 +56,8 @@ struct vsock_config {
 };
 
 struct logger_config {
-	bool present;
 	char *path;  /* NULL: keep the CLI's choice */
 	char *level; /* Firecracker level name as given, NULL when absent */
-	bool show_level;
-	bool show_origin;
 };
 
 struct flint_ci_config {

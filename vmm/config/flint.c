@@ -1,14 +1,18 @@
 /* flint's own config: the top-level "flint" object (CI exit port, memory, iommu, VFIO). */
-#include "vmm/config/parse.h"
 #include "vmm/config/config.h"
+#include "vmm/config/sections.h"
 #include "vmm/x86/layout.h"
 #include "vmm/base/log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+const char *const config_dma_mode_names[] = { "auto", "pin", "fault", NULL };
 
 /*
  * A VFIO cdev path must stay under /dev/vfio/devices/ as written and as resolved: no "."
@@ -31,18 +35,35 @@ static bool vfio_path_ok(const char *path)
 	return ok;
 }
 
-static int vfio_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
+/*
+ * "0000:00:03.0" exactly (domain:bus:device.function, device <= 0x1f, function <= 7),
+ * then lowered in place: one device has one spelling, so assigning it twice is caught.
+ * sscanf's %x would also take signs, spaces and "0x". (iommu/vfio.c parses the spec again,
+ * more loosely: it only ever sees what passed here.)
+ */
+static bool bdf_ok(char *s)
 {
-	struct vfio_config *d = out;
+	static const char shape[] = "xxxx:xx:xx.x";
+
+	if (strlen(s) != sizeof(shape) - 1)
+		return false;
+	for (size_t i = 0; shape[i]; i++)
+		if (shape[i] == 'x' ? !isxdigit((unsigned char)s[i]) : s[i] != shape[i])
+			return false;
+	if (strtoul(s + 8, NULL, 16) > 0x1f || s[11] > '7')
+		return false;
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+	return true;
+}
+
+/* Exactly one of "path" and "bdf" names the device, into d->spec. */
+static int vfio_spec(struct cfg_ctx *c, json_t *v, const char *p, struct vfio_config *d)
+{
 	char sub[CFG_PATH_MAX];
 	char *bdf = NULL;
-	int mode = 0, r;
+	int r = cfg_string(c, v, p, "path", false, &d->spec);
 
-	r = cfg_object(c, v, p, CFG_KEYS("id", "path", "bdf", "dma_mode"));
-	if (!r)
-		r = cfg_string(c, v, p, "id", true, &d->id);
-	if (!r)
-		r = cfg_string(c, v, p, "path", false, &d->spec);
 	if (!r)
 		r = cfg_string(c, v, p, "bdf", false, &bdf);
 	if (!r && !!d->spec == !!bdf)
@@ -50,71 +71,92 @@ static int vfio_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
 	if (!r && d->spec && !vfio_path_ok(d->spec))
 		r = cfg_fail(c, cfg_join(sub, p, "path"), "\"%s\" is not under /dev/vfio/devices/",
 		             MSG_ESC(d->spec));
-	if (!r && bdf) {
-		unsigned dom, bus, dev, fn;
-		char tail;
-		if (sscanf(bdf, "%4x:%2x:%2x.%1x%c", &dom, &bus, &dev, &fn, &tail) != 4 ||
-		    strlen(bdf) != 12 || dev > 0x1f || fn > 7)
-			r = cfg_fail(c, cfg_join(sub, p, "bdf"),
-			             "\"%s\" is not a PCI address like 0000:00:03.0", MSG_ESC(bdf));
-		else
-			d->spec = bdf, bdf = NULL;
-	}
+	if (!r && bdf && !bdf_ok(bdf))
+		r = cfg_fail(c, cfg_join(sub, p, "bdf"),
+		             "\"%s\" is not a PCI address like 0000:00:03.0", MSG_ESC(bdf));
+	if (!r && bdf)
+		d->spec = bdf, bdf = NULL;
 	free(bdf);
+	return r;
+}
+
+static int vfio_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
+{
+	struct vfio_config *d = out;
+	int mode = 0, r;
+
+	r = cfg_object(c, v, p, CFG_KEYS("id", "path", "bdf", "dma_mode"));
+	if (!r)
+		r = cfg_string(c, v, p, "id", true, &d->id);
+	if (!r)
+		r = vfio_spec(c, v, p, d);
 	if (!r)
 		r = cfg_enum(c, v, p, "dma_mode", config_dma_mode_names, &mode);
 	d->mode = (enum dma_mode)mode;
 	return r;
 }
 
-static int parse_iommu(struct cfg_ctx *c, json_t *f, struct vm_config *cfg)
+static int vfio_devices(struct cfg_ctx *c, json_t *f, const char *path, struct vm_config *cfg)
 {
-	json_t *io = cfg_member(f, "iommu");
-	uint64_t fd = 0, chunk_kib = 2048;
-	int r = 0;
+	const size_t size = sizeof(*cfg->vfio);
+	char p[CFG_PATH_MAX];
+	int r;
 
-	cfg->iommu.fd = -1;
-	if (io) {
-		r = cfg_object(c, io, "flint.iommu", CFG_KEYS("path", "fd", "fault_chunk_kib"));
-		if (!r)
-			r = cfg_string(c, io, "flint.iommu", "path", false, &cfg->iommu.path);
-		if (!r && cfg_member(io, "fd")) {
-			r = cfg_uint(c, io, "flint.iommu", "fd", false, 0, INT32_MAX, &fd);
-			cfg->iommu.fd = (int)fd;
-		}
-		if (!r && cfg->iommu.fd >= 0 && cfg->iommu.fd <= 2)
-			r = cfg_fail(c, "flint.iommu.fd", "%d is stdin, stdout or stderr, not an iommufd",
-			             cfg->iommu.fd);
-		if (!r && cfg->iommu.path && cfg->iommu.fd >= 0)
-			r = cfg_fail(c, "flint.iommu", "give either \"path\" or \"fd\", not both");
-		if (!r)
-			r = cfg_uint(c, io, "flint.iommu", "fault_chunk_kib", false, 4, 1 << 20,
-			             &chunk_kib);
-		if (!r && (chunk_kib & (chunk_kib - 1)))
-			r = cfg_fail(c, "flint.iommu.fault_chunk_kib", "%llu is not a power of two",
-			             (unsigned long long)chunk_kib);
-	}
-	cfg->iommu.chunk_bytes = chunk_kib << 10;
-	if (!r && !cfg->iommu.path)
-		cfg->iommu.path = strdup("/dev/iommu");
+	cfg_join(p, path, "vfio-devices");
+	r = cfg_list(c, cfg_member(f, "vfio-devices"), p, CONFIG_MAX_VFIO_DEVICES, size,
+	             (void **)&cfg->vfio, &cfg->nvfio, vfio_one);
+	if (!r)
+		r = cfg_unique(c, p, cfg->vfio, cfg->nvfio, size, offsetof(struct vfio_config, id),
+		               "id", "id");
+	/* The item, not its "path" or "bdf": either key may name the device. */
+	if (!r)
+		r = cfg_unique(c, p, cfg->vfio, cfg->nvfio, size,
+		               offsetof(struct vfio_config, spec), NULL, "device");
 	return r;
 }
 
-static int check_vfio(struct cfg_ctx *c, const struct vm_config *cfg)
+/* flint.iommu's keys, once it is an object: an fd or a path, and the fault chunk. */
+static int iommu_keys(struct cfg_ctx *c, json_t *io, const char *p, struct vm_config *cfg,
+                      uint64_t *chunk_kib)
 {
-	char sub[CFG_PATH_MAX], idx[CFG_PATH_MAX];
+	char sub[CFG_PATH_MAX];
+	uint64_t fd = 0;
+	int r = cfg_string(c, io, p, "path", false, &cfg->iommu.path);
 
-	for (size_t i = 0; i < cfg->nvfio; i++)
-		for (size_t j = 0; j < i; j++) {
-			cfg_index(idx, "flint.vfio-devices", i);
-			if (strcmp(cfg->vfio[i].id, cfg->vfio[j].id) == 0)
-				return cfg_fail(c, cfg_join(sub, idx, "id"), "duplicate id \"%s\"",
-				                MSG_ESC(cfg->vfio[i].id));
-			if (strcmp(cfg->vfio[i].spec, cfg->vfio[j].spec) == 0)
-				return cfg_fail(c, idx, "\"%s\" is assigned twice",
-				                MSG_ESC(cfg->vfio[i].spec));
-		}
-	return 0;
+	if (!r && cfg_member(io, "fd")) {
+		r = cfg_uint(c, io, p, "fd", false, 0, INT32_MAX, &fd);
+		cfg->iommu.fd = (int)fd;
+	}
+	if (!r && cfg->iommu.fd >= 0 && cfg->iommu.fd <= 2)
+		r = cfg_fail(c, cfg_join(sub, p, "fd"),
+		             "%d is stdin, stdout or stderr, not an iommufd", cfg->iommu.fd);
+	if (!r && cfg->iommu.path && cfg->iommu.fd >= 0)
+		r = cfg_fail(c, p, "give either \"path\" or \"fd\", not both");
+	if (!r)
+		r = cfg_uint(c, io, p, "fault_chunk_kib", false, 4, 1 << 20, chunk_kib);
+	if (!r && (*chunk_kib & (*chunk_kib - 1)))
+		r = cfg_fail(c, cfg_join(sub, p, "fault_chunk_kib"), "%llu is not a power of two",
+		             (unsigned long long)*chunk_kib);
+	return r;
+}
+
+/* flint.iommu, absent or not: its defaults are what a VM with VFIO devices opens. */
+static int parse_iommu(struct cfg_ctx *c, json_t *f, const char *path, struct vm_config *cfg)
+{
+	char p[CFG_PATH_MAX];
+	uint64_t chunk_kib = 2048;
+	json_t *io;
+	int r;
+
+	cfg->iommu.fd = -1;
+	r = cfg_sub(c, f, path, "iommu", CFG_KEYS("path", "fd", "fault_chunk_kib"), &io, p);
+	if (r > 0)
+		r = iommu_keys(c, io, p, cfg, &chunk_kib);
+	cfg->iommu.chunk_bytes = chunk_kib << 10;
+	if (r || cfg->iommu.path)
+		return r;
+	cfg->iommu.path = strdup("/dev/iommu");
+	return cfg->iommu.path ? 0 : -ENOMEM;
 }
 
 const char *config_exit_port_clash(uint64_t port, uint64_t size)
@@ -136,59 +178,62 @@ const char *config_exit_port_clash(uint64_t port, uint64_t size)
 }
 
 /* flint.ci: the exit port is on only when exit_port names a port (null or absent: off). */
-static int parse_ci(struct cfg_ctx *c, json_t *ci, struct vm_config *cfg)
+static int parse_ci(struct cfg_ctx *c, json_t *f, const char *path, struct vm_config *cfg)
 {
+	char p[CFG_PATH_MAX], sub[CFG_PATH_MAX];
 	uint64_t port = 0, size = cfg->ci.exit_port_size;
 	const char *clash;
-	json_t *p;
-	int r;
+	json_t *ci;
+	int r = cfg_sub(c, f, path, "ci", CFG_KEYS("exit_port", "exit_port_size"), &ci, p);
 
-	r = cfg_object(c, ci, "flint.ci", CFG_KEYS("exit_port", "exit_port_size"));
-	p = json_object_get(ci, "exit_port");
-	if (!r && p && !json_is_null(p)) {
-		r = cfg_uint(c, ci, "flint.ci", "exit_port", false, 1, 0xffff, &port);
-		cfg->ci.exit_port_enabled = !r;
+	if (r <= 0)
+		return r;
+	r = cfg_uint(c, ci, p, "exit_port", false, 1, 0xffff, &port);
+	if (!r && cfg_member(ci, "exit_port")) {
+		cfg->ci.exit_port_enabled = true;
 		cfg->ci.exit_port = (uint16_t)port;
 	}
 	if (!r)
-		r = cfg_uint(c, ci, "flint.ci", "exit_port_size", false, 1, 4, &size);
+		r = cfg_uint(c, ci, p, "exit_port_size", false, 1, 4, &size);
 	if (!r && size == 3)
-		r = cfg_fail(c, "flint.ci.exit_port_size", "3 is not 1, 2 or 4");
+		r = cfg_fail(c, cfg_join(sub, p, "exit_port_size"), "3 is not 1, 2 or 4");
 	if (!r && cfg->ci.exit_port_enabled && (clash = config_exit_port_clash(port, size)))
-		r = cfg_fail(c, "flint.ci.exit_port", "ports %#llx-%#llx run into %s",
-		             (unsigned long long)port, (unsigned long long)(port + size - 1), clash);
+		r = cfg_fail(c, cfg_join(sub, p, "exit_port"), "ports %#llx-%#llx run into %s",
+		             (unsigned long long)port, (unsigned long long)(port + size - 1),
+		             clash);
 	cfg->ci.exit_port_size = (uint8_t)size;
 	return r;
 }
 
-int cfg_parse_flint(struct cfg_ctx *c, json_t *root, struct vm_config *cfg)
+static int parse_memory(struct cfg_ctx *c, json_t *f, const char *path, struct vm_config *cfg)
 {
-	json_t *f = cfg_member(root, "flint"), *ci, *mem;
-	int r;
+	char p[CFG_PATH_MAX];
+	json_t *mem;
+	int r = cfg_sub(c, f, path, "memory", CFG_KEYS("thp"), &mem, p);
+
+	if (r > 0)
+		r = cfg_bool(c, mem, p, "thp", false, &cfg->memory.thp);
+	if (!r && cfg->memory.thp && cfg->huge_pages != HUGE_PAGES_NONE)
+		r = cfg_fail(c, cfg_join(p, path, "memory.thp"),
+		             "cannot be combined with machine-config.huge_pages");
+	return r;
+}
+
+int cfg_flint(struct cfg_ctx *c, json_t *v, const char *path, struct vm_config *cfg)
+{
+	int r = 0;
 
 	cfg->ci.exit_port = CONFIG_EXIT_PORT_DEFAULT;
 	cfg->ci.exit_port_size = 4;
-	if (!f)
-		return parse_iommu(c, NULL, cfg);
-	r = cfg_object(c, f, "flint", CFG_KEYS("ci", "memory", "iommu", "vfio-devices"));
-	ci = cfg_member(f, "ci");
-	if (!r && ci)
-		r = parse_ci(c, ci, cfg);
-	mem = cfg_member(f, "memory");
-	if (!r && mem) {
-		r = cfg_object(c, mem, "flint.memory", CFG_KEYS("thp"));
-		if (!r)
-			r = cfg_bool(c, mem, "flint.memory", "thp", false, &cfg->memory.thp);
-	}
-	if (!r && cfg->memory.thp && cfg->huge_pages != HUGE_PAGES_NONE)
-		r = cfg_fail(c, "flint.memory.thp",
-		             "cannot be combined with machine-config.huge_pages");
+	if (v)
+		r = cfg_object(c, v, path, CFG_KEYS("ci", "memory", "iommu", "vfio-devices"));
 	if (!r)
-		r = parse_iommu(c, f, cfg);
+		r = parse_ci(c, v, path, cfg);
 	if (!r)
-		r = cfg_list(c, f, "vfio-devices", "flint.vfio-devices", CONFIG_MAX_VFIO_DEVICES,
-		             sizeof(*cfg->vfio), (void **)&cfg->vfio, &cfg->nvfio, vfio_one);
+		r = parse_memory(c, v, path, cfg);
 	if (!r)
-		r = check_vfio(c, cfg);
+		r = parse_iommu(c, v, path, cfg);
+	if (!r)
+		r = vfio_devices(c, v, path, cfg);
 	return r;
 }

@@ -13,7 +13,10 @@ int cfg_fail(struct cfg_ctx *c, const char *path, const char *fmt, ...)
 	char prefix[CFG_PATH_MAX + 512];
 	va_list ap;
 
-	snprintf(prefix, sizeof(prefix), "%s: %s", c->name, path);
+	if (*path)
+		snprintf(prefix, sizeof(prefix), "%s: %s", c->name, path);
+	else
+		snprintf(prefix, sizeof(prefix), "%s", c->name);
 	va_start(ap, fmt);
 	msg_vformat(c->err, c->errlen, prefix, fmt, ap);
 	va_end(ap);
@@ -22,10 +25,15 @@ int cfg_fail(struct cfg_ctx *c, const char *path, const char *fmt, ...)
 
 const char *cfg_join(char buf[CFG_PATH_MAX], const char *parent, const char *key)
 {
+	int n;
+
 	if (parent && *parent)
-		snprintf(buf, CFG_PATH_MAX, "%s.%s", parent, key);
+		n = snprintf(buf, CFG_PATH_MAX, "%s.%s", parent, key);
 	else
-		snprintf(buf, CFG_PATH_MAX, "%s", key);
+		n = snprintf(buf, CFG_PATH_MAX, "%s", key);
+	/* Only a config's own absurdly long keys get here: cut, and the message says so. */
+	if (n >= CFG_PATH_MAX)
+		memcpy(buf + CFG_PATH_MAX - 4, "...", 4);
 	return buf;
 }
 
@@ -80,6 +88,18 @@ int cfg_object(struct cfg_ctx *c, json_t *obj, const char *path, const char *con
 			return cfg_fail(c, cfg_join(sub, path, key), "unknown key");
 	}
 	return 0;
+}
+
+int cfg_sub(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
+            const char *const *allowed, json_t **out, char sub[CFG_PATH_MAX])
+{
+	int r;
+
+	*out = cfg_member(obj, key);
+	if (!*out)
+		return 0;
+	r = cfg_object(c, *out, cfg_join(sub, path, key), allowed);
+	return r ? r : 1;
 }
 
 /* Fetches @key; 1 when present and not null, 0 when optional and missing, <0 on error. */
@@ -167,33 +187,25 @@ int cfg_enum(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
 	return cfg_fail(c, sub, "\"%s\" is not one of %s", MSG_ESC(json_string_value(v)), choices);
 }
 
-int cfg_file(struct cfg_ctx *c, const char *path, const char *file, int flags, unsigned kinds,
-             uint64_t max_bytes, int *fd)
+int cfg_open(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
+             int flags, unsigned kinds, uint64_t max_bytes, char **name, int *fd)
 {
-	char why[160];
+	char sub[CFG_PATH_MAX], why[160];
+	int r = cfg_string(c, obj, path, key, required, name);
 
-	*fd = file_open(file, flags, kinds, max_bytes, why, sizeof(why));
+	if (r || !*name)
+		return r;
+	*fd = file_open(*name, flags, kinds, max_bytes, why, sizeof(why));
 	if (*fd < 0)
-		return cfg_fail(c, path, "%s: %s", MSG_ESC(file), why);
+		return cfg_fail(c, cfg_join(sub, path, key), "%s: %s", MSG_ESC(*name), why);
 	return 0;
 }
 
-int cfg_unsupported(struct cfg_ctx *c, json_t *root, const char *key)
-{
-	json_t *v = cfg_member(root, key);
-
-	if (!v || (json_is_array(v) && json_array_size(v) == 0) ||
-	    (json_is_object(v) && json_object_size(v) == 0))
-		return 0;
-	return cfg_fail(c, key, "not supported yet");
-}
-
-int cfg_list(struct cfg_ctx *c, json_t *obj, const char *key, const char *path, size_t max,
-             size_t size, void **items, size_t *n,
-             int (*one)(struct cfg_ctx *, json_t *, const char *, void *))
+int cfg_list(struct cfg_ctx *c, json_t *list, const char *path, size_t max, size_t size,
+             void **items, size_t *n, int (*one)(struct cfg_ctx *, json_t *, const char *, void *))
 {
 	char sub[CFG_PATH_MAX];
-	json_t *list = cfg_member(obj, key), *v;
+	json_t *v;
 	size_t i;
 
 	if (!list)
@@ -212,6 +224,32 @@ int cfg_list(struct cfg_ctx *c, json_t *obj, const char *key, const char *path, 
 		(*n)++;
 		if (r)
 			return r;
+	}
+	return 0;
+}
+
+/* The string at offset @off of item @i. */
+static const char *item_string(const void *items, size_t i, size_t size, size_t off)
+{
+	return *(char *const *)((const char *)items + i * size + off);
+}
+
+int cfg_unique(struct cfg_ctx *c, const char *path, const void *items, size_t n, size_t size,
+               size_t off, const char *key, const char *what)
+{
+	char idx[CFG_PATH_MAX], sub[CFG_PATH_MAX];
+	const char *s;
+
+	for (size_t i = 1; i < n; i++) {
+		s = item_string(items, i, size, off);
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(s, item_string(items, j, size, off)) != 0)
+				continue;
+			cfg_index(idx, path, i);
+			return cfg_fail(c, key ? cfg_join(sub, idx, key) : idx,
+			                "duplicate %s \"%s\" (also %s[%zu])", what, MSG_ESC(s),
+			                path, j);
+		}
 	}
 	return 0;
 }
