@@ -1,11 +1,15 @@
 /* Kernel format detection, initrd and command line placement, the memory map. */
 #include "boot/boot.h"
+#include "boot/bootparam.h"
+#include "boot/loader.h"
 #include "vmm/base/file.h"
-#include "vmm/x86/layout.h"
 #include "vmm/base/log.h"
+#include "vmm/x86/layout.h"
+#include "vmm/x86/regs.h"
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +115,45 @@ static bool is_elf(const uint8_t *d, size_t len)
 
 static bool is_bzimage(const uint8_t *d, size_t len)
 {
-	return len >= 0x206 && memcmp(d + 0x202, "HdrS", 4) == 0;
+	uint32_t magic;
+
+	if (len < SETUP_OFFSET(header) + sizeof(magic))
+		return false;
+	memcpy(&magic, d + SETUP_OFFSET(header), sizeof(magic));
+	return magic == SETUP_HDR_MAGIC;
+}
+
+/*
+ * The boot vCPU at entry. PVH: 32-bit, %ebx = hvm_start_info. The 64-bit Linux boot
+ * protocol: long mode, %rsi = boot_params.
+ */
+static void entry_cpu(struct boot_info *info)
+{
+	bool pvh = info->mode == BOOT_MODE_PVH;
+
+	x86_boot_cpu_init(&info->cpu, pvh ? X86_MODE_PROTECTED : X86_MODE_LONG, info->entry);
+	if (pvh)
+		info->cpu.regs.rbx = info->params;
+	else
+		info->cpu.regs.rsi = info->params;
+}
+
+/* Start info or zero page, then the GDT and page tables the entry mode needs. */
+static int write_boot_structures(struct guest_memory *mem, struct boot_info *info,
+                                 const struct boot_image *img, uint64_t initrd,
+                                 uint64_t initrd_size)
+{
+	int r;
+
+	if (info->mode == BOOT_MODE_PVH) {
+		info->params = LAYOUT_PVH_INFO;
+		r = pvh_write(mem, LAYOUT_CMDLINE, initrd, initrd_size);
+	} else {
+		info->params = LAYOUT_ZERO_PAGE;
+		r = zeropage_write(mem, img, LAYOUT_CMDLINE, initrd, initrd_size);
+	}
+	entry_cpu(info);
+	return r ? r : x86_boot_tables_write(mem, info->cpu.mode);
 }
 
 int boot_load(const struct boot_source *src, struct guest_memory *mem, struct boot_info *info,
@@ -151,15 +193,7 @@ int boot_load(const struct boot_source *src, struct guest_memory *mem, struct bo
 	}
 	if (r)
 		return r;
-	if (info->mode == BOOT_MODE_PVH) {
-		info->params = LAYOUT_PVH_INFO;
-		r = pvh_write(mem, LAYOUT_CMDLINE, initrd, initrd_size);
-	} else {
-		info->params = LAYOUT_ZERO_PAGE;
-		r = zeropage_write(mem, &img, LAYOUT_CMDLINE, initrd, initrd_size);
-	}
-	if (!r)
-		r = boot_write_cpu_tables(mem, info->mode);
+	r = write_boot_structures(mem, info, &img, initrd, initrd_size);
 	if (r)
 		snprintf(err, errlen, "%s: cannot write boot structures: %s",
 		         MSG_ESC(src->kernel_path), strerror(-r));

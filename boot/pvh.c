@@ -1,40 +1,43 @@
 /* Xen PVH boot: struct hvm_start_info (version 1) with a module list and memory map. */
-#include "boot/boot.h"
-#include "boot/bytes.h"
+#include "boot/pvh.h"
+#include "boot/loader.h"
 #include "vmm/x86/layout.h"
 
 #include <errno.h>
 
-#define HVM_START_MAGIC 0x336ec578
+/* The three sit one after the other in low memory, below the zero page. */
+_Static_assert(LAYOUT_PVH_INFO + sizeof(struct hvm_start_info) <= LAYOUT_PVH_MODLIST &&
+                       LAYOUT_PVH_MODLIST + sizeof(struct hvm_modlist_entry) <= LAYOUT_PVH_MEMMAP &&
+                       LAYOUT_PVH_MEMMAP + BOOT_E820_MAX * sizeof(struct hvm_memmap_table_entry) <=
+                               LAYOUT_ZERO_PAGE,
+               "PVH start info, module list and memory map overlap");
 
 int pvh_write(struct guest_memory *mem, uint64_t cmdline, uint64_t initrd, uint64_t initrd_size)
 {
 	struct boot_e820 map[BOOT_E820_MAX];
 	unsigned n = boot_e820(mem, map);
-	uint8_t *si = guest_memory_hva(mem, LAYOUT_PVH_INFO, 56);
-	uint8_t *mod = guest_memory_hva(mem, LAYOUT_PVH_MODLIST, 32);
-	uint8_t *mm = guest_memory_hva(mem, LAYOUT_PVH_MEMMAP, (uint64_t)n * 24);
+	struct hvm_start_info *si = guest_memory_hva(mem, LAYOUT_PVH_INFO, sizeof(*si));
+	struct hvm_modlist_entry *mod = guest_memory_hva(mem, LAYOUT_PVH_MODLIST, sizeof(*mod));
+	struct hvm_memmap_table_entry *mm =
+	        guest_memory_hva(mem, LAYOUT_PVH_MEMMAP, (uint64_t)n * sizeof(*mm));
 
 	if (!si || !mod || !mm)
 		return -EFAULT;
-	memset(si, 0, 56);
-	put32(si + 0, HVM_START_MAGIC);
-	put32(si + 4, 1); /* version: has memmap */
-	put64(si + 24, cmdline);
+	*si = (struct hvm_start_info){
+		.magic = HVM_START_MAGIC_VALUE,
+		.version = HVM_START_VERSION_MEMMAP,
+		.cmdline_paddr = cmdline,
+		.memmap_paddr = LAYOUT_PVH_MEMMAP,
+		.memmap_entries = n,
+	};
 	if (initrd_size) {
-		memset(mod, 0, 32);
-		put64(mod + 0, initrd);
-		put64(mod + 8, initrd_size);
-		put32(si + 12, 1); /* nr_modules */
-		put64(si + 16, LAYOUT_PVH_MODLIST);
+		*mod = (struct hvm_modlist_entry){ .paddr = initrd, .size = initrd_size };
+		si->nr_modules = 1;
+		si->modlist_paddr = LAYOUT_PVH_MODLIST;
 	}
-	for (unsigned i = 0; i < n; i++) {
-		put64(mm + i * 24, map[i].addr);
-		put64(mm + i * 24 + 8, map[i].size);
-		put32(mm + i * 24 + 16, map[i].type);
-		put32(mm + i * 24 + 20, 0);
-	}
-	put64(si + 40, LAYOUT_PVH_MEMMAP);
-	put32(si + 48, n);
+	for (unsigned i = 0; i < n; i++)
+		mm[i] = (struct hvm_memmap_table_entry){ .addr = map[i].addr,
+			                                 .size = map[i].size,
+			                                 .type = map[i].type };
 	return 0;
 }

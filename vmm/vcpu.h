@@ -1,13 +1,15 @@
-/* vCPU threads: set up CPUID, MSRs, LAPIC and FPU, then run KVM_RUN and dispatch exits. */
+/* vCPU threads: create and set up a vCPU (its x86 state: vmm/x86/), run KVM_RUN, dispatch exits. */
 #ifndef FLINT_VCPU_H
 #define FLINT_VCPU_H
+
+#include "vmm/base/log.h"
 
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <stdbool.h>
 
 struct vm;
-struct boot_info;
+struct x86_boot_cpu;
 
 struct vcpu {
 	struct vm *vm;
@@ -16,11 +18,16 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	/* Only this vCPU's thread logs through it: each vCPU limits its own messages. */
+	struct log_ratelimit unhandled_rl;
 };
 
-/* Creates vCPU @id and configures it; the boot CPU also gets @boot's entry registers. */
+/*
+ * Creates vCPU @id and configures it (CPUID from @cpuid, the host's supported one); vCPU 0,
+ * the boot CPU, also gets @boot's entry registers.
+ */
 int vcpu_create(struct vcpu *v, struct vm *vm, unsigned id, const struct kvm_cpuid2 *cpuid,
-                const struct boot_info *boot);
+                const struct x86_boot_cpu *boot);
 int vcpu_start(struct vcpu *v);
 /* Makes the vCPU leave KVM_RUN soon (immediate_exit + a signal); any thread. */
 void vcpu_kick(struct vcpu *v);

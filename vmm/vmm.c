@@ -219,7 +219,7 @@ static int start_vcpus(struct vmm *m, const struct boot_info *boot)
 	m->vm.smt = m->cfg->smt;
 	/* nvcpus counts only what exists: a failed vCPU cleaned up after itself. */
 	for (unsigned i = 0; i < m->cfg->vcpus && !r; i++) {
-		r = vcpu_create(&m->vcpus[i], &m->vm, i, cpuid, boot);
+		r = vcpu_create(&m->vcpus[i], &m->vm, i, cpuid, &boot->cpu);
 		if (!r)
 			m->vm.nvcpus = i + 1;
 	}

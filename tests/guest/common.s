@@ -1,7 +1,8 @@
 # Common routines of the flint test guests: UART output, command-line
-# parsing, memory-map and initrd checks, exit.  Assembled twice:
+# parsing, memory-map and initrd checks, exit.  Assembled three times:
 #   as --64 --defsym BITS=32  -> common32.o  (PVH, paging off)
 #   as --64 --defsym BITS=64  -> common64.o  (bzImage / ELF, long mode)
+#   as --32 --defsym BITS=32  -> common32-i386.o  (pvh32.elf, ELF32)
 # Only 32-bit registers and addresses are used (see guest.inc), so the
 # same instructions are valid in both modes.  Routines keep no state in
 # registers across calls unless stated; state lives in the variables

@@ -4,7 +4,8 @@
 # used standalone from the repository root:
 #     make -f tests/guest/guest.mk guest-payloads [BUILD=build]
 # Builds into $(BUILD)/guest/:
-#     bzimage.bin elf64.elf pvh.elf triple.elf badmmio.elf test-initrd.img
+#     bzimage.bin elf64.elf pvh.elf pvh32.elf triple.elf badmmio.elf
+#     test-initrd.img
 # Needs only GNU as, ld and objcopy (binutils).  All names defined here
 # start with GUEST_ / guest- so they do not clash with the includer's.
 
@@ -25,11 +26,12 @@ GUEST_AS ?= as
 GUEST_LD ?= ld
 GUEST_OBJCOPY ?= objcopy
 GUEST_ASFLAGS := --64 -I $(GUEST_DIR)
+GUEST_ASFLAGS32 := --32 -I $(GUEST_DIR)
 GUEST_LDFLAGS := -nostdlib -static --build-id=none -z noexecstack \
                  -z max-page-size=0x1000 --no-warn-rwx-segments
 
 GUEST_PAYLOADS := $(addprefix $(GUEST_OUT)/,bzimage.bin elf64.elf pvh.elf \
-                  triple.elf badmmio.elf test-initrd.img)
+                  pvh32.elf triple.elf badmmio.elf test-initrd.img)
 GUEST_SRC_DEPS := $(GUEST_DIR)/guest.inc $(GUEST_DIR)/guest.mk
 
 .PHONY: guest-payloads guest-clean
@@ -62,6 +64,18 @@ $(GUEST_OUT)/pvh.elf: $(GUEST_OUT)/pvh.o $(GUEST_OUT)/common32.o \
 		$(GUEST_DIR)/pvh.ld
 	$(GUEST_LD) $(GUEST_LDFLAGS) -T $(GUEST_DIR)/pvh.ld -o $@ \
 		$(GUEST_OUT)/pvh.o $(GUEST_OUT)/common32.o
+
+# pvh32.elf: the PVH payload as an ELF32 i386 image, every object --32.
+$(GUEST_OUT)/pvh32.o: $(GUEST_DIR)/pvh.s $(GUEST_SRC_DEPS) | $(GUEST_OUT)
+	$(GUEST_AS) $(GUEST_ASFLAGS32) --defsym BITS=32 --defsym PVH32=1 -o $@ $<
+
+$(GUEST_OUT)/common32-i386.o: $(GUEST_DIR)/common.s $(GUEST_SRC_DEPS) | $(GUEST_OUT)
+	$(GUEST_AS) $(GUEST_ASFLAGS32) --defsym BITS=32 -o $@ $<
+
+$(GUEST_OUT)/pvh32.elf: $(GUEST_OUT)/pvh32.o $(GUEST_OUT)/common32-i386.o \
+		$(GUEST_DIR)/pvh32.ld
+	$(GUEST_LD) -m elf_i386 $(GUEST_LDFLAGS) -T $(GUEST_DIR)/pvh32.ld -o $@ \
+		$(GUEST_OUT)/pvh32.o $(GUEST_OUT)/common32-i386.o
 
 $(GUEST_OUT)/bzimage.elf: $(GUEST_OUT)/bzimage.o $(GUEST_OUT)/common64.o \
 		$(GUEST_DIR)/bzimage.ld

@@ -34,6 +34,13 @@ static void test_boot_pvh(void **state)
 	boot_format("pvh.elf", "flint-guest: pvh start");
 }
 
+/* The same payload as an ELF32 i386 image (as `gcc -m32` kernels are): PVH is its way in. */
+static void test_boot_pvh32(void **state)
+{
+	(void)state;
+	boot_format("pvh32.elf", "flint-guest: pvh32 start");
+}
+
 static void test_boot_elf64(void **state)
 {
 	(void)state;
@@ -226,6 +233,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_boot_pvh),
+		cmocka_unit_test(test_boot_pvh32),
 		cmocka_unit_test(test_boot_elf64),
 		cmocka_unit_test(test_boot_bzimage),
 		cmocka_unit_test(test_smp_and_high_memory),

@@ -6,6 +6,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -132,7 +133,8 @@ static void test_bad_elves(void **state)
 		size_t len;
 	} cases[] = {
 		{"shorter than its header", 40},
-		{"only 64-bit ELF kernels", sizeof(e)},
+		/* Read as a 32-bit ELF, which must be i386. */
+		{"e_machine 62: not a little-endian i386 ELF", sizeof(e)},
 		{"program headers (e_phoff 0xffff00) run past the end", sizeof(e)},
 		{"segment 0: p_offset 0x78 + p_filesz 0x100000 run past the end", sizeof(e)},
 		{"segment 0: p_paddr 0x7000 is below 1 MiB", sizeof(e)},
@@ -140,6 +142,8 @@ static void test_bad_elves(void **state)
 		{"e_entry 0x9000000 is not inside a loaded segment", sizeof(e)},
 		{"segment 0: p_filesz is larger than p_memsz", sizeof(e)},
 		{"no PT_LOAD segment", sizeof(e)},
+		{"ELF class 5: only 64-bit ELF kernels are supported (and 32-bit ones with a Xen "
+		 "PHYS32_ENTRY note)", sizeof(e)},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		tiny_elf(&e, spin, sizeof(spin));
@@ -152,6 +156,7 @@ static void test_bad_elves(void **state)
 		case 6: e.eh.e_entry = 0x9000000; break;
 		case 7: e.ph.p_memsz = 1; break;
 		case 8: e.ph.p_type = PT_NOTE; e.ph.p_filesz = 0; break;
+		case 9: e.eh.e_ident[EI_CLASS] = 5; break;
 		default: break;
 		}
 		path = test_write_file("bad.elf", &e, cases[i].len);
@@ -159,6 +164,104 @@ static void test_bad_elves(void **state)
 		flint_expect(78, NULL, cases[i].expect);
 		free(path);
 	}
+}
+
+/* A minimal ELF32 i386 kernel: @code at 1 MiB, and the Xen PHYS32_ENTRY note when @note. */
+struct tiny_elf32 {
+	Elf32_Ehdr eh;
+	Elf32_Phdr ph[2];
+	struct {
+		Elf32_Nhdr nh;
+		char name[4];
+		uint32_t entry;
+	} note;
+	uint8_t code[64];
+};
+
+static void tiny_elf32(struct tiny_elf32 *e, bool note)
+{
+	memset(e, 0, sizeof(*e));
+	memcpy(e->eh.e_ident, ELFMAG, SELFMAG);
+	e->eh.e_ident[EI_CLASS] = ELFCLASS32;
+	e->eh.e_ident[EI_DATA] = ELFDATA2LSB;
+	e->eh.e_ident[EI_VERSION] = EV_CURRENT;
+	e->eh.e_type = ET_EXEC;
+	e->eh.e_machine = EM_386;
+	e->eh.e_version = EV_CURRENT;
+	e->eh.e_entry = 0x100000;
+	e->eh.e_phoff = offsetof(struct tiny_elf32, ph);
+	e->eh.e_ehsize = sizeof(Elf32_Ehdr);
+	e->eh.e_phentsize = sizeof(Elf32_Phdr);
+	e->eh.e_phnum = note ? 2 : 1;
+	e->ph[0].p_type = PT_LOAD;
+	e->ph[0].p_flags = PF_R | PF_X;
+	e->ph[0].p_offset = offsetof(struct tiny_elf32, code);
+	e->ph[0].p_paddr = e->ph[0].p_vaddr = 0x100000;
+	e->ph[0].p_filesz = e->ph[0].p_memsz = sizeof(e->code);
+	e->ph[1].p_type = PT_NOTE;
+	e->ph[1].p_offset = offsetof(struct tiny_elf32, note);
+	e->ph[1].p_filesz = sizeof(e->note);
+	e->note.nh.n_namesz = 4;
+	e->note.nh.n_descsz = 4;
+	e->note.nh.n_type = 18; /* XEN_ELFNOTE_PHYS32_ENTRY */
+	memcpy(e->note.name, "Xen", 4);
+	e->note.entry = 0x100000;
+	memcpy(e->code, spin, sizeof(spin));
+}
+
+/* A 32-bit ELF boots only through PVH: without the note, or with a bad one, it is refused. */
+static void test_bad_elf32(void **state)
+{
+	struct tiny_elf32 e;
+	char *path;
+
+	(void)state;
+	struct {
+		const char *expect;
+		size_t len;
+	} cases[] = {
+		{"32-bit ELF without a Xen PHYS32_ENTRY note: a 32-bit kernel boots only through PVH",
+		 sizeof(e)},
+		{"PVH entry 0x9000000 is not inside a loaded segment", sizeof(e)},
+		{"Xen PHYS32_ENTRY note has a 2-byte value", sizeof(e)},
+		{"e_machine 62: not a little-endian i386 ELF", sizeof(e)},
+		{"e_phentsize 56 / e_phnum 2 are not valid", sizeof(e)},
+		{"ELF file of 50 bytes is shorter than its header", 50},
+		{"ELF note at 0x74 runs past its PT_NOTE segment", sizeof(e)},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tiny_elf32(&e, i != 0);
+		switch (i) {
+		case 1: e.note.entry = 0x9000000; break;
+		case 2: e.note.nh.n_descsz = 2; break;
+		case 3: e.eh.e_machine = EM_X86_64; break;
+		case 4: e.eh.e_phentsize = sizeof(Elf64_Phdr); break;
+		case 6: e.note.nh.n_namesz = 0x100; break;
+		default: break;
+		}
+		path = test_write_file("bad32.elf", &e, cases[i].len);
+		flint_boot(path, "x", NULL, 1, 128, NULL, NULL, 30, 0, 0);
+		flint_expect(78, NULL, cases[i].expect);
+		free(path);
+	}
+}
+
+/* With the note, a 32-bit ELF loads (--dry-run runs the loaders as a run does). */
+static void test_elf32_pvh_loads(void **state)
+{
+	char *argv[] = {"--dry-run", NULL};
+	struct tiny_elf32 e;
+	char *path;
+
+	(void)state;
+	tiny_elf32(&e, true);
+	path = test_write_file("good32.elf", &e, sizeof(e));
+	flint_boot(path, "x", NULL, 1, 128, NULL, argv, 30, 0, 0);
+	flint_expect(0, NULL, NULL);
+	free(path);
+	flint_boot(flint_payload("pvh32.elf"), "x", flint_payload("test-initrd.img"), 1, 128, NULL,
+		   argv, 30, 0, 0);
+	flint_expect(0, NULL, NULL);
 }
 
 static void test_memory_too_small_for_images(void **state)
@@ -186,6 +289,8 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_bzimages),
 		cmocka_unit_test(test_bad_elves),
+		cmocka_unit_test(test_bad_elf32),
+		cmocka_unit_test(test_elf32_pvh_loads),
 		cmocka_unit_test(test_memory_too_small_for_images),
 	};
 	return TEST_MAIN(tests, NULL, test_group_teardown);

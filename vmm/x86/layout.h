@@ -28,11 +28,7 @@
 #define LAYOUT_PIO_COM1       0x3f8
 #define LAYOUT_PIO_COM1_SIZE  8
 
-#endif
-
 /* Low-memory boot structures (all below 1 MiB, outside anything a kernel image loads). */
-#ifndef FLINT_LAYOUT_BOOT
-#define FLINT_LAYOUT_BOOT
 #define LAYOUT_GDT         0x500ULL
 #define LAYOUT_PVH_INFO    0x6000ULL /* hvm_start_info, then modlist and memmap */
 #define LAYOUT_PVH_MODLIST 0x6040ULL
@@ -47,4 +43,5 @@
 #define LAYOUT_EBDA        0x9fc00ULL /* MP table lives here, up to 640 KiB */
 #define LAYOUT_LOW_RAM_END 0xa0000ULL
 #define LAYOUT_KERNEL      0x100000ULL /* 1 MiB */
+
 #endif
