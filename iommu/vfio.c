@@ -8,29 +8,30 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* "0000:00:03.0" or "00:03.0" (domain 0000 implied). */
-static bool parse_bdf(const char *s, char out[16])
+bool vfio_bdf_parse(const char *s, char out[VFIO_BDF_LEN])
 {
-	unsigned dom = 0, bus, dev, fn;
-	char tail;
+	static const char shape[] = "xxxx:xx:xx.x";
 
-	if (sscanf(s, "%x:%x:%x.%x%c", &dom, &bus, &dev, &fn, &tail) != 4) {
-		dom = 0;
-		if (sscanf(s, "%x:%x.%x%c", &bus, &dev, &fn, &tail) != 3)
-			return false;
-	}
-	if (dom > 0xffff || bus > 0xff || dev > 0x1f || fn > 7)
+	/* Exactly this shape: sscanf's %x would also take signs, spaces and "0x". */
+	if (strlen(s) != sizeof(shape) - 1)
 		return false;
-	snprintf(out, 16, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
+	for (size_t i = 0; shape[i]; i++)
+		if (shape[i] == 'x' ? !isxdigit((unsigned char)s[i]) : s[i] != shape[i])
+			return false;
+	if (strtoul(s + 8, NULL, 16) > 0x1f || s[11] > '7')
+		return false;
+	for (size_t i = 0; i < VFIO_BDF_LEN; i++)
+		out[i] = (char)tolower((unsigned char)s[i]);
 	return true;
 }
 
 int vfio_resolve(const char *spec, char *node, size_t nodelen, char *err, size_t errlen)
 {
-	char bdf[16], dir[128];
+	char bdf[VFIO_BDF_LEN], dir[128];
 	struct dirent *e;
 	DIR *d;
 
@@ -38,7 +39,7 @@ int vfio_resolve(const char *spec, char *node, size_t nodelen, char *err, size_t
 		snprintf(node, nodelen, "%s", spec);
 		return 0;
 	}
-	if (!parse_bdf(spec, bdf)) {
+	if (!vfio_bdf_parse(spec, bdf)) {
 		snprintf(err, errlen,
 		         "\"%s\" is neither a /dev/vfio/devices path nor a PCI address", spec);
 		return -EINVAL;

@@ -28,6 +28,12 @@ struct vfio_dev {
  * Resolves @spec (a cdev path, or a PCI address like 0000:00:03.0 through sysfs) to the
  * cdev node. Returns -errno with a message in @err.
  */
+#define VFIO_BDF_LEN 13 /* "0000:00:03.0" and its NUL */
+/*
+ * A PCI address written exactly as "0000:00:03.0" (device <= 0x1f, function <= 7), into
+ * @out in lower case: one device, one spelling. False for anything else.
+ */
+bool vfio_bdf_parse(const char *s, char out[VFIO_BDF_LEN]);
 int vfio_resolve(const char *spec, char *node, size_t nodelen, char *err, size_t errlen);
 int vfio_open(struct vfio_dev *d, const char *node);
 void vfio_close(struct vfio_dev *d);

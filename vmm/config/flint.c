@@ -4,7 +4,6 @@
 #include "vmm/x86/layout.h"
 #include "vmm/base/log.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,24 +35,16 @@ static bool vfio_path_ok(const char *path)
 }
 
 /*
- * "0000:00:03.0" exactly (domain:bus:device.function, device <= 0x1f, function <= 7),
- * then lowered in place: one device has one spelling, so assigning it twice is caught.
- * sscanf's %x would also take signs, spaces and "0x". (iommu/vfio.c parses the spec again,
- * more loosely: it only ever sees what passed here.)
+ * A PCI address as iommu/vfio.c reads it, stored in its one spelling: a device assigned
+ * twice under two spellings is caught.
  */
 static bool bdf_ok(char *s)
 {
-	static const char shape[] = "xxxx:xx:xx.x";
+	char canon[VFIO_BDF_LEN];
 
-	if (strlen(s) != sizeof(shape) - 1)
+	if (!vfio_bdf_parse(s, canon))
 		return false;
-	for (size_t i = 0; shape[i]; i++)
-		if (shape[i] == 'x' ? !isxdigit((unsigned char)s[i]) : s[i] != shape[i])
-			return false;
-	if (strtoul(s + 8, NULL, 16) > 0x1f || s[11] > '7')
-		return false;
-	for (; *s; s++)
-		*s = (char)tolower((unsigned char)*s);
+	memcpy(s, canon, sizeof(canon));
 	return true;
 }
 
