@@ -8,21 +8,10 @@
 #include "vmm/x86/regs.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int boot_fail(struct boot_ctx *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	msg_vformat(c->err, c->errlen, c->path, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 /*
  * The whole image from @fd, which the config opened and checked (a regular file within
@@ -40,25 +29,6 @@ static int read_image(struct boot_ctx *c, int fd, size_t max, uint8_t **buf, siz
 	return r;
 }
 
-unsigned boot_e820(const struct guest_memory *mem, struct boot_e820 *out)
-{
-	uint64_t low = guest_memory_low_end(mem);
-	unsigned n = 0;
-
-	/* Base memory up to the EBDA, where the MP table sits; 640K-1M is the legacy hole. */
-	out[n++] = (struct boot_e820){ 0, low < LAYOUT_EBDA ? low : LAYOUT_EBDA, E820_RAM };
-	if (low > LAYOUT_EBDA)
-		out[n++] = (struct boot_e820){ LAYOUT_EBDA, LAYOUT_LOW_RAM_END - LAYOUT_EBDA,
-			                       E820_RESERVED };
-	if (low > LAYOUT_KERNEL)
-		out[n++] = (struct boot_e820){ LAYOUT_KERNEL, low - LAYOUT_KERNEL, E820_RAM };
-	for (unsigned i = 1; i < mem->nregions; i++)
-		out[n++] =
-		        (struct boot_e820){ mem->regions[i].gpa, mem->regions[i].size, E820_RAM };
-	return n;
-}
-
-/* Puts the initrd as high as allowed, page aligned, above what the kernel uses. */
 static int load_initrd(struct boot_ctx *c, struct guest_memory *mem, const struct boot_image *img,
                        int fd, uint64_t *addr, uint64_t *size)
 {

@@ -115,7 +115,7 @@ static void crash(struct vcpu *v, const char *what)
 	log_error("vcpu %u: %s", v->id, what);
 	x86_regs_dump(v->fd, v->id);
 	snprintf(why, sizeof(why), "vcpu %u: %s", v->id, what);
-	vm_request_exit(v->vm, FLINT_EXIT_GUEST_CRASH, why);
+	vm_stop(v->vm, FLINT_EXIT_GUEST_CRASH, why);
 }
 
 /* Handles one exit. Returns false when the vCPU must stop running. */
@@ -142,7 +142,7 @@ static bool vcpu_exit(struct vcpu *v)
 			         run->system_event.type,
 			         run->system_event.type == KVM_SYSTEM_EVENT_RESET ? "reset"
 			                                                          : "shutdown");
-			vm_request_exit(v->vm, FLINT_EXIT_OK, what);
+			vm_stop(v->vm, FLINT_EXIT_OK, what);
 		}
 		return false;
 	case KVM_EXIT_INTERNAL_ERROR:
@@ -156,7 +156,7 @@ static bool vcpu_exit(struct vcpu *v)
 		crash(v, what);
 		return false;
 	case KVM_EXIT_HLT:
-		vm_request_exit(v->vm, FLINT_EXIT_OK, "guest halted with interrupts off");
+		vm_stop(v->vm, FLINT_EXIT_OK, "guest halted with interrupts off");
 		return false;
 	default:
 		snprintf(what, sizeof(what), "unexpected exit reason %u", run->exit_reason);

@@ -167,7 +167,7 @@ static void exit_on_loop(void *arg)
 	loop_stop(vm->loop, atomic_load(&vm->exit_code));
 }
 
-void vm_request_exit(struct vm *vm, int code, const char *reason)
+void vm_stop(struct vm *vm, int code, const char *reason)
 {
 	bool expected = false;
 

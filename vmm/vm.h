@@ -39,8 +39,9 @@ int vm_irqfd(struct vm *vm, unsigned gsi);
 /*
  * The one way a VM ends: a guest exit or reset, a vCPU error, the timeout, a signal.
  * Callable from any thread (vCPU or loop); the first request wins and its @code becomes
- * flint's exit status. @reason, when not NULL, is logged at info level.
+ * flint's exit status. @reason, when not NULL, is logged at info level. It lives with the
+ * VM, not in vmm.c, because vCPU threads (a floor below vmm.c) call it too.
  */
-void vm_request_exit(struct vm *vm, int code, const char *reason);
+void vm_stop(struct vm *vm, int code, const char *reason);
 
 #endif

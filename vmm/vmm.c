@@ -144,7 +144,7 @@ static void on_timeout(void *arg)
 	fprintf(stderr, "flint: timeout: the guest was still running after %g s, stopped it\n",
 	        m->opts->timeout_s);
 	log_error("timeout after %g s", m->opts->timeout_s);
-	vm_request_exit(&m->vm, FLINT_EXIT_TIMEOUT, NULL);
+	vm_stop(&m->vm, FLINT_EXIT_TIMEOUT, NULL);
 }
 
 /* SIGINT/SIGTERM (the loop has said which): the VM ends as any other request ends it. */
@@ -152,13 +152,13 @@ static void on_signal(void *arg, int signo)
 {
 	struct vmm *m = arg;
 
-	vm_request_exit(&m->vm, 128 + signo, NULL);
+	vm_stop(&m->vm, 128 + signo, NULL);
 }
 
 /* reboot=k: flint treats the guest's reset as the end of the VM. */
 static void on_i8042_reset(void *ctx)
 {
-	vm_request_exit(ctx, FLINT_EXIT_OK, "guest requested a reset through the i8042");
+	vm_stop(ctx, FLINT_EXIT_OK, "guest requested a reset through the i8042");
 }
 
 /* What isa-debug-exit makes of a value: exit status (v << 1) | 1. */
@@ -168,7 +168,7 @@ static void on_exit_port(void *ctx, uint32_t value)
 	char why[96];
 
 	snprintf(why, sizeof(why), "guest wrote %u to the CI exit port: exit code %d", value, code);
-	vm_request_exit(ctx, code, why);
+	vm_stop(ctx, code, why);
 }
 
 static int add_devices(struct vmm *m)
