@@ -248,6 +248,24 @@ int loop_run(struct loop *l)
 	return l->code;
 }
 
+static void wake_up(void *arg)
+{
+	(void)arg;
+}
+
+int loop_run_once(struct loop *l, uint64_t usec)
+{
+	struct loop_watch *deadline = NULL;
+	int r;
+
+	/* Repeating, so it is still ours to remove when something else woke the loop first. */
+	if (usec && !(deadline = loop_add_timer(l, usec, true, wake_up, NULL)))
+		return -ENOMEM;
+	r = event_base_loop(l->base, EVLOOP_ONCE | (usec ? 0 : EVLOOP_NONBLOCK));
+	loop_remove(deadline);
+	return r < 0 ? -EIO : 0;
+}
+
 void loop_stop(struct loop *l, int code)
 {
 	if (l->stopping)

@@ -42,6 +42,12 @@ int loop_handle_signals(struct loop *l, void (*on_signal)(void *arg, int signo),
 
 /* Runs until loop_stop(). Returns the code passed to loop_stop(), or -errno. Re-runnable. */
 int loop_run(struct loop *l);
+/*
+ * One round, for tests and tools that drive the loop step by step: waits up to @usec
+ * (0: not at all) for something to be ready and runs the callbacks of what is. Returns 0,
+ * or -errno when the loop failed.
+ */
+int loop_run_once(struct loop *l, uint64_t usec);
 /* Ends loop_run() with @code. The first stop wins; later ones are ignored. Loop thread only. */
 void loop_stop(struct loop *l, int code);
 bool loop_stopping(const struct loop *l);
