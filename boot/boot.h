@@ -41,7 +41,7 @@ struct boot_source {
 int boot_load(const struct boot_source *src, struct guest_memory *mem, struct boot_info *info,
               char *err, size_t errlen);
 
-/* Writes an Intel MP table describing @ncpus CPUs, one IOAPIC and ISA IRQs 0-15. */
+/* Writes an Intel MP table describing @ncpus CPUs, one IOAPIC and IRQs 0-23 (pin n = IRQ n). */
 int mptable_write(struct guest_memory *mem, unsigned ncpus);
 
 #endif

@@ -12,7 +12,7 @@
 #define MP_SPEC_REV       4 /* 1.4 */
 #define MP_APIC_VERSION   0x14
 #define MP_IOAPIC_VERSION 0x11
-#define MP_ISA_IRQS       16
+#define MP_IRQS           24 /* every pin of KVM's IOAPIC: the legacy 16 and the virtio devices' 5..23 */
 #define MP_MAX_CPUS       254 /* APIC ids 0..ncpus-1, then the IOAPIC's, all below 0xff */
 
 /* Entry types of the configuration table. */
@@ -109,7 +109,7 @@ static size_t table_size(unsigned ncpus)
 {
 	return sizeof(struct mp_floating) + sizeof(struct mp_config) +
 	       ncpus * sizeof(struct mp_processor) + sizeof(struct mp_bus) +
-	       sizeof(struct mp_ioapic) + (MP_ISA_IRQS + 2) * sizeof(struct mp_interrupt);
+	       sizeof(struct mp_ioapic) + (MP_IRQS + 2) * sizeof(struct mp_interrupt);
 }
 
 /* Reserves the next entry of @size bytes at *p and counts it. */
@@ -150,8 +150,8 @@ static uint16_t write_entries(uint8_t **p, unsigned ncpus)
 		                      .version = MP_IOAPIC_VERSION,
 		                      .flags = MP_IOAPIC_USABLE,
 		                      .paddr = (uint32_t)LAYOUT_IOAPIC };
-	/* ISA irq n -> IOAPIC pin n. */
-	for (unsigned i = 0; i < MP_ISA_IRQS; i++) {
+	/* irq n -> IOAPIC pin n, on the ISA bus (edge, active high: what an irqfd pulse is). */
+	for (unsigned i = 0; i < MP_IRQS; i++) {
 		irq = next_entry(p, &count, sizeof(*irq));
 		*irq = (struct mp_interrupt){ .type = MP_IOINTR,
 			                      .irq_type = MP_INT,

@@ -160,6 +160,23 @@ int vm_irqfd(struct vm *vm, unsigned gsi)
 	return fd;
 }
 
+int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, uint64_t value, int fd)
+{
+	struct kvm_ioeventfd io = { .datamatch = value,
+		                    .addr = addr,
+		                    .len = len,
+		                    .fd = fd,
+		                    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH };
+
+	if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0) {
+		int e = errno;
+		log_error("KVM_IOEVENTFD at %#llx (value %llu): %s", (unsigned long long)addr,
+		          (unsigned long long)value, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
 static void exit_on_loop(void *arg)
 {
 	struct vm *vm = arg;

@@ -37,6 +37,12 @@ void vm_destroy(struct vm *vm);
 int vm_irqfd(struct vm *vm, unsigned gsi);
 
 /*
+ * KVM ioeventfd: a guest write of @value (@len bytes) at MMIO address @addr signals @fd
+ * in the kernel, without an exit to flint. Returns 0 or -errno (logged).
+ */
+int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, uint64_t value, int fd);
+
+/*
  * The one way a VM ends: a guest exit or reset, a vCPU error, the timeout, a signal.
  * Callable from any thread (vCPU or loop); the first request wins and its @code becomes
  * flint's exit status. @reason, when not NULL, is logged at info level. It lives with the

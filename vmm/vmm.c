@@ -13,6 +13,7 @@
 #include "vmm/base/log.h"
 #include "vmm/base/loop.h"
 #include "vmm/vcpu.h"
+#include "vmm/virtio.h"
 #include "vmm/vm.h"
 
 #include <errno.h>
@@ -39,6 +40,8 @@ struct vmm {
 	struct exit_port exit_port;
 	struct iommu iommu;
 	bool iommu_used;
+	struct vmm_virtio virtio;
+	char *cmdline; /* boot_args and what the devices add to them */
 	int serial_irq;
 	struct loop_watch *stdin_watch;
 };
@@ -75,7 +78,6 @@ static int unsupported_devices(const struct vm_config *cfg)
 	const char *what = cfg->ndrives         ? "drives (virtio-blk)"
 	                   : cfg->nnets         ? "network-interfaces (virtio-net)"
 	                   : cfg->vsock.present ? "vsock (virtio-vsock)"
-	                   : cfg->entropy       ? "entropy (virtio-rng)"
 	                                        : NULL;
 
 	if (!what)
@@ -253,6 +255,21 @@ static enum guest_backing backing_of(const struct vm_config *cfg)
 	return cfg->memory.thp ? GUEST_BACKING_THP : GUEST_BACKING_4K;
 }
 
+/* The guest's command line: the config's boot_args, then what the virtio devices need. */
+static int build_cmdline(struct vmm *m)
+{
+	/* Room for every slot's virtio_mmio.device= and a root=; the loader checks the kernel's limit. */
+	size_t cap = strlen(m->cfg->boot_args) + 64 * (LAYOUT_VIRTIO_SLOTS + 3);
+
+	m->cmdline = malloc(cap);
+	if (!m->cmdline) {
+		log_error("out of memory building the kernel command line");
+		return -ENOMEM;
+	}
+	memcpy(m->cmdline, m->cfg->boot_args, strlen(m->cfg->boot_args) + 1);
+	return vmm_virtio_plan(&m->virtio, m->cfg, m->cmdline, cap);
+}
+
 /*
  * What needs no KVM: guest memory, the images loaded into it, the boot structures. A run
  * and --dry-run both do it, so a dry run refuses what a run would. Returns an exit code,
@@ -274,9 +291,12 @@ static int vmm_prepare(struct vmm *m, struct boot_info *boot)
 		          strerror(-r));
 		return FLINT_EXIT_INTERNAL;
 	}
+	r = build_cmdline(m);
+	if (r)
+		return r == -ENOMEM ? FLINT_EXIT_INTERNAL : FLINT_EXIT_CONFIG;
 	/* Images load before /dev/kvm opens: a bad kernel is a config error on any host. */
 	r = boot_load(&(struct boot_source){ cfg->kernel_fd, cfg->kernel_path, cfg->initrd_fd,
-	                                     cfg->initrd_path, cfg->boot_args },
+	                                     cfg->initrd_path, m->cmdline },
 	              &m->mem, boot, err, sizeof(err));
 	if (r == -ENOMEM) {
 		log_error("out of memory loading %s", MSG_ESC(cfg->kernel_path));
@@ -318,6 +338,7 @@ int vmm_check(const struct vm_config *cfg)
 	m->mem.fd = -1;
 	code = vmm_prepare(m, &boot);
 	guest_memory_destroy(&m->mem);
+	free(m->cmdline);
 	free(m);
 	if (code < 0)
 		code = check_inherited_iommufd(cfg);
@@ -342,7 +363,7 @@ static int vmm_build(struct vmm *m)
 		return r;
 	if (vm_create(&m->vm, "/dev/kvm", &m->mem, cfg->track_dirty_pages, m->loop))
 		return FLINT_EXIT_INTERNAL;
-	if (add_devices(m))
+	if (add_devices(m) || vmm_virtio_create(&m->virtio, cfg, &m->vm, m->loop))
 		return FLINT_EXIT_INTERNAL;
 	if (cfg->nvfio) {
 		m->iommu_used = true;
@@ -374,6 +395,7 @@ static void vmm_teardown(struct vmm *m)
 	}
 	if (m->iommu_used)
 		iommu_teardown(&m->iommu); /* before the loop: it answers open page requests */
+	vmm_virtio_destroy(&m->virtio); /* before the loop: it removes its watches */
 	loop_free(m->loop);                /* removes the stdin, timer and post watches */
 	if (m->serial_irq >= 0) {
 		serial_destroy(&m->serial);
@@ -382,6 +404,7 @@ static void vmm_teardown(struct vmm *m)
 	}
 	vm_destroy(&m->vm);
 	guest_memory_destroy(&m->mem);
+	free(m->cmdline);
 }
 
 int vmm_run(const struct vm_config *cfg, const struct run_opts *opts)

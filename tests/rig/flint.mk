@@ -17,9 +17,10 @@ $(RIG_OUT)/l2/exitport: tests/rig/l2/exitport.c
 	$(RIG_CC) -O2 -static -o $@ $<
 
 # L2's own initramfs: busybox, its init (checks nproc/MemTotal), the exit-port tool.
-$(RIG_OUT)/l2/initramfs.cpio.gz: $(RIG_OUT)/l2/exitport tests/rig/l2/init $(RIG_DIR)/mkinitramfs.sh
+$(RIG_OUT)/l2/initramfs.cpio.gz: $(RIG_OUT)/l2/exitport tests/rig/l2/init $(RIG_DIR)/mkinitramfs.sh \
+		$(wildcard tests/rig/l2/checks/*.sh)
 	bash $(RIG_DIR)/mkinitramfs.sh -o $@ --init tests/rig/l2/init \
-	  --add $(RIG_OUT)/l2/exitport:/bin/exitport
+	  --add $(RIG_OUT)/l2/exitport:/bin/exitport --add tests/rig/l2/checks:/checks
 
 $(RIG_OUT)/initramfs.cpio.gz: $(BUILD)/flint $(RIG_FLINT_PROGS) $(RIG_OUT)/l2/initramfs.cpio.gz
 RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
@@ -27,10 +28,12 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--add $(RIG_KDIR)/bzImage:/rig/l2/bzImage \
 	--add $(RIG_FLINT_DIR)/l2-boot.sh:/rig/lib/l2-boot.sh \
 	--add $(RIG_FLINT_DIR)/edu-bdf.sh:/rig/lib/edu-bdf.sh \
+	--add $(RIG_FLINT_DIR)/l2-virtio.sh:/rig/lib/l2-virtio.sh \
 	--case $(RIG_FLINT_DIR)/50-l2-boot-1cpu.sh:50-flint-l2-boot-1cpu \
 	--case $(RIG_FLINT_DIR)/51-l2-boot-2cpu.sh:51-flint-l2-boot-2cpu \
 	--case $(RIG_FLINT_DIR)/52-l2-boot-edu.sh:52-flint-l2-boot-edu \
 	--case $(RIG_FLINT_DIR)/53-l2-boot-edu-inherited-fd.sh:53-flint-l2-boot-edu-inherited-fd \
+	--case $(RIG_FLINT_DIR)/54-l2-virtio-rng.sh:54-flint-l2-virtio-rng \
 	--case $(RIG_OUT)/flint/resolver-mock:60-flint-resolver-mock \
 	--case $(RIG_OUT)/flint/vfio-edu-pin:61-flint-vfio-edu-pin
 

@@ -75,6 +75,8 @@ static const struct bad_case bad_cases[] = {
 	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":false},{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":false}]}", "drives[1].drive_id: duplicate id"},
 	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":true},{\"drive_id\":\"b\",\"path_on_host\":\"@D\",\"is_root_device\":true}]}", "drives[1].is_root_device: only one drive"},
 	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":true,\"cache_type\":\"None\"}]}", "drives[0].cache_type"},
+	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":true,\"partuuid\":\"1234 init=/bin/sh\"}]}", "drives[0].partuuid: not a partition UUID"},
+	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":true,\"partuuid\":\"1234/PARTNROFF=\"}]}", "drives[0].partuuid: not a partition UUID"},
 	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":true,\"io_engine\":\"Uring\"}]}", "drives[0].io_engine"},
 	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":true,\"rate_limiter\":{\"bandwidth\":{\"size\":1}}}]}", "drives[0].rate_limiter.bandwidth.refill_time: required key is missing"},
 	{"{" MIN ",\"drives\":[{\"drive_id\":\"a\",\"path_on_host\":\"@D\",\"is_root_device\":true,\"rate_limiter\":{\"bw\":{}}}]}", "drives[0].rate_limiter.bw: unknown key"},

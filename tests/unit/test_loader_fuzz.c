@@ -227,7 +227,7 @@ static void test_64bit_entry(void **state)
 	check_64bit("bzimage.bin", "bzImage", 0x100200);
 }
 
-/* The MP table: both checksums hold, one entry per CPU plus bus, IOAPIC, 16 + 2 IRQs. */
+/* The MP table: both checksums hold, one entry per CPU plus bus, IOAPIC, 24 pins + 2 LINTs. */
 static void test_mptable(void **state)
 {
 	struct guest_memory mem;
@@ -247,8 +247,8 @@ static void test_mptable(void **state)
 	assert_memory_equal(cfg, "PCMP", 4);
 	memcpy(&len, cfg + 4, 2);
 	memcpy(&count, cfg + 34, 2);
-	assert_int_equal(len, 44 + 3 * 20 + 8 + 8 + 18 * 8);
-	assert_int_equal(count, 3 + 1 + 1 + 18);
+	assert_int_equal(len, 44 + 3 * 20 + 8 + 8 + 26 * 8);
+	assert_int_equal(count, 3 + 1 + 1 + 26);
 	for (unsigned i = 0; i < len; i++)
 		sum = (uint8_t)(sum + cfg[i]);
 	assert_int_equal(sum, 0);

@@ -4,10 +4,32 @@
 #include "vmm/base/file.h"
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 const char *const config_cache_names[] = { "Unsafe", "Writeback", NULL };
 const char *const config_io_engine_names[] = { "Sync", "Async", NULL };
+
+/*
+ * What Linux's root=PARTUUID= takes: a GPT UUID or an MBR "SSSSSSSS-PP", optionally
+ * "/PARTNROFF=n". Nothing else, so the string cannot add arguments to the command line.
+ */
+static bool partuuid_ok(const char *s)
+{
+	static const char partnroff[] = "/PARTNROFF=";
+	size_t uuid = strspn(s, "0123456789abcdefABCDEF-");
+	const char *off;
+
+	if (!uuid || strlen(s) > 64)
+		return false;
+	if (!s[uuid])
+		return true;
+	if (strncmp(s + uuid, partnroff, sizeof(partnroff) - 1) != 0)
+		return false;
+	off = s + uuid + sizeof(partnroff) - 1;
+	return *off && strspn(off, "0123456789") == strlen(off);
+}
 
 static int drive_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
 {
@@ -30,6 +52,10 @@ static int drive_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
 		r = cfg_bool(c, v, p, "is_read_only", false, &d->read_only);
 	if (!r)
 		r = cfg_string(c, v, p, "partuuid", false, &d->partuuid);
+	if (!r && d->partuuid && !partuuid_ok(d->partuuid))
+		r = cfg_fail(c, cfg_join(sub, p, "partuuid"),
+		             "not a partition UUID (hex digits and '-', at most 64 characters; it "
+		             "goes on the kernel command line)");
 	if (!r)
 		r = cfg_enum(c, v, p, "cache_type", config_cache_names, &cache);
 	if (!r)

@@ -17,6 +17,10 @@
 /* Devices in the MMIO hole. The boot timer sits where Firecracker guests expect it. */
 #define LAYOUT_BOOT_TIMER LAYOUT_MMIO32_START
 #define LAYOUT_IOAPIC     0xFEC00000ULL
+/* virtio-mmio: one 4 KiB slot per device from here, device n on GSI 5 + n (5..23). */
+#define LAYOUT_VIRTIO_MMIO  0xD0000000ULL
+#define LAYOUT_VIRTIO_GSI   5
+#define LAYOUT_VIRTIO_SLOTS 19
 #define LAYOUT_LAPIC      0xFEE00000ULL
 /* KVM needs three pages for the TSS and one for the identity map, below 4 GiB, not RAM. */
 #define LAYOUT_KVM_TSS      0xFFFBD000ULL
