@@ -131,3 +131,16 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# I/O engine benchmark: blk_io's worker pool against io_uring, from the same event loop.
+# liburing is the benchmark's alone (flint does not link it), so it is installed here, not
+# in DEPS. Always relinked (well under a second): the library changes under it.
+.PHONY: bench-blk-io
+BENCH_BLK_IO_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -I. $(PKG_CFLAGS) -O2 -g
+bench-blk-io: $(PLAIN_LIB)
+	@sh tests/deps.sh liburing-dev
+	@mkdir -p $(BUILD)/bench
+	@$(if $(Q),echo "  LD      $(BUILD)/bench/blk-io")
+	$(Q)$(CC) $(BENCH_BLK_IO_CFLAGS) -o $(BUILD)/bench/blk-io bench/blk-io.c bench/blk_io_uring.c \
+		$(PLAIN_LIB) $(LDLIBS) -luring
+	$(BUILD)/bench/blk-io $(BENCH_BLK_IO_ARGS)

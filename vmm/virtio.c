@@ -1,5 +1,6 @@
 /* The VM's virtio devices: slots, GSIs, the guest command line, creation and teardown. */
 #include "vmm/virtio.h"
+#include "devices/virtio/blk.h"
 #include "devices/virtio/rng.h"
 #include "vmm/base/log.h"
 #include "vmm/vm.h"
@@ -94,10 +95,32 @@ int vmm_virtio_plan(struct vmm_virtio *v, const struct vm_config *cfg, char *cmd
 	return r;
 }
 
+static int new_blk(struct vmm_virtio_slot *s, const struct drive_config *d, struct loop *loop)
+{
+	struct virtio_blk *b = malloc(sizeof(*b));
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	r = virtio_blk_init(b, &(struct virtio_blk_options){ .id = d->id,
+	                                                     .fd = d->fd,
+	                                                     .read_only = d->read_only,
+	                                                     .flush = d->cache == CACHE_WRITEBACK,
+	                                                     .loop = loop });
+	if (r) {
+		free(b);
+		return r;
+	}
+	s->dev = &b->dev;
+	return 0;
+}
+
 /* The device model for @s, allocated; its name set for logs. */
-static int new_model(struct vmm_virtio_slot *s)
+static int new_model(struct vmm_virtio_slot *s, const struct vm_config *cfg, struct loop *loop)
 {
 	switch (s->kind) {
+	case VIRTIO_KIND_DRIVE:
+		return new_blk(s, &cfg->drives[s->index], loop);
 	case VIRTIO_KIND_RNG: {
 		struct virtio_rng *rng = malloc(sizeof(*rng));
 		if (!rng)
@@ -114,6 +137,10 @@ static int new_model(struct vmm_virtio_slot *s)
 static void free_model(struct vmm_virtio_slot *s)
 {
 	switch (s->kind) {
+	case VIRTIO_KIND_DRIVE:
+		virtio_blk_destroy((struct virtio_blk *)s->dev);
+		free((struct virtio_blk *)s->dev);
+		break;
 	case VIRTIO_KIND_RNG:
 		free((struct virtio_rng *)s->dev);
 		break;
@@ -148,10 +175,9 @@ int vmm_virtio_create(struct vmm_virtio *v, const struct vm_config *cfg, struct 
 {
 	int r = 0;
 
-	(void)cfg;
 	for (unsigned i = 0; i < v->n && !r; i++) {
 		struct vmm_virtio_slot *s = &v->slots[i];
-		r = new_model(s);
+		r = new_model(s, cfg, loop);
 		if (!r)
 			r = wire_slot(s, vm, loop);
 		if (r)

@@ -75,8 +75,7 @@ static void tty_make_raw(void)
 
 static int unsupported_devices(const struct vm_config *cfg)
 {
-	const char *what = cfg->ndrives         ? "drives (virtio-blk)"
-	                   : cfg->nnets         ? "network-interfaces (virtio-net)"
+	const char *what = cfg->nnets           ? "network-interfaces (virtio-net)"
 	                   : cfg->vsock.present ? "vsock (virtio-vsock)"
 	                                        : NULL;
 
@@ -190,14 +189,14 @@ static int add_devices(struct vmm *m)
 	m->exit_port = (struct exit_port){ on_exit_port, vm };
 	r = bus_add(&vm->pio, SERIAL_COM1_BASE, 8, &serial_ops, &m->serial, "serial");
 	if (!r)
-		r = bus_add(&vm->pio, I8042_DATA_PORT, LAYOUT_PIO_I8042_SIZE, &i8042_ops, &m->i8042, "i8042");
+		r = bus_add(&vm->pio, I8042_DATA_PORT, LAYOUT_PIO_I8042_SIZE, &i8042_ops, &m->i8042,
+		            "i8042");
 	if (!r)
 		r = bus_add(&vm->mmio, LAYOUT_BOOT_TIMER, 1, &boot_timer_ops, &m->boot_timer,
 		            "boot timer");
 	if (!r && cfg->ci.exit_port_enabled) {
 		r = bus_add(&vm->pio, cfg->ci.exit_port, cfg->ci.exit_port_size, &exit_port_ops,
-		            &m->exit_port,
-		            "CI exit port");
+		            &m->exit_port, "CI exit port");
 		if (r == -EEXIST)
 			log_error("flint.ci.exit_port: port %#x overlaps another device",
 			          cfg->ci.exit_port);
@@ -258,7 +257,8 @@ static enum guest_backing backing_of(const struct vm_config *cfg)
 /* The guest's command line: the config's boot_args, then what the virtio devices need. */
 static int build_cmdline(struct vmm *m)
 {
-	/* Room for every slot's virtio_mmio.device= and a root=; the loader checks the kernel's limit. */
+	/* Room for every slot's virtio_mmio.device= and a root=; the loader checks the kernel's
+	 * limit. */
 	size_t cap = strlen(m->cfg->boot_args) + 64 * (LAYOUT_VIRTIO_SLOTS + 3);
 
 	m->cmdline = malloc(cap);
@@ -395,7 +395,7 @@ static void vmm_teardown(struct vmm *m)
 	}
 	if (m->iommu_used)
 		iommu_teardown(&m->iommu); /* before the loop: it answers open page requests */
-	vmm_virtio_destroy(&m->virtio); /* before the loop: it removes its watches */
+	vmm_virtio_destroy(&m->virtio);    /* before the loop: it removes its watches */
 	loop_free(m->loop);                /* removes the stdin, timer and post watches */
 	if (m->serial_irq >= 0) {
 		serial_destroy(&m->serial);

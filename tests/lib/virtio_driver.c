@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int vdrv_init(struct vdrv *d, struct virtio_dev *dev, uint64_t mem_size)
+int vdrv_setup(struct vdrv *d, uint64_t mem_size)
 {
 	int r;
 
@@ -21,19 +21,37 @@ int vdrv_init(struct vdrv *d, struct virtio_dev *dev, uint64_t mem_size)
 		guest_memory_destroy(&d->mem);
 		return -ENOMEM;
 	}
-	d->dev = dev;
 	d->brk = 0x1000; /* page 0 stays unused: a zero address is never a valid buffer here */
-	r = virtio_mmio_init(&d->t, dev, &d->mem, d->loop, -1);
-	if (r) {
+	return 0;
+}
+
+int vdrv_bind(struct vdrv *d, struct virtio_dev *dev)
+{
+	d->dev = dev;
+	return virtio_mmio_init(&d->t, dev, &d->mem, d->loop, -1);
+}
+
+int vdrv_init(struct vdrv *d, struct virtio_dev *dev, uint64_t mem_size)
+{
+	int r = vdrv_setup(d, mem_size);
+
+	if (!r && (r = vdrv_bind(d, dev))) {
 		loop_free(d->loop);
 		guest_memory_destroy(&d->mem);
 	}
 	return r;
 }
 
+void vdrv_unbind(struct vdrv *d)
+{
+	if (d->dev)
+		virtio_mmio_destroy(&d->t);
+	d->dev = NULL;
+}
+
 void vdrv_destroy(struct vdrv *d)
 {
-	virtio_mmio_destroy(&d->t);
+	vdrv_unbind(d);
 	loop_free(d->loop);
 	guest_memory_destroy(&d->mem);
 }

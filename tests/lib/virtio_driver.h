@@ -40,7 +40,13 @@ struct vdrv_buf {
 
 /* Guest memory of @mem_size bytes (4K pages), a loop, the transport bound to @dev. */
 int vdrv_init(struct vdrv *d, struct virtio_dev *dev, uint64_t mem_size);
+/* The same in two steps, for devices that need the loop (d->loop) to be made. */
+int vdrv_setup(struct vdrv *d, uint64_t mem_size);
+int vdrv_bind(struct vdrv *d, struct virtio_dev *dev);
+/* Unbinds the device (a reset) and frees memory and loop; the device model is the caller's. */
 void vdrv_destroy(struct vdrv *d);
+/* Only the transport: before the caller destroys its device model and then calls vdrv_destroy. */
+void vdrv_unbind(struct vdrv *d);
 
 /* 32-bit register access, as a vCPU exit delivers it. */
 uint32_t vdrv_read(struct vdrv *d, uint64_t off);

@@ -22,10 +22,16 @@ $(RIG_OUT)/l2/initramfs.cpio.gz: $(RIG_OUT)/l2/exitport tests/rig/l2/init $(RIG_
 	bash $(RIG_DIR)/mkinitramfs.sh -o $@ --init tests/rig/l2/init \
 	  --add $(RIG_OUT)/l2/exitport:/bin/exitport --add tests/rig/l2/checks:/checks
 
-$(RIG_OUT)/initramfs.cpio.gz: $(BUILD)/flint $(RIG_FLINT_PROGS) $(RIG_OUT)/l2/initramfs.cpio.gz
+# L2's ext4 root disk for the virtio-blk case (mkfs.ext4 -d from e2fsprogs).
+$(RIG_OUT)/l2/rootfs.ext4: tests/rig/l2/mkrootfs.sh $(RIG_OUT)/l2/exitport
+	bash tests/rig/l2/mkrootfs.sh $@ $(RIG_OUT)/l2/exitport
+
+$(RIG_OUT)/initramfs.cpio.gz: $(BUILD)/flint $(RIG_FLINT_PROGS) $(RIG_OUT)/l2/initramfs.cpio.gz \
+	$(RIG_OUT)/l2/rootfs.ext4
 RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--add $(RIG_OUT)/l2/initramfs.cpio.gz:/rig/l2/initramfs.cpio.gz \
 	--add $(RIG_KDIR)/bzImage:/rig/l2/bzImage \
+	--add $(RIG_OUT)/l2/rootfs.ext4:/rig/l2/rootfs.ext4 \
 	--add $(RIG_FLINT_DIR)/l2-boot.sh:/rig/lib/l2-boot.sh \
 	--add $(RIG_FLINT_DIR)/edu-bdf.sh:/rig/lib/edu-bdf.sh \
 	--add $(RIG_FLINT_DIR)/l2-virtio.sh:/rig/lib/l2-virtio.sh \
@@ -34,6 +40,8 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--case $(RIG_FLINT_DIR)/52-l2-boot-edu.sh:52-flint-l2-boot-edu \
 	--case $(RIG_FLINT_DIR)/53-l2-boot-edu-inherited-fd.sh:53-flint-l2-boot-edu-inherited-fd \
 	--case $(RIG_FLINT_DIR)/54-l2-virtio-rng.sh:54-flint-l2-virtio-rng \
+	--case $(RIG_FLINT_DIR)/55-l2-virtio-root.sh:55-flint-l2-virtio-root \
+	--case $(RIG_FLINT_DIR)/56-l2-virtio-disks.sh:56-flint-l2-virtio-disks \
 	--case $(RIG_OUT)/flint/resolver-mock:60-flint-resolver-mock \
 	--case $(RIG_OUT)/flint/vfio-edu-pin:61-flint-vfio-edu-pin
 

@@ -30,7 +30,7 @@ BUILD ?= build
 RIG_OUT := $(BUILD)/rig
 
 RIG_DEPS := build-essential flex bison bc libelf-dev rsync cpio xz-utils \
-	busybox-static qemu-system-x86
+	busybox-static qemu-system-x86 e2fsprogs
 
 # Cases are static programs (the initramfs has no libc), built against the
 # 7.3 uapi headers installed next to the cached kernel. Their own compiler

@@ -1,0 +1,65 @@
+/*
+ * virtio-blk (Firecracker's `drives[]`): a raw image behind one request queue. Reads and
+ * writes run on the I/O engine's workers (blk_io.h) and complete on the loop, so a slow
+ * disk never stalls the loop or a vCPU. A read-only drive is opened read-only and
+ * answers writes with IOERR; a Writeback drive offers FLUSH (fdatasync), an Unsafe one
+ * does not, as in Firecracker.
+ */
+#ifndef FLINT_VIRTIO_BLK_H
+#define FLINT_VIRTIO_BLK_H
+
+#include "devices/virtio/blk_io.h"
+#include "devices/virtio/device.h"
+#include "vmm/base/log.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define VIRTIO_BLK_QUEUE_SIZE 256
+#define VIRTIO_BLK_SEG_MAX    126 /* data segments per request, announced to the driver */
+#define VIRTIO_BLK_THREADS    2
+
+struct virtio_blk;
+
+/* One request in flight: its chain, where its status byte goes, its I/O. */
+struct virtio_blk_req {
+	struct blk_io_req io;
+	struct virtio_blk *blk;
+	struct iovec iov[VIRTIO_BLK_SEG_MAX];
+	uint8_t *status;
+	uint32_t written; /* what the used ring reports: data read into the chain + status */
+	uint64_t want;    /* bytes the request must move to succeed */
+	unsigned generation;
+	uint16_t head;
+	bool busy;
+};
+
+struct virtio_blk_options {
+	const char *id; /* drive_id: names the device in logs, answers GET_ID */
+	int fd;         /* the image, opened (read-only when read_only); the caller closes it */
+	bool read_only;
+	bool flush; /* cache_type Writeback: offer FLUSH, and fdatasync on it */
+	struct loop *loop;
+};
+
+struct virtio_blk {
+	struct virtio_dev dev; /* first: the transport sees this */
+	char id[21];           /* VIRTIO_BLK_ID_BYTES, NUL-terminated */
+	uint64_t capacity;     /* 512-byte sectors */
+	bool read_only, flush;
+	struct blk_io *io;
+	unsigned generation; /* bumped on every reset: completions of an older one are dropped */
+	bool stalled;        /* chains wait for a request slot */
+	struct log_ratelimit rl;
+	struct virtqueue_seg segs[VIRTIO_BLK_SEG_MAX + 2];
+	struct virtio_blk_req reqs[VIRTIO_BLK_QUEUE_SIZE];
+	uint64_t reads, writes, flushes, errors; /* counters */
+};
+
+/* Sizes the image and starts the I/O engine on the loop. Returns 0 or -errno (logged). */
+int virtio_blk_init(struct virtio_blk *b, const struct virtio_blk_options *o);
+/* After the transport is destroyed: finishes I/O in flight and stops the engine. */
+void virtio_blk_destroy(struct virtio_blk *b);
+
+#endif

@@ -1,0 +1,398 @@
+/*
+ * virtio-blk through the virtio-mmio transport and the test driver: reads and writes land
+ * on the image byte for byte, read-only and flush behave as Firecracker's, GET_ID, and a
+ * hostile driver (requests outside the disk, overflowing sectors, chains without a status
+ * byte, odd lengths, unknown types, resets with I/O in flight) never crashes flint.
+ */
+#include "devices/virtio/blk.h"
+#include "tests/lib/util.h"
+#include "tests/lib/virtio_driver.h"
+#include "vmm/base/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/virtio_blk.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define DISK_SECTORS 2048ULL /* 1 MiB */
+#define DISK_BYTES   (DISK_SECTORS * 512)
+#define WANT                                                                                       \
+	(VIRTIO_FEATURE(VIRTIO_F_VERSION_1) | VIRTIO_FEATURE(VIRTIO_F_EVENT_IDX) |                 \
+	 VIRTIO_FEATURE(VIRTIO_F_INDIRECT_DESC) | VIRTIO_FEATURE(VIRTIO_BLK_F_FLUSH) |             \
+	 VIRTIO_FEATURE(VIRTIO_BLK_F_RO) | VIRTIO_FEATURE(VIRTIO_BLK_F_SEG_MAX))
+#define IN_FLIGHT 0xff /* status byte value the device never writes */
+
+struct fixture {
+	struct virtio_blk blk;
+	struct vdrv d;
+	int fd;
+	bool read_only;
+};
+
+/* Byte i of the image before any write. */
+static uint8_t pattern(uint64_t i)
+{
+	return (uint8_t)(i * 7 + (i >> 9));
+}
+
+static int make_image(void)
+{
+	static unsigned n;
+	char path[512];
+	uint8_t *img = malloc(DISK_BYTES);
+	int fd;
+
+	assert_non_null(img);
+	for (uint64_t i = 0; i < DISK_BYTES; i++)
+		img[i] = pattern(i);
+	snprintf(path, sizeof(path), "%s/disk%u.img", test_tmpdir(), n++);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, img, DISK_BYTES, 0), (ssize_t)DISK_BYTES);
+	free(img);
+	return fd;
+}
+
+static int setup_with(void **state, bool read_only, bool flush)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	f->fd = make_image();
+	f->read_only = read_only;
+	assert_int_equal(vdrv_setup(&f->d, 16 << 20), 0);
+	assert_int_equal(
+	        virtio_blk_init(&f->blk, &(struct virtio_blk_options){ .id = "rootfs",
+	                                                               .fd = f->fd,
+	                                                               .read_only = read_only,
+	                                                               .flush = flush,
+	                                                               .loop = f->d.loop }),
+	        0);
+	assert_int_equal(vdrv_bind(&f->d, &f->blk.dev), 0);
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, false, true);
+}
+
+static int setup_ro(void **state)
+{
+	return setup_with(state, true, false);
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	vdrv_unbind(&f->d);
+	virtio_blk_destroy(&f->blk);
+	vdrv_destroy(&f->d);
+	close(f->fd);
+	free(f);
+	return 0;
+}
+
+/* A request in guest memory: header, data buffer, status byte. */
+struct req {
+	uint64_t hdr, data, status;
+	uint32_t len;
+	uint16_t head;
+};
+
+static struct req submit(struct fixture *f, uint32_t type, uint64_t sector, uint32_t len)
+{
+	bool in = type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
+	struct req r = { .hdr = vdrv_alloc(&f->d, 16, 16),
+		         .data = len ? vdrv_alloc(&f->d, len, 512) : 0,
+		         .status = vdrv_alloc(&f->d, 1, 1),
+		         .len = len };
+	struct virtio_blk_outhdr h = { .type = type, .sector = sector };
+	struct vdrv_buf bufs[3] = { { r.hdr, 16, false } };
+	unsigned n = 1;
+
+	memcpy(vdrv_hva(&f->d, r.hdr, 16), &h, 16);
+	*(uint8_t *)vdrv_hva(&f->d, r.status, 1) = IN_FLIGHT;
+	if (len)
+		bufs[n++] = (struct vdrv_buf){ r.data, len, in };
+	bufs[n++] = (struct vdrv_buf){ r.status, 1, true };
+	r.head = vdrv_add(&f->d, 0, bufs, n);
+	return r;
+}
+
+static uint8_t status_of(struct fixture *f, const struct req *r)
+{
+	return *(uint8_t *)vdrv_hva(&f->d, r->status, 1);
+}
+
+/* Kick, wait for @r's answer; returns its status and checks the used length. */
+static uint8_t complete(struct fixture *f, const struct req *r, uint32_t want_used)
+{
+	uint32_t id, len;
+
+	vdrv_kick(&f->d, 0);
+	assert_int_equal(vdrv_wait_used(&f->d, 0, &id, &len, 5000), 1);
+	assert_int_equal(id, r->head);
+	if (status_of(f, r) == VIRTIO_BLK_S_OK)
+		assert_int_equal(len, want_used);
+	return status_of(f, r);
+}
+
+static void start(struct fixture *f)
+{
+	assert_true(vdrv_start(&f->d, WANT, 256) & VIRTIO_STATUS_DRIVER_OK);
+}
+
+static void expect_image(struct fixture *f, uint64_t off, const uint8_t *want, size_t len)
+{
+	uint8_t *got = malloc(len);
+
+	assert_int_equal(pread(f->fd, got, len, (off_t)off), (ssize_t)len);
+	assert_memory_equal(got, want, len);
+	free(got);
+}
+
+static void test_config_and_features(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t cap;
+	uint32_t seg_max;
+
+	vdrv_read_n(&f->d, VIRTIO_MMIO_CONFIG, &cap, 8);
+	vdrv_read_n(&f->d, VIRTIO_MMIO_CONFIG + 12, &seg_max, 4);
+	assert_int_equal(cap, DISK_SECTORS);
+	assert_int_equal(seg_max, VIRTIO_BLK_SEG_MAX);
+	assert_int_equal(vdrv_read(&f->d, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_BLOCK);
+	start(f);
+	assert_true(f->blk.dev.acked & VIRTIO_FEATURE(VIRTIO_BLK_F_FLUSH));
+	assert_false(f->blk.dev.acked & VIRTIO_FEATURE(VIRTIO_BLK_F_RO));
+}
+
+static void test_read(void **state)
+{
+	struct fixture *f = *state;
+	struct req r;
+	uint8_t *data;
+
+	start(f);
+	r = submit(f, VIRTIO_BLK_T_IN, 3, 1024);
+	assert_int_equal(complete(f, &r, 1024 + 1), VIRTIO_BLK_S_OK);
+	data = vdrv_hva(&f->d, r.data, 1024);
+	for (unsigned i = 0; i < 1024; i++)
+		if (data[i] != pattern(3 * 512 + i))
+			fail_msg("byte %u of sector 3 onwards is %#x, want %#x", i, data[i],
+			         pattern(3 * 512 + i));
+	/* The last sector of the disk, and nothing past it. */
+	r = submit(f, VIRTIO_BLK_T_IN, DISK_SECTORS - 1, 512);
+	assert_int_equal(complete(f, &r, 513), VIRTIO_BLK_S_OK);
+	assert_int_equal(f->blk.reads, 2);
+}
+
+static void test_write(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t buf[2048];
+	struct req r;
+
+	start(f);
+	for (unsigned i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(0xa5 ^ i);
+	r = submit(f, VIRTIO_BLK_T_OUT, 100, sizeof(buf));
+	memcpy(vdrv_hva(&f->d, r.data, sizeof(buf)), buf, sizeof(buf));
+	assert_int_equal(complete(f, &r, 1), VIRTIO_BLK_S_OK);
+	expect_image(f, 100 * 512, buf, sizeof(buf));
+	/* The neighbours are untouched. */
+	assert_int_equal(pread(f->fd, buf, 1, 100 * 512 - 1), 1);
+	assert_int_equal(buf[0], pattern(100 * 512 - 1));
+	r = submit(f, VIRTIO_BLK_T_FLUSH, 0, 0);
+	assert_int_equal(complete(f, &r, 1), VIRTIO_BLK_S_OK);
+	assert_int_equal(f->blk.flushes, 1);
+}
+
+static void test_read_only(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t before[512];
+	struct req r;
+
+	for (unsigned i = 0; i < 512; i++)
+		before[i] = pattern(512 * 7 + i);
+	start(f);
+	assert_true(f->blk.dev.acked & VIRTIO_FEATURE(VIRTIO_BLK_F_RO));
+	assert_false(f->blk.dev.acked & VIRTIO_FEATURE(VIRTIO_BLK_F_FLUSH)); /* Unsafe */
+	r = submit(f, VIRTIO_BLK_T_OUT, 7, 512);
+	memset(vdrv_hva(&f->d, r.data, 512), 0, 512);
+	assert_int_equal(complete(f, &r, 1), VIRTIO_BLK_S_IOERR);
+	expect_image(f, 512 * 7, before, 512);
+	/* No FLUSH offered: a driver that sends one anyway is told it is unsupported. */
+	r = submit(f, VIRTIO_BLK_T_FLUSH, 0, 0);
+	assert_int_equal(complete(f, &r, 1), VIRTIO_BLK_S_UNSUPP);
+	/* Reads still work. */
+	r = submit(f, VIRTIO_BLK_T_IN, 7, 512);
+	assert_int_equal(complete(f, &r, 513), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vdrv_hva(&f->d, r.data, 512), before, 512);
+}
+
+static void test_get_id(void **state)
+{
+	struct fixture *f = *state;
+	struct req r;
+
+	start(f);
+	r = submit(f, VIRTIO_BLK_T_GET_ID, 0, VIRTIO_BLK_ID_BYTES);
+	assert_int_equal(complete(f, &r, 6 + 1), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vdrv_hva(&f->d, r.data, 6), "rootfs", 6);
+}
+
+static void test_hostile_ranges(void **state)
+{
+	struct fixture *f = *state;
+	struct req r;
+
+	start(f);
+	r = submit(f, VIRTIO_BLK_T_IN, DISK_SECTORS, 512); /* just past the end */
+	assert_int_equal(complete(f, &r, 0), VIRTIO_BLK_S_IOERR);
+	r = submit(f, VIRTIO_BLK_T_IN, DISK_SECTORS - 1, 1024); /* straddles the end */
+	assert_int_equal(complete(f, &r, 0), VIRTIO_BLK_S_IOERR);
+	r = submit(f, VIRTIO_BLK_T_OUT, UINT64_MAX / 256, 512); /* sector * 512 overflows */
+	assert_int_equal(complete(f, &r, 0), VIRTIO_BLK_S_IOERR);
+	r = submit(f, VIRTIO_BLK_T_OUT, UINT64_MAX, 512);
+	assert_int_equal(complete(f, &r, 0), VIRTIO_BLK_S_IOERR);
+	r = submit(f, VIRTIO_BLK_T_IN, 0, 100); /* not whole sectors */
+	assert_int_equal(complete(f, &r, 0), VIRTIO_BLK_S_IOERR);
+	r = submit(f, 0x1234, 0, 512); /* unknown type */
+	assert_int_equal(complete(f, &r, 0), VIRTIO_BLK_S_UNSUPP);
+	r = submit(f, VIRTIO_BLK_T_IN, 0, 512); /* and the device still serves */
+	assert_int_equal(complete(f, &r, 513), VIRTIO_BLK_S_OK);
+	assert_int_equal(f->blk.reads, 1);
+}
+
+/* Chains without a header or a status byte are answered (length 0), not served. */
+static void test_hostile_chain_shapes(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t hdr = vdrv_alloc(&f->d, 16, 16), data = vdrv_alloc(&f->d, 512, 512);
+	struct vdrv_buf no_status[] = { { hdr, 16, false }, { data, 512, false } };
+	struct vdrv_buf short_hdr[] = { { hdr, 8, false }, { data, 1, true } };
+	struct virtio_blk_outhdr h = { .type = VIRTIO_BLK_T_OUT, .sector = 0 };
+	uint32_t id, len;
+	uint16_t head;
+	struct req r;
+
+	start(f);
+	memcpy(vdrv_hva(&f->d, hdr, 16), &h, 16);
+	head = vdrv_add(&f->d, 0, no_status, 2);
+	vdrv_kick(&f->d, 0);
+	assert_int_equal(vdrv_wait_used(&f->d, 0, &id, &len, 5000), 1);
+	assert_int_equal(id, head);
+	assert_int_equal(len, 0);
+	head = vdrv_add(&f->d, 0, short_hdr, 2);
+	vdrv_kick(&f->d, 0);
+	assert_int_equal(vdrv_wait_used(&f->d, 0, &id, &len, 5000), 1);
+	assert_int_equal(len, 0);
+	expect_image(f, 0, (uint8_t[]){ pattern(0), pattern(1) }, 2); /* nothing written */
+	r = submit(f, VIRTIO_BLK_T_IN, 1, 512);
+	assert_int_equal(complete(f, &r, 513), VIRTIO_BLK_S_OK);
+}
+
+/* The header split over two descriptors is still a header (the spec allows any framing). */
+static void test_split_header(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t hdr = vdrv_alloc(&f->d, 16, 16), data = vdrv_alloc(&f->d, 512, 512),
+	         st = vdrv_alloc(&f->d, 1, 1);
+	struct virtio_blk_outhdr h = { .type = VIRTIO_BLK_T_IN, .sector = 5 };
+	struct vdrv_buf bufs[] = {
+		{ hdr, 4, false }, { hdr + 4, 12, false }, { data, 512, true }, { st, 1, true }
+	};
+	uint32_t len;
+
+	start(f);
+	memcpy(vdrv_hva(&f->d, hdr, 16), &h, 16);
+	vdrv_add(&f->d, 0, bufs, 4);
+	vdrv_kick(&f->d, 0);
+	assert_int_equal(vdrv_wait_used(&f->d, 0, NULL, &len, 5000), 1);
+	assert_int_equal(*(uint8_t *)vdrv_hva(&f->d, st, 1), VIRTIO_BLK_S_OK);
+	assert_int_equal(len, 513);
+	assert_int_equal(*(uint8_t *)vdrv_hva(&f->d, data, 1), pattern(5 * 512));
+}
+
+/* A full queue of reads at once (3 descriptors each): every one answered once, with its own
+ * sector's bytes. */
+#define MANY (256 / 3)
+static void test_many_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	struct req r[MANY];
+	unsigned seen[MANY] = { 0 };
+	uint32_t id, len;
+
+	start(f);
+	for (unsigned i = 0; i < MANY; i++)
+		r[i] = submit(f, VIRTIO_BLK_T_IN, i * 10, 512);
+	vdrv_kick(&f->d, 0);
+	for (unsigned n = 0; n < MANY; n++) {
+		unsigned i;
+		assert_int_equal(vdrv_wait_used(&f->d, 0, &id, &len, 5000), 1);
+		for (i = 0; i < MANY && r[i].head != id; i++)
+			;
+		assert_true(i < MANY);
+		assert_int_equal(seen[i]++, 0);
+		assert_int_equal(len, 513);
+		assert_int_equal(status_of(f, &r[i]), VIRTIO_BLK_S_OK);
+		assert_int_equal(*(uint8_t *)vdrv_hva(&f->d, r[i].data, 1), pattern(i * 10 * 512));
+	}
+}
+
+/* A reset with reads in flight: none lands in guest memory after it; the device restarts. */
+static void test_reset_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	struct req r[64];
+
+	start(f);
+	for (unsigned i = 0; i < 64; i++)
+		r[i] = submit(f, VIRTIO_BLK_T_IN, i, 512);
+	vdrv_write(&f->d, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	loop_run_once(f->d.loop, 0); /* the loop hands them to the workers */
+	vdrv_write(&f->d, VIRTIO_MMIO_STATUS, 0);
+	/* After the reset returned nothing more is written: poison and let the loop run. */
+	for (unsigned i = 0; i < 64; i++)
+		*(uint8_t *)vdrv_hva(&f->d, r[i].status, 1) = IN_FLIGHT;
+	for (int i = 0; i < 20; i++)
+		loop_run_once(f->d.loop, 1000);
+	for (unsigned i = 0; i < 64; i++)
+		assert_int_equal(status_of(f, &r[i]), IN_FLIGHT);
+	start(f);
+	r[0] = submit(f, VIRTIO_BLK_T_IN, 9, 512);
+	assert_int_equal(complete(f, &r[0], 513), VIRTIO_BLK_S_OK);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_config_and_features, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_only, setup_ro, teardown),
+		cmocka_unit_test_setup_teardown(test_get_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_ranges, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_chain_shapes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_in_flight, setup, teardown),
+	};
+	log_set_level(LOG_ERROR); /* hostile requests make the device complain, as it should */
+	return TEST_MAIN(tests, NULL, test_group_teardown);
+}
