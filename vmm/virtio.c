@@ -1,7 +1,9 @@
 /* The VM's virtio devices: slots, GSIs, the guest command line, creation and teardown. */
 #include "vmm/virtio.h"
 #include "devices/virtio/blk.h"
+#include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
+#include "devices/virtio/vsock.h"
 #include "vmm/base/log.h"
 #include "vmm/vm.h"
 
@@ -106,6 +108,7 @@ static int new_blk(struct vmm_virtio_slot *s, const struct drive_config *d, stru
 	                                                     .fd = d->fd,
 	                                                     .read_only = d->read_only,
 	                                                     .flush = d->cache == CACHE_WRITEBACK,
+	                                                     .limiter = &d->limiter,
 	                                                     .loop = loop });
 	if (r) {
 		free(b);
@@ -115,12 +118,49 @@ static int new_blk(struct vmm_virtio_slot *s, const struct drive_config *d, stru
 	return 0;
 }
 
+static int new_vsock(struct vmm_virtio_slot *s, const struct vsock_config *cfg,
+                     struct loop *loop)
+{
+	struct virtio_vsock *v = malloc(sizeof(*v));
+	int r;
+
+	if (!v)
+		return -ENOMEM;
+	r = virtio_vsock_init(v, cfg, loop);
+	if (r) {
+		free(v);
+		return r;
+	}
+	s->dev = &v->dev;
+	return 0;
+}
+
+static int new_net(struct vmm_virtio_slot *s, const struct net_config *cfg, struct loop *loop)
+{
+	struct virtio_net *n = malloc(sizeof(*n));
+	int r;
+
+	if (!n)
+		return -ENOMEM;
+	r = virtio_net_init(n, cfg, loop);
+	if (r) {
+		free(n);
+		return r;
+	}
+	s->dev = &n->dev;
+	return 0;
+}
+
 /* The device model for @s, allocated; its name set for logs. */
 static int new_model(struct vmm_virtio_slot *s, const struct vm_config *cfg, struct loop *loop)
 {
 	switch (s->kind) {
 	case VIRTIO_KIND_DRIVE:
 		return new_blk(s, &cfg->drives[s->index], loop);
+	case VIRTIO_KIND_NET:
+		return new_net(s, &cfg->nets[s->index], loop);
+	case VIRTIO_KIND_VSOCK:
+		return new_vsock(s, &cfg->vsock, loop);
 	case VIRTIO_KIND_RNG: {
 		struct virtio_rng *rng = malloc(sizeof(*rng));
 		if (!rng)
@@ -140,6 +180,14 @@ static void free_model(struct vmm_virtio_slot *s)
 	case VIRTIO_KIND_DRIVE:
 		virtio_blk_destroy((struct virtio_blk *)s->dev);
 		free((struct virtio_blk *)s->dev);
+		break;
+	case VIRTIO_KIND_NET:
+		virtio_net_destroy((struct virtio_net *)s->dev);
+		free((struct virtio_net *)s->dev);
+		break;
+	case VIRTIO_KIND_VSOCK:
+		virtio_vsock_destroy((struct virtio_vsock *)s->dev);
+		free((struct virtio_vsock *)s->dev);
 		break;
 	case VIRTIO_KIND_RNG:
 		free((struct virtio_rng *)s->dev);

@@ -73,18 +73,6 @@ static void tty_make_raw(void)
 	}
 }
 
-static int unsupported_devices(const struct vm_config *cfg)
-{
-	const char *what = cfg->nnets           ? "network-interfaces (virtio-net)"
-	                   : cfg->vsock.present ? "vsock (virtio-vsock)"
-	                                        : NULL;
-
-	if (!what)
-		return 0;
-	log_error("%s: not supported yet; remove the section to boot without it", what);
-	return -ENOTSUP;
-}
-
 static void on_stdin(int fd, int events, void *arg);
 
 /* Only something pollable can feed the console: a tty, a pipe or a socket. */
@@ -352,8 +340,6 @@ static int vmm_build(struct vmm *m)
 	struct boot_info boot;
 	int r;
 
-	if (unsupported_devices(cfg))
-		return FLINT_EXIT_CONFIG;
 	if (cfg->metrics_path)
 		log_warn("metrics.metrics_path: flint does not write metrics yet; %s stays "
 		         "untouched",

@@ -1,5 +1,6 @@
 /* virtio-blk (virtio 1.x section 5.2): requests parsed at the boundary, I/O on the workers. */
 #include "devices/virtio/blk.h"
+#include "vmm/base/clock.h"
 #include "vmm/base/log.h"
 
 #include <errno.h>
@@ -116,91 +117,132 @@ static bool in_disk(const struct virtio_blk *b, uint64_t sector, uint64_t len)
 	return sector <= b->capacity && len <= (b->capacity - sector) * SECTOR;
 }
 
-static uint8_t start_io(struct virtio_blk *b, struct virtio_blk_req *r, uint32_t type,
-                        uint64_t sector, const struct virtqueue_chain *c)
+/* Status values of a request not answered yet. */
+#define STATUS_RUN  0xff /* parsed: run it */
+#define STATUS_NONE 0xfe /* no status byte to answer with: used length 0 */
+
+/*
+ * Checks the chain as request @type and lays out its data in r->iov. Returns STATUS_RUN,
+ * or the status to answer with at once.
+ */
+static uint8_t parse_data(struct virtio_blk *b, struct virtio_blk_req *r,
+                          const struct virtqueue_chain *c)
 {
-	bool in = type == VIRTIO_BLK_T_IN;
-	int n = type == VIRTIO_BLK_T_FLUSH ? 0 : data_iov(c, in, r->iov, &r->want);
+	bool in = r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_GET_ID;
+	int n = r->type == VIRTIO_BLK_T_FLUSH ? 0 : data_iov(c, in, r->iov, &r->want);
 
 	if (n < 0) {
 		guest_error(b, "request of more than %u segments", VIRTIO_BLK_SEG_MAX);
 		return VIRTIO_BLK_S_IOERR;
 	}
-	if (type != VIRTIO_BLK_T_FLUSH && (r->want % SECTOR || !in_disk(b, sector, r->want))) {
+	r->iovcnt = (unsigned)n;
+	if (r->type == VIRTIO_BLK_T_FLUSH || r->type == VIRTIO_BLK_T_GET_ID)
+		return STATUS_RUN;
+	if (r->want % SECTOR || !in_disk(b, r->sector, r->want)) {
 		guest_error(b,
 		            "%s of %llu bytes at sector %llu: outside the disk's %llu sectors "
 		            "or not whole sectors",
 		            in ? "read" : "write", (unsigned long long)r->want,
-		            (unsigned long long)sector, (unsigned long long)b->capacity);
+		            (unsigned long long)r->sector, (unsigned long long)b->capacity);
 		return VIRTIO_BLK_S_IOERR;
 	}
-	if (type == VIRTIO_BLK_T_FLUSH)
-		r->want = 0;
-	r->io = (struct blk_io_req){ .op = in                         ? BLK_IO_READ
-		                           : type == VIRTIO_BLK_T_OUT ? BLK_IO_WRITE
-		                                                      : BLK_IO_FLUSH,
-		                     .offset = sector * SECTOR,
-		                     .iov = r->iov,
-		                     .iovcnt = (unsigned)n,
-		                     .cookie = r };
-	r->written = (uint32_t)(in ? r->want + 1 : 1);
-	r->generation = b->generation;
-	if (blk_io_submit(b->io, &r->io))
-		return VIRTIO_BLK_S_IOERR;
-	return 0xff; /* in flight: answered on completion */
+	return STATUS_RUN;
 }
 
-static uint8_t get_id(struct virtio_blk *b, struct virtio_blk_req *r,
-                      const struct virtqueue_chain *c)
+/* One chain: header, data, status byte, all checked before anything is done. */
+static uint8_t parse(struct virtio_blk *b, struct virtio_blk_req *r,
+                     const struct virtqueue_chain *c)
 {
-	struct iovec iov[VIRTIO_BLK_SEG_MAX];
-	uint64_t room;
-	size_t id_len = strnlen(b->id, VIRTIO_BLK_ID_BYTES), done = 0;
-	int n = data_iov(c, true, iov, &room);
+	const struct virtqueue_seg *last = &c->segs[c->nsegs - 1];
+	struct virtio_blk_outhdr h;
 
-	for (int i = 0; i < n && done < id_len; i++) {
-		size_t k = iov[i].iov_len < id_len - done ? iov[i].iov_len : id_len - done;
-		memcpy(iov[i].iov_base, b->id + done, k);
+	r->head = c->head;
+	r->written = 1;
+	r->want = 0;
+	if (gather(c, &h, sizeof(h)) < sizeof(h) || !c->writable_len) {
+		guest_error(b, "request without a 16-byte header or a status byte");
+		return STATUS_NONE;
+	}
+	r->status = (uint8_t *)last->hva + last->len - 1;
+	r->type = h.type;
+	r->sector = h.sector;
+	switch (h.type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_GET_ID:
+		return parse_data(b, r, c);
+	case VIRTIO_BLK_T_OUT:
+		return b->read_only ? VIRTIO_BLK_S_IOERR : parse_data(b, r, c);
+	case VIRTIO_BLK_T_FLUSH:
+		return b->flush ? parse_data(b, r, c) : VIRTIO_BLK_S_UNSUPP;
+	default:
+		return VIRTIO_BLK_S_UNSUPP;
+	}
+}
+
+static uint8_t get_id(struct virtio_blk *b, struct virtio_blk_req *r)
+{
+	size_t id_len = strnlen(b->id, VIRTIO_BLK_ID_BYTES), done = 0;
+
+	for (unsigned i = 0; i < r->iovcnt && done < id_len; i++) {
+		size_t k = r->iov[i].iov_len < id_len - done ? r->iov[i].iov_len : id_len - done;
+		memcpy(r->iov[i].iov_base, b->id + done, k);
 		done += k;
 	}
 	r->written = (uint32_t)done + 1;
 	return VIRTIO_BLK_S_OK;
 }
 
-/* One chain: header, data, status byte, all checked before anything is done. */
-static void serve(struct virtio_blk *b, struct virtio_blk_req *r, const struct virtqueue_chain *c)
+/* Runs a parsed request: GET_ID at once, the rest on the I/O engine. */
+static void execute(struct virtio_blk *b, struct virtio_blk_req *r)
 {
-	struct virtio_blk_outhdr h;
-	const struct virtqueue_seg *last = &c->segs[c->nsegs - 1];
-	uint8_t status;
+	bool in = r->type == VIRTIO_BLK_T_IN;
 
-	r->head = c->head;
-	if (gather(c, &h, sizeof(h)) < sizeof(h) || !c->writable_len) {
-		guest_error(b, "request without a 16-byte header or a status byte");
-		virtqueue_push(&b->dev.vqs[0], c->head, 0);
-		r->busy = false;
+	if (r->type == VIRTIO_BLK_T_GET_ID) {
+		finish(b, r, get_id(b, r));
 		return;
 	}
-	r->status = (uint8_t *)last->hva + last->len - 1;
-	r->written = 1;
-	switch (h.type) {
-	case VIRTIO_BLK_T_IN:
-		status = start_io(b, r, h.type, h.sector, c);
-		break;
-	case VIRTIO_BLK_T_OUT:
-		status = b->read_only ? VIRTIO_BLK_S_IOERR : start_io(b, r, h.type, h.sector, c);
-		break;
-	case VIRTIO_BLK_T_FLUSH:
-		status = b->flush ? start_io(b, r, h.type, 0, c) : VIRTIO_BLK_S_UNSUPP;
-		break;
-	case VIRTIO_BLK_T_GET_ID:
-		status = get_id(b, r, c);
-		break;
-	default:
-		status = VIRTIO_BLK_S_UNSUPP;
-	}
-	if (status != 0xff)
+	r->io = (struct blk_io_req){ .op = in                            ? BLK_IO_READ
+		                           : r->type == VIRTIO_BLK_T_OUT ? BLK_IO_WRITE
+		                                                         : BLK_IO_FLUSH,
+		                     .offset = r->sector * SECTOR,
+		                     .iov = r->iov,
+		                     .iovcnt = r->iovcnt,
+		                     .cookie = r };
+	r->written = (uint32_t)(in ? r->want + 1 : 1);
+	r->generation = b->generation;
+	if (blk_io_submit(b->io, &r->io))
+		finish(b, r, VIRTIO_BLK_S_IOERR);
+}
+
+/*
+ * The rate limiter: one op and the data bytes per request. A request over the limit is
+ * held (popped, not run) and the device takes nothing more until the timer lets it go.
+ */
+static bool throttled(struct virtio_blk *b, struct virtio_blk_req *r)
+{
+	uint64_t bytes = r->type == VIRTIO_BLK_T_GET_ID ? 0 : r->want;
+	uint64_t now = (uint64_t)clock_now_ns();
+
+	if (ratelimit_unlimited(&b->limit) || ratelimit_consume(&b->limit, bytes, 1, now))
+		return false;
+	b->held = r;
+	b->throttled++;
+	ratelimit_timer_arm(&b->timer, ratelimit_wait_ns(&b->limit, bytes, 1, now));
+	return true;
+}
+
+static void serve(struct virtio_blk *b, struct virtio_blk_req *r, const struct virtqueue_chain *c)
+{
+	uint8_t status = parse(b, r, c);
+
+	if (status == STATUS_NONE) {
+		virtqueue_push(&b->dev.vqs[0], c->head, 0);
+		r->busy = false;
+	} else if (status != STATUS_RUN) {
 		finish(b, r, status);
+	} else if (!throttled(b, r)) {
+		execute(b, r);
+	}
 }
 
 static void blk_notify(struct virtio_dev *d, unsigned q)
@@ -211,10 +253,14 @@ static void blk_notify(struct virtio_dev *d, unsigned q)
 	struct virtio_blk_req *r;
 	int n = 0;
 
+	if (b->held)
+		return; /* the rate limiter's timer resumes */
 	do {
 		/* A slot first, then the chain: a popped chain always has somewhere to go. */
-		while ((r = req_get(b)) && (n = virtqueue_pop(vq, &c)) == 1)
+		while (!b->held && (r = req_get(b)) && (n = virtqueue_pop(vq, &c)) == 1)
 			serve(b, r, &c);
+		if (b->held)
+			break;
 		if (!r) {
 			b->stalled = true; /* every slot in flight: the next completion resumes */
 			break;
@@ -226,6 +272,24 @@ static void blk_notify(struct virtio_dev *d, unsigned q)
 	if (n < 0)
 		virtio_dev_needs_reset(d, (int)q, n);
 	virtio_dev_used(d, q);
+}
+
+/* On the loop: the rate limiter lets the held request try again. */
+static void on_limit_timer(void *arg)
+{
+	struct virtio_blk *b = arg;
+	struct virtio_blk_req *r;
+
+	virtio_dev_lock(&b->dev);
+	r = b->held;
+	if (r && virtio_dev_active(&b->dev)) {
+		b->held = NULL;
+		if (!throttled(b, r))
+			execute(b, r);
+		virtio_dev_used(&b->dev, 0);
+		blk_notify(&b->dev, 0);
+	}
+	virtio_dev_unlock(&b->dev);
 }
 
 /* On the loop, for every request the engine finished. */
@@ -270,6 +334,9 @@ static void blk_reset(struct virtio_dev *d)
 
 	b->generation++;
 	b->stalled = false;
+	if (b->held)
+		b->held->busy = false; /* never run: the driver no longer waits for it */
+	b->held = NULL;
 	blk_io_drain(b->io);
 }
 
@@ -324,6 +391,9 @@ int virtio_blk_init(struct virtio_blk *b, const struct virtio_blk_options *o)
 	b->dev.config_len = sizeof(struct virtio_blk_config);
 	for (unsigned i = 0; i < VIRTIO_BLK_QUEUE_SIZE; i++)
 		b->reqs[i].blk = b;
+	ratelimit_init(&b->limit, o->limiter ? o->limiter : &(struct rate_limiter){ 0 },
+	               (uint64_t)clock_now_ns());
+	ratelimit_timer_init(&b->timer, o->loop, on_limit_timer, b);
 	r = blk_io_open(&b->io, o->fd, o->loop, VIRTIO_BLK_THREADS, on_done, b);
 	if (r)
 		log_error("%s: cannot start its I/O threads: %s", b->dev.name, strerror(-r));
@@ -332,6 +402,7 @@ int virtio_blk_init(struct virtio_blk *b, const struct virtio_blk_options *o)
 
 void virtio_blk_destroy(struct virtio_blk *b)
 {
+	ratelimit_timer_cancel(&b->timer);
 	blk_io_close(b->io); /* completions not delivered come back stale: nothing to lock */
 	b->io = NULL;
 }

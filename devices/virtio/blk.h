@@ -10,6 +10,7 @@
 
 #include "devices/virtio/blk_io.h"
 #include "devices/virtio/device.h"
+#include "devices/virtio/rate_limiter.h"
 #include "vmm/base/log.h"
 
 #include <stdbool.h>
@@ -28,6 +29,9 @@ struct virtio_blk_req {
 	struct virtio_blk *blk;
 	struct iovec iov[VIRTIO_BLK_SEG_MAX];
 	uint8_t *status;
+	uint32_t type; /* VIRTIO_BLK_T_* */
+	uint64_t sector;
+	unsigned iovcnt;
 	uint32_t written; /* what the used ring reports: data read into the chain + status */
 	uint64_t want;    /* bytes the request must move to succeed */
 	unsigned generation;
@@ -40,6 +44,7 @@ struct virtio_blk_options {
 	int fd;         /* the image, opened (read-only when read_only); the caller closes it */
 	bool read_only;
 	bool flush; /* cache_type Writeback: offer FLUSH, and fdatasync on it */
+	const struct rate_limiter *limiter; /* NULL: unlimited */
 	struct loop *loop;
 };
 
@@ -51,6 +56,10 @@ struct virtio_blk {
 	struct blk_io *io;
 	unsigned generation; /* bumped on every reset: completions of an older one are dropped */
 	bool stalled;        /* chains wait for a request slot */
+	struct ratelimit limit;
+	struct ratelimit_timer timer;
+	struct virtio_blk_req *held; /* popped, over the rate limit: runs when the timer fires */
+	uint64_t throttled;          /* requests the limiter held, a counter */
 	struct log_ratelimit rl;
 	struct virtqueue_seg segs[VIRTIO_BLK_SEG_MAX + 2];
 	struct virtio_blk_req reqs[VIRTIO_BLK_QUEUE_SIZE];

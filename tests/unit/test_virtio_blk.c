@@ -7,6 +7,7 @@
 #include "devices/virtio/blk.h"
 #include "tests/lib/util.h"
 #include "tests/lib/virtio_driver.h"
+#include "vmm/base/clock.h"
 #include "vmm/base/log.h"
 
 #include <errno.h>
@@ -62,6 +63,8 @@ static int make_image(void)
 	return fd;
 }
 
+static const struct rate_limiter *limiter; /* for the next setup */
+
 static int setup_with(void **state, bool read_only, bool flush)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -75,6 +78,7 @@ static int setup_with(void **state, bool read_only, bool flush)
 	                                                               .fd = f->fd,
 	                                                               .read_only = read_only,
 	                                                               .flush = flush,
+	                                                               .limiter = limiter,
 	                                                               .loop = f->d.loop }),
 	        0);
 	assert_int_equal(vdrv_bind(&f->d, &f->blk.dev), 0);
@@ -355,6 +359,39 @@ static void test_many_in_flight(void **state)
 	}
 }
 
+/* 2 ops per 100 ms: the third read waits for the refill, on a timer, not a sleep. */
+static int setup_limited(void **state)
+{
+	static const struct rate_limiter two_per_100ms = {
+		.ops = { .present = true, .size = 2, .refill_time_ms = 100 }
+	};
+	int r;
+
+	limiter = &two_per_100ms;
+	r = setup_with(state, false, true);
+	limiter = NULL;
+	return r;
+}
+
+static void test_rate_limited(void **state)
+{
+	struct fixture *f = *state;
+	struct req r[3];
+	long long t0;
+
+	start(f);
+	t0 = clock_now_ns();
+	for (unsigned i = 0; i < 3; i++)
+		r[i] = submit(f, VIRTIO_BLK_T_IN, i, 512);
+	vdrv_kick(&f->d, 0);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(vdrv_wait_used(&f->d, 0, NULL, NULL, 1000), 1);
+	assert_true(f->blk.throttled >= 1); /* the third was held (again if the timer was early) */
+	assert_int_equal(status_of(f, &r[2]), VIRTIO_BLK_S_OK);
+	/* One token refills every 50 ms: the third read could not finish before that. */
+	assert_true(clock_now_ns() - t0 >= 45 * 1000000LL);
+}
+
 /* A reset with reads in flight: none lands in guest memory after it; the device restarts. */
 static void test_reset_in_flight(void **state)
 {
@@ -392,6 +429,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_split_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rate_limited, setup_limited, teardown),
 	};
 	log_set_level(LOG_ERROR); /* hostile requests make the device complain, as it should */
 	return TEST_MAIN(tests, NULL, test_group_teardown);
