@@ -118,8 +118,7 @@ static int new_blk(struct vmm_virtio_slot *s, const struct drive_config *d, stru
 	return 0;
 }
 
-static int new_vsock(struct vmm_virtio_slot *s, const struct vsock_config *cfg,
-                     struct loop *loop)
+static int new_vsock(struct vmm_virtio_slot *s, const struct vsock_config *cfg, struct loop *loop)
 {
 	struct virtio_vsock *v = malloc(sizeof(*v));
 	int r;
@@ -165,7 +164,7 @@ static int new_model(struct vmm_virtio_slot *s, const struct vm_config *cfg, str
 		struct virtio_rng *rng = malloc(sizeof(*rng));
 		if (!rng)
 			return -ENOMEM;
-		virtio_rng_init(rng);
+		virtio_rng_init(rng, &cfg->entropy_limiter, loop);
 		s->dev = &rng->dev;
 		return 0;
 	}
@@ -190,6 +189,7 @@ static void free_model(struct vmm_virtio_slot *s)
 		free((struct virtio_vsock *)s->dev);
 		break;
 	case VIRTIO_KIND_RNG:
+		virtio_rng_destroy((struct virtio_rng *)s->dev);
 		free((struct virtio_rng *)s->dev);
 		break;
 	default:

@@ -543,9 +543,8 @@ static void rx_fill_whole(struct virtio_net *n)
 }
 
 /*
- * The frame's chains go back together, num_buffers in the first one's header. They are
- * pushed one by one: the virtqueue has no batch push yet, so the driver may briefly see
- * the first before the others (Linux then counts the frame as an rx length error).
+ * The frame's chains go back together, num_buffers in the first one's header, published
+ * with one used->idx store: the driver never sees part of a frame.
  */
 static void rx_finish_parts(struct virtio_net *n, bool deliver)
 {
@@ -557,7 +556,8 @@ static void rx_finish_parts(struct virtio_net *n, bool deliver)
 		*n->rx_num_buffers[1] = (uint8_t)(nb >> 8);
 	}
 	for (unsigned i = 0; i < n->rx_nparts; i++)
-		virtqueue_push(vq, n->rx_parts[i].head, deliver ? n->rx_parts[i].len : 0);
+		virtqueue_fill(vq, n->rx_parts[i].head, deliver ? n->rx_parts[i].len : 0);
+	virtqueue_publish(vq);
 	n->rx_nparts = 0;
 	if (deliver)
 		rx_delivered(n);

@@ -381,7 +381,7 @@ int virtqueue_pop(struct virtqueue *vq, struct virtqueue_chain *c)
 	return 1;
 }
 
-int virtqueue_push(struct virtqueue *vq, uint16_t head, uint32_t written)
+int virtqueue_fill(struct virtqueue *vq, uint16_t head, uint32_t written)
 {
 	uint8_t *elem;
 
@@ -396,9 +396,24 @@ int virtqueue_push(struct virtqueue *vq, uint16_t head, uint32_t written)
 	__atomic_store_n((uint32_t *)(void *)(elem + 4), htole32(written), __ATOMIC_RELAXED);
 	vq->used_idx++;
 	vq->inflight--;
-	/* Release: the element, and what the device wrote to the buffers, before the index. */
-	__atomic_store_n(used_word(vq, USED_IDX), htole16(vq->used_idx), __ATOMIC_RELEASE);
 	return 0;
+}
+
+void virtqueue_publish(struct virtqueue *vq)
+{
+	if (vq->broken || !vq->enabled)
+		return;
+	/* Release: the elements, and what the device wrote to the buffers, before the index. */
+	__atomic_store_n(used_word(vq, USED_IDX), htole16(vq->used_idx), __ATOMIC_RELEASE);
+}
+
+int virtqueue_push(struct virtqueue *vq, uint16_t head, uint32_t written)
+{
+	int r = virtqueue_fill(vq, head, written);
+
+	if (!r)
+		virtqueue_publish(vq);
+	return r;
 }
 
 bool virtqueue_should_notify(struct virtqueue *vq)

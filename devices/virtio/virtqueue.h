@@ -112,6 +112,13 @@ int virtqueue_pop(struct virtqueue *vq, struct virtqueue_chain *c);
  * queue stays as it is.
  */
 int virtqueue_push(struct virtqueue *vq, uint16_t head, uint32_t written);
+/*
+ * virtqueue_push() in two steps, for chains the driver must see together (a frame over
+ * several mergeable RX buffers): fill each (same checks and result), then publish them
+ * all at once with one used->idx store.
+ */
+int virtqueue_fill(struct virtqueue *vq, uint16_t head, uint32_t written);
+void virtqueue_publish(struct virtqueue *vq);
 
 /*
  * After pushes: whether the driver wants a used buffer notification for them

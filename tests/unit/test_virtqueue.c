@@ -374,6 +374,31 @@ static void test_several_chains(void **state)
 }
 
 /* A normal descriptor, then one pointing at a table: both parts make one chain. */
+/* Chains filled one by one reach the driver together: used->idx moves once, at publish. */
+static void test_fill_then_publish(void **state)
+{
+	struct drv *d = drv_new(4, 0);
+
+	(void)state;
+	for (uint16_t i = 0; i < 3; i++) {
+		put_desc(d, i, BUF_GPA + 100 * i, 100, VIRTQ_DESC_F_WRITE, 0);
+		queue_head(d, i);
+	}
+	set_avail_idx(d, d->avail_idx);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pop(d), 1);
+	assert_int_equal(virtqueue_fill(&d->vq, 0, 100), 0);
+	assert_int_equal(virtqueue_fill(&d->vq, 1, 100), 0);
+	assert_int_equal(virtqueue_fill(&d->vq, 2, 50), 0);
+	assert_int_equal(used_idx(d), 0); /* nothing visible to the driver yet */
+	assert_int_equal(used_elem(d, 2).len, 50);
+	assert_int_equal(virtqueue_fill(&d->vq, 3, 0), -EINVAL); /* nothing more in flight */
+	virtqueue_publish(&d->vq);
+	assert_int_equal(used_idx(d), 3);
+	assert_true(virtqueue_should_notify(&d->vq));
+	drv_free(d);
+}
+
 static void test_indirect_table(void **state)
 {
 	struct drv *d = drv_new(8, both);
@@ -1360,6 +1385,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_normal_chain),
 		cmocka_unit_test(test_several_chains),
+		cmocka_unit_test(test_fill_then_publish),
 		cmocka_unit_test(test_indirect_table),
 		cmocka_unit_test(test_zero_length),
 		cmocka_unit_test(test_event_idx_used_event),
