@@ -42,6 +42,7 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--case $(RIG_FLINT_DIR)/54-l2-virtio-rng.sh:54-flint-l2-virtio-rng \
 	--case $(RIG_FLINT_DIR)/55-l2-virtio-root.sh:55-flint-l2-virtio-root \
 	--case $(RIG_FLINT_DIR)/56-l2-virtio-disks.sh:56-flint-l2-virtio-disks \
+	--case $(RIG_FLINT_DIR)/59-l2-virtio-blk-ratelimit.sh:59-flint-l2-virtio-blk-ratelimit \
 	--case $(RIG_OUT)/flint/resolver-mock:60-flint-resolver-mock \
 	--case $(RIG_OUT)/flint/vfio-edu-pin:61-flint-vfio-edu-pin
 
