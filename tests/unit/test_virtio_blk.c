@@ -359,6 +359,27 @@ static void test_many_in_flight(void **state)
 	}
 }
 
+/* A guest that kicks without end: every kick is cheap, nothing is served twice or lost. */
+static void test_notification_storm(void **state)
+{
+	struct fixture *f = *state;
+	struct req r = { 0 };
+
+	start(f);
+	for (int round = 0; round < 50; round++) {
+		r = submit(f, VIRTIO_BLK_T_IN, (uint64_t)round, 512);
+		for (int k = 0; k < 200; k++)
+			vdrv_write(&f->d, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+		assert_int_equal(complete(f, &r, 513), VIRTIO_BLK_S_OK);
+		assert_int_equal(*(uint8_t *)vdrv_hva(&f->d, r.data, 1),
+		                 pattern((uint64_t)round * 512));
+	}
+	for (int i = 0; i < 10; i++)
+		loop_run_once(f->d.loop, 1000);
+	assert_int_equal(vdrv_used_idx(&f->d, 0), 50); /* one answer per request, no more */
+	assert_int_equal(f->blk.reads, 50);
+}
+
 /* 2 ops per 100 ms: the third read waits for the refill, on a timer, not a sleep. */
 static int setup_limited(void **state)
 {
@@ -430,6 +451,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_many_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_limited, setup_limited, teardown),
+		cmocka_unit_test_setup_teardown(test_notification_storm, setup, teardown),
 	};
 	log_set_level(LOG_ERROR); /* hostile requests make the device complain, as it should */
 	return TEST_MAIN(tests, NULL, test_group_teardown);
