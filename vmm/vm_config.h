@@ -5,6 +5,7 @@
 #ifndef FLINT_VM_CONFIG_H
 #define FLINT_VM_CONFIG_H
 
+#include "devices/virtio/config.h"
 #include "iommu/iommu.h"
 
 #include <stdbool.h>
@@ -14,46 +15,6 @@
 #define VM_MAX_VCPUS 32
 
 enum huge_pages { HUGE_PAGES_NONE, HUGE_PAGES_2M };
-enum cache_type { CACHE_UNSAFE, CACHE_WRITEBACK };
-enum io_engine { IO_ENGINE_SYNC, IO_ENGINE_ASYNC };
-
-struct token_bucket {
-	bool present;
-	uint64_t size;
-	uint64_t one_time_burst;
-	uint64_t refill_time_ms;
-};
-
-struct rate_limiter {
-	struct token_bucket bandwidth;
-	struct token_bucket ops;
-};
-
-struct drive_config {
-	char *id;
-	char *path;     /* path_on_host */
-	int fd;         /* path, opened (read-write unless read_only) and checked */
-	char *partuuid; /* NULL when absent */
-	bool root;
-	bool read_only;
-	enum cache_type cache;
-	enum io_engine engine;
-	struct rate_limiter limiter;
-};
-
-struct net_config {
-	char *id;
-	char *host_dev; /* TAP name, <= 15 bytes */
-	bool has_mac;
-	uint8_t mac[6];
-	struct rate_limiter rx, tx;
-};
-
-struct vsock_config {
-	bool present;
-	uint32_t guest_cid;
-	char *uds_path;
-};
 
 struct logger_config {
 	char *path;  /* NULL: keep the CLI's choice */

@@ -16,7 +16,7 @@
 
 #include "devices/virtio/device.h"
 #include "devices/virtio/rate_limiter.h"
-#include "vmm/vm_config.h"
+#include "devices/virtio/config.h"
 
 #include <stdbool.h>
 #include <stdint.h>

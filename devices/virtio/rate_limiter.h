@@ -2,9 +2,10 @@
 #ifndef FLINT_VIRTIO_RATE_LIMITER_H
 #define FLINT_VIRTIO_RATE_LIMITER_H
 
-#include "vmm/vm_config.h"
+#include "devices/virtio/config.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /*

@@ -2,7 +2,7 @@
 #include "devices/virtio/vsock.h"
 #include "vmm/base/log.h"
 #include "vmm/base/loop.h"
-#include "vmm/vm_config.h"
+#include "devices/virtio/config.h"
 
 #include <endian.h>
 #include <errno.h>
