@@ -27,7 +27,7 @@ SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 
 # Everything but main() is one library, built once per flavour: flint, the tests, the rig
 # programs and the benchmarks all link it (build/libflint.a, build/asan/libflint.a).
-SRC_DIRS := vmm vmm/base vmm/config vmm/x86 boot devices/legacy devices/pseudo devices/virtio iommu
+SRC_DIRS := vmm vmm/base vmm/config vmm/x86 boot devices/legacy devices/pseudo devices/virtio devices/pci devices/vfio iommu
 LIB_SRCS := $(filter-out vmm/main.c,$(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
 # Test programs: tests/unit/test_*.c need no KVM, tests/kvm/test_*.c do (they run on the
 # host's /dev/kvm when it works, else inside the rig: tests/kvm/where.sh decides).

@@ -88,6 +88,7 @@ int vm_create(struct vm *vm, const char *kvm_path, struct guest_memory *mem, boo
 	int r, version;
 
 	memset(vm, 0, sizeof(*vm));
+	pthread_mutex_init(&vm->dev_lock, NULL);
 	vm->vm_fd = -1;
 	vm->mem = mem;
 	vm->loop = loop;

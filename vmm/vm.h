@@ -5,10 +5,21 @@
 #include "vmm/base/bus.h"
 #include "vmm/base/memory.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
 struct loop;
+
+#define VM_MSI_ROUTES    64 /* MSI/MSI-X vectors of assigned devices, GSIs 24 and up */
+#define VM_DEVICE_SLOTS  32 /* KVM memory slots for device BARs, after guest RAM's */
+#define VM_MSI_GSI_FIRST 24 /* after the IOAPIC's pins */
+
+struct vm_msi_route {
+	bool used;
+	uint64_t addr;
+	uint32_t data;
+};
 
 struct vm {
 	int kvm_fd;
@@ -23,6 +34,10 @@ struct vm {
 	bool smt;
 	atomic_bool stopping; /* set once; vCPUs leave KVM_RUN and do not re-enter */
 	atomic_int exit_code;
+	/* Assigned devices' BARs and MSIs; changed from vCPU threads as the guest programs them. */
+	pthread_mutex_t dev_lock;
+	struct vm_msi_route msi[VM_MSI_ROUTES];
+	bool device_slot_used[VM_DEVICE_SLOTS];
 };
 
 /*
@@ -41,6 +56,20 @@ int vm_irqfd(struct vm *vm, unsigned gsi);
  * in the kernel, without an exit to flint. Returns 0 or -errno (logged).
  */
 int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, uint64_t value, int fd);
+
+/*
+ * Device memory (a BAR flint mmapped) as guest memory at @gpa: a KVM slot of its own.
+ * Returns a handle >= 0 for vm_unmap_device(), or -errno (logged). Any thread.
+ */
+int vm_map_device(struct vm *vm, uint64_t gpa, uint64_t size, void *hva);
+void vm_unmap_device(struct vm *vm, int handle);
+/*
+ * An MSI message (@addr, @data) raised in the guest whenever @eventfd is written: a GSI
+ * routing entry and a KVM irqfd. @route < 0 makes a new route, else changes that one's
+ * message. Returns the route >= 0 or -errno (logged). Any thread.
+ */
+int vm_msi_route(struct vm *vm, int route, uint64_t addr, uint32_t data, int eventfd);
+void vm_msi_unroute(struct vm *vm, int route, int eventfd);
 
 /*
  * The one way a VM ends: a guest exit or reset, a vCPU error, the timeout, a signal.

@@ -21,6 +21,12 @@
 #define LAYOUT_VIRTIO_MMIO  0xD0000000ULL
 #define LAYOUT_VIRTIO_GSI   5
 #define LAYOUT_VIRTIO_SLOTS 19
+/* PCI: BARs of assigned devices, placed by flint (no firmware) up to the IOAPIC. */
+#define LAYOUT_PCI_WINDOW     0xE0000000ULL
+#define LAYOUT_PCI_WINDOW_END LAYOUT_IOAPIC
+/* Port I/O: PCI configuration mechanism #1. */
+#define LAYOUT_PIO_PCI_ADDRESS 0xcf8
+#define LAYOUT_PIO_PCI_DATA    0xcfc
 #define LAYOUT_LAPIC      0xFEE00000ULL
 /* KVM needs three pages for the TSS and one for the identity map, below 4 GiB, not RAM. */
 #define LAYOUT_KVM_TSS      0xFFFBD000ULL
