@@ -33,7 +33,9 @@ guest_error(struct virtio_blk *b, const char *fmt, ...)
 static void blk_config_read(struct virtio_dev *d, uint32_t off, uint8_t *data, uint32_t len)
 {
 	struct virtio_blk *b = (struct virtio_blk *)d;
-	struct virtio_blk_config cfg = { .capacity = b->capacity, .seg_max = VIRTIO_BLK_SEG_MAX };
+	struct virtio_blk_config cfg = { .capacity = b->capacity,
+		                         .size_max = VIRTIO_BLK_SIZE_MAX,
+		                         .seg_max = VIRTIO_BLK_SEG_MAX };
 
 	memcpy(data, (uint8_t *)&cfg + off, len); /* off + len <= config_len: the transport */
 }
@@ -138,6 +140,12 @@ static uint8_t parse_data(struct virtio_blk *b, struct virtio_blk_req *r,
 	r->iovcnt = (unsigned)n;
 	if (r->type == VIRTIO_BLK_T_FLUSH || r->type == VIRTIO_BLK_T_GET_ID)
 		return STATUS_RUN;
+	if (r->want > VIRTIO_BLK_REQ_MAX) {
+		guest_error(
+		        b, "request of %llu bytes: more than the %u segments of %u bytes announced",
+		        (unsigned long long)r->want, VIRTIO_BLK_SEG_MAX, VIRTIO_BLK_SIZE_MAX);
+		return VIRTIO_BLK_S_IOERR;
+	}
 	if (r->want % SECTOR || !in_disk(b, r->sector, r->want)) {
 		guest_error(b,
 		            "%s of %llu bytes at sector %llu: outside the disk's %llu sectors "
@@ -250,17 +258,25 @@ static void blk_notify(struct virtio_dev *d, unsigned q)
 	struct virtio_blk *b = (struct virtio_blk *)d;
 	struct virtqueue *vq = &d->vqs[q];
 	struct virtqueue_chain c = { .segs = b->segs, .max = VIRTIO_BLK_SEG_MAX + 2 };
-	struct virtio_blk_req *r;
+	struct virtio_blk_req *r = NULL;
+	unsigned budget = VIRTIO_DEV_BUDGET;
 	int n = 0;
 
 	if (b->held)
 		return; /* the rate limiter's timer resumes */
 	do {
 		/* A slot first, then the chain: a popped chain always has somewhere to go. */
-		while (!b->held && (r = req_get(b)) && (n = virtqueue_pop(vq, &c)) == 1)
+		while (budget && !b->held && (r = req_get(b)) && (n = virtqueue_pop(vq, &c)) == 1) {
 			serve(b, r, &c);
+			budget--;
+		}
 		if (b->held)
 			break;
+		if (!budget) {
+			virtio_dev_kick_later(
+			        d, q); /* the rest on a later turn: the loop serves all */
+			break;
+		}
 		if (!r) {
 			b->stalled = true; /* every slot in flight: the next completion resumes */
 			break;
@@ -337,7 +353,7 @@ static void blk_reset(struct virtio_dev *d)
 	if (b->held)
 		b->held->busy = false; /* never run: the driver no longer waits for it */
 	b->held = NULL;
-	blk_io_drain(b->io);
+	blk_io_cancel(b->io);
 }
 
 static const struct virtio_dev_ops blk_ops = {
@@ -384,6 +400,7 @@ int virtio_blk_init(struct virtio_blk *b, const struct virtio_blk_options *o)
 	b->dev.ops = &blk_ops;
 	b->dev.device_id = VIRTIO_ID_BLOCK;
 	b->dev.features = VIRTIO_FEATURE(VIRTIO_BLK_F_SEG_MAX) |
+	                  VIRTIO_FEATURE(VIRTIO_BLK_F_SIZE_MAX) |
 	                  (o->read_only ? VIRTIO_FEATURE(VIRTIO_BLK_F_RO) : 0) |
 	                  (o->flush ? VIRTIO_FEATURE(VIRTIO_BLK_F_FLUSH) : 0);
 	b->dev.nqueues = 1;

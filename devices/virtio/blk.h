@@ -18,7 +18,9 @@
 #include <sys/uio.h>
 
 #define VIRTIO_BLK_QUEUE_SIZE 256
-#define VIRTIO_BLK_SEG_MAX    126 /* data segments per request, announced to the driver */
+#define VIRTIO_BLK_SEG_MAX    126        /* data segments per request, announced to the driver */
+#define VIRTIO_BLK_SIZE_MAX   (1u << 20) /* bytes per segment, announced: with SEG_MAX, */
+#define VIRTIO_BLK_REQ_MAX    ((uint64_t)VIRTIO_BLK_SEG_MAX * VIRTIO_BLK_SIZE_MAX) /* per request */
 #define VIRTIO_BLK_THREADS    2
 
 struct virtio_blk;

@@ -254,6 +254,28 @@ void blk_io_drain(struct blk_io *io)
 	pthread_mutex_unlock(&io->lock);
 }
 
+void blk_io_cancel(struct blk_io *io)
+{
+	struct blk_io_req *req;
+	bool kick;
+
+	pthread_mutex_lock(&io->lock);
+	kick = io->queued.count && !io->finished.count;
+	/* Not started: never run. They go back through done() like the rest, marked stale. */
+	while ((req = ring_pop(&io->queued))) {
+		req->result = -ECANCELED;
+		ring_push(&io->finished, req);
+	}
+	io->drainers++;
+	while (io->busy)
+		pthread_cond_wait(&io->idle, &io->lock);
+	io->drainers--;
+	mark_stale_locked(io);
+	pthread_mutex_unlock(&io->lock);
+	if (kick)
+		kick_loop(io);
+}
+
 /* ---- set-up and teardown ---- */
 
 static int start_workers(struct blk_io *io, unsigned n)

@@ -74,6 +74,13 @@ int blk_io_submit(struct blk_io *io, struct blk_io_req *req);
 void blk_io_drain(struct blk_io *io);
 
 /*
+ * blk_io_drain() for a device reset: requests no worker has started are not run at all
+ * (result -ECANCELED); it waits only for the ones running. Same promises otherwise, so a
+ * guest cannot make a reset wait for a queue full of huge requests.
+ */
+void blk_io_cancel(struct blk_io *io);
+
+/*
  * Finishes every request (queued ones still run: a write the guest sent should land),
  * stops and joins the workers, calls done() with stale set for every completion not yet
  * delivered, and frees @io. done() is never called after it returns. Not from inside

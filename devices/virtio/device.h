@@ -26,6 +26,8 @@
 #define VIRTIO_ID_VSOCK 19
 
 #define VIRTIO_DEV_MAX_QUEUES 8
+/* Chains a device serves per queue_notify before it yields the loop (virtio_dev_kick_later). */
+#define VIRTIO_DEV_BUDGET 256
 
 struct virtio_dev;
 struct virtio_transport;
@@ -71,6 +73,12 @@ struct virtio_dev {
  * used-buffer interrupt when the driver wants one.
  */
 void virtio_dev_used(struct virtio_dev *d, unsigned q);
+/*
+ * A device that stops serving queue @q before it is empty (its budget per callback is
+ * spent, so the loop's other work gets its turn) asks to be called again: queue_notify
+ * runs on a later loop turn, as after the guest's own notification.
+ */
+void virtio_dev_kick_later(struct virtio_dev *d, unsigned q);
 /* The device's config changed: bumps ConfigGeneration and raises the config interrupt. */
 void virtio_dev_config_changed(struct virtio_dev *d);
 /*

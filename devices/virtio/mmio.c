@@ -16,6 +16,8 @@
 	(VIRTIO_FEATURE(VIRTIO_F_VERSION_1) | VIRTIO_FEATURE(VIRTIO_F_INDIRECT_DESC) |             \
 	 VIRTIO_FEATURE(VIRTIO_F_EVENT_IDX))
 
+static void kick(struct virtio_transport *t, unsigned q);
+
 static uint64_t offered(const struct virtio_dev *d)
 {
 	return d->features | TRANSPORT_FEATURES;
@@ -68,6 +70,12 @@ void virtio_dev_used(struct virtio_dev *d, unsigned q)
 {
 	if (q < d->nqueues && virtqueue_should_notify(&d->vqs[q]))
 		raise_irq(d->transport, VIRTIO_MMIO_INT_VRING);
+}
+
+void virtio_dev_kick_later(struct virtio_dev *d, unsigned q)
+{
+	if (q < d->nqueues)
+		kick(d->transport, q);
 }
 
 void virtio_dev_config_changed(struct virtio_dev *d)
@@ -199,20 +207,31 @@ static void queue_ready(struct virtio_transport *t, uint32_t v)
 		return;
 	vq = &d->vqs[t->queue_sel];
 	if (!v) {
-		if (q->ready && t->active)
+		if (q->ready && t->active) {
 			guest_error(t, "queue %u disabled while the device runs: unsupported",
 			            t->queue_sel);
-		else
+		} else {
 			q->ready = false;
+			virtqueue_reset(vq); /* withdrawn: nothing may pop from it any more */
+		}
 		return;
 	}
 	if (q->ready)
 		return;
+	if (!(t->status & VIRTIO_STATUS_FEATURES_OK)) {
+		guest_error(t, "queue %u made ready before the features were agreed: ignored",
+		            t->queue_sel);
+		return;
+	}
+	if (q->num > d->queue_max) {
+		virtio_dev_needs_reset(d, (int)t->queue_sel, -E2BIG); /* QueueNumMax said less */
+		return;
+	}
 	r = virtqueue_enable(vq, &(struct virtqueue_config){ .size = q->num,
 	                                                     .desc = q->desc,
 	                                                     .avail = q->avail,
 	                                                     .used = q->used,
-	                                                     .features = t->driver_features });
+	                                                     .features = d->acked });
 	if (r) {
 		virtio_dev_needs_reset(d, (int)t->queue_sel, r);
 		return;

@@ -76,16 +76,24 @@ static void rng_notify(struct virtio_dev *d, unsigned q)
 {
 	struct virtio_rng *r = (struct virtio_rng *)d;
 	struct virtqueue *vq = &d->vqs[q];
-	int n;
+	unsigned budget = VIRTIO_DEV_BUDGET;
+	int n = 0;
 
 	if (r->held)
 		return; /* the timer resumes */
 	r->chain = (struct virtqueue_chain){ .segs = r->segs, .max = VIRTIO_RNG_SEGS };
 	do {
-		while ((n = virtqueue_pop(vq, &r->chain)) == 1 && !throttled(r))
+		while (budget && (n = virtqueue_pop(vq, &r->chain)) == 1 && !throttled(r)) {
 			virtqueue_push(vq, r->chain.head, serve_chain(r, &r->chain));
+			budget--;
+		}
 		if (r->held)
 			break;
+		if (!budget) {
+			virtio_dev_kick_later(
+			        d, q); /* the rest on a later turn: the loop serves all */
+			break;
+		}
 		if (n == 0)
 			n = virtqueue_set_avail_event(vq);
 	} while (n == 1);

@@ -179,8 +179,9 @@ static bool rx_data(struct virtio_vsock *v, struct vsock_conn *c, struct pkt *p)
 		return false;
 	}
 	if (n < 0) {
-		log_info("%s: connection %u:%u: host peer: %s", v->dev.name, c->local_port,
-		         c->peer_port, strerror(errno));
+		if (log_ratelimit_ok(&v->rl))
+			log_info("%s: connection %u:%u: host peer: %s", v->dev.name, c->local_port,
+			         c->peer_port, strerror(errno));
 		vsock_conn_kill(c);
 		return false;
 	}
@@ -374,8 +375,9 @@ static void tx_rw(struct virtio_vsock *v, struct vsock_conn *c, const struct vir
 		vsock_guest_error(v, "connection %u:%u: the guest sent beyond its credit: reset",
 		                  c->local_port, c->peer_port);
 	else if (r)
-		log_info("%s: connection %u:%u: host peer: %s", v->dev.name, c->local_port,
-		         c->peer_port, strerror(-r));
+		if (log_ratelimit_ok(&v->rl))
+			log_info("%s: connection %u:%u: host peer: %s", v->dev.name, c->local_port,
+			         c->peer_port, strerror(-r));
 	if (r)
 		vsock_conn_kill(c); /* established: @c stays until its RST is out */
 }
@@ -469,17 +471,23 @@ static void tx_process(struct virtio_vsock *v)
 {
 	struct virtqueue *vq = &v->dev.vqs[TXQ];
 	struct virtqueue_chain c = { .segs = v->tx_segs, .max = VSOCK_SEGS };
+	unsigned budget = VIRTIO_DEV_BUDGET;
 	bool pushed = false;
 	int r = 0;
 
 	do {
-		while (virtio_dev_active(&v->dev) && (r = virtqueue_pop(vq, &c)) == 1) {
+		while (budget && virtio_dev_active(&v->dev) && (r = virtqueue_pop(vq, &c)) == 1) {
 			tx_packet(v, &c);
 			virtqueue_push(vq, c.head, 0);
 			pushed = true;
+			budget--;
 		}
 		if (!virtio_dev_active(&v->dev))
 			return;
+		if (!budget) {
+			virtio_dev_kick_later(&v->dev, TXQ); /* the rest on a later loop turn */
+			break;
+		}
 		if (r == 0)
 			r = virtqueue_set_avail_event(vq);
 	} while (r == 1);

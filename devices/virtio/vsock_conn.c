@@ -399,8 +399,9 @@ void vsock_conn_established(struct vsock_conn *c)
 	c->deadline_ns = 0;
 	/* A dozen bytes to a fresh socket: anything short of all of them is a broken peer. */
 	if (send(c->fd, ok, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) != n) {
-		log_info("%s: cannot acknowledge host connection %u: %s", c->v->dev.name,
-		         c->local_port, strerror(errno));
+		if (log_ratelimit_ok(&c->v->rl))
+			log_info("%s: cannot acknowledge host connection %u: %s", c->v->dev.name,
+			         c->local_port, strerror(errno));
 		vsock_conn_kill(c);
 		return;
 	}
@@ -539,8 +540,9 @@ static void conn_io(struct vsock_conn *c, int events)
 		uint32_t before = c->buf_len;
 		int r = ring_flush(c);
 		if (r) {
-			log_info("%s: connection %u:%u: host peer: %s", c->v->dev.name,
-			         c->local_port, c->peer_port, strerror(-r));
+			if (log_ratelimit_ok(&c->v->rl))
+				log_info("%s: connection %u:%u: host peer: %s", c->v->dev.name,
+				         c->local_port, c->peer_port, strerror(-r));
 			vsock_conn_kill(c);
 			return;
 		}

@@ -6,7 +6,9 @@
 #include "vmm/base/clock.h"
 #include "vmm/base/log.h"
 
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -100,6 +102,62 @@ static void test_hostile_readable_only(void **state)
 	assert_int_equal(ask(f, &a, 32), 32);
 }
 
+/* A guest thread that re-offers its buffer as soon as it comes back, for a while. */
+struct poster {
+	struct fixture *f;
+	uint64_t gpa;
+	atomic_bool stop;
+	unsigned offered;
+};
+
+static void *post_forever(void *arg)
+{
+	struct poster *p = arg;
+	struct vdrv_buf b = { p->gpa, 16, true };
+	uint16_t seen = 0;
+
+	while (!atomic_load(&p->stop)) {
+		uint16_t used = vdrv_used_idx(&p->f->d, 0);
+		if (used == seen)
+			continue;
+		seen = used;
+		vdrv_add(&p->f->d, 0, &b, 1);
+		vdrv_write(&p->f->d, VIRTIO_MMIO_QUEUE_NOTIFY, 0); /* as a vCPU would */
+		p->offered++;
+	}
+	return NULL;
+}
+
+static void on_timer(void *arg)
+{
+	loop_stop(arg, 7);
+}
+
+/*
+ * However fast a guest thread re-offers (and kicks), the loop's other work (here a timer)
+ * still runs: the device yields after VIRTIO_DEV_BUDGET chains a turn.
+ */
+static void test_endless_requests_yield(void **state)
+{
+	struct fixture *f = *state;
+	struct poster p = { .f = f, .gpa = vdrv_alloc(&f->d, 16, 8) };
+	struct vdrv_buf b = { p.gpa, 16, true };
+	pthread_t t;
+	long long t0;
+
+	for (int i = 0; i < 8; i++)
+		vdrv_add(&f->d, 0, &b, 1);
+	assert_int_equal(pthread_create(&t, NULL, post_forever, &p), 0);
+	assert_non_null(loop_add_timer(f->d.loop, 20000, false, on_timer, f->d.loop));
+	t0 = clock_now_ns();
+	vdrv_write(&f->d, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(loop_run(f->d.loop), 7);
+	atomic_store(&p.stop, true);
+	pthread_join(t, NULL);
+	assert_true(clock_now_ns() - t0 < 2000 * 1000000LL); /* not starved */
+	assert_true(p.offered > VIRTIO_DEV_BUDGET); /* the guest outran one turn of the device */
+}
+
 static int setup_limited(void **state)
 {
 	static const struct rate_limiter one_per_100ms = {
@@ -132,6 +190,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_request_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_readable_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_limited, setup_limited, teardown),
+		cmocka_unit_test_setup_teardown(test_endless_requests_yield, setup, teardown),
 	};
 	log_set_level(LOG_ERROR);
 	return TEST_MAIN(tests, NULL, test_group_teardown);
