@@ -13,6 +13,7 @@
 #include "vmm/base/log.h"
 #include "vmm/base/loop.h"
 #include "vmm/vcpu.h"
+#include "vmm/pci.h"
 #include "vmm/virtio.h"
 #include "vmm/vm.h"
 
@@ -41,6 +42,7 @@ struct vmm {
 	struct iommu iommu;
 	bool iommu_used;
 	struct vmm_virtio virtio;
+	struct vmm_pci pci; /* only with assigned devices */
 	char *cmdline; /* boot_args and what the devices add to them */
 	int serial_irq;
 	struct loop_watch *stdin_watch;
@@ -354,7 +356,8 @@ static int vmm_build(struct vmm *m)
 	if (cfg->nvfio) {
 		m->iommu_used = true;
 		if (iommu_setup(&m->iommu, &cfg->iommu, cfg->vfio, (unsigned)cfg->nvfio, &m->mem,
-		                m->vm.vm_fd, m->loop))
+		                m->vm.vm_fd, m->loop) ||
+		    vmm_pci_create(&m->pci, &m->iommu, &m->vm, m->cmdline))
 			return FLINT_EXIT_INTERNAL;
 	}
 	log_info("booting %s kernel %s: %u vCPU, %llu MiB, entry %#llx", boot.format,
@@ -379,6 +382,7 @@ static void vmm_teardown(struct vmm *m)
 		console_flush(&m->console, 1000);
 		console_destroy(&m->console);
 	}
+	vmm_pci_destroy(&m->pci); /* before the iommu: it closes the devices */
 	if (m->iommu_used)
 		iommu_teardown(&m->iommu); /* before the loop: it answers open page requests */
 	vmm_virtio_destroy(&m->virtio);    /* before the loop: it removes its watches */

@@ -328,6 +328,15 @@ static void test_hostile_queue_address(void **state)
 	vdrv_write(&f->d, VIRTIO_MMIO_QUEUE_NUM, 100);
 	vdrv_write(&f->d, VIRTIO_MMIO_QUEUE_READY, 1);
 	assert_int_equal(vdrv_read(&f->d, VIRTIO_MMIO_QUEUE_READY), 0);
+	/* More entries than QueueNumMax said (a cheap way to make chains 128x longer). */
+	vdrv_negotiate(&f->d, WANT);
+	assert_int_equal(vdrv_queue_setup(&f->d, 0, 512), 0);
+	assert_true(vdrv_read(&f->d, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	/* Ready before the features were agreed: ignored. */
+	vdrv_write(&f->d, VIRTIO_MMIO_STATUS, 0);
+	vdrv_write(&f->d, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	assert_int_equal(vdrv_queue_setup(&f->d, 0, 16), 0);
+	assert_false(vdrv_read(&f->d, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 }
 
 /* A driver that breaks a running queue stops the device until it resets it. */
