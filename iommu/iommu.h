@@ -24,6 +24,7 @@ struct vfio_config {
 	char *id;
 	char *spec; /* a /dev/vfio/devices path or a PCI address */
 	enum dma_mode mode;
+	int guest_slot; /* the guest's PCI slot, 1..31; -1: the next free one */
 };
 
 struct flint_iommu_config {

@@ -32,7 +32,8 @@ static void check_cmdline(const char *cmdline)
 {
 	for (const char *p = strstr(cmdline, "pci=off"); p; p = strstr(p + 1, "pci=off"))
 		if (p == cmdline || p[-1] == ' ') {
-			log_warn("boot_args has pci=off: the guest will not see the assigned devices");
+			log_warn("boot_args has pci=off: the guest will not see the assigned "
+			         "devices");
 			return;
 		}
 }
@@ -64,7 +65,8 @@ int vmm_pci_create(struct vmm_pci *p, struct iommu *io, struct vm *vm, const cha
 	check_cmdline(cmdline);
 	r = add_ports(p, vm);
 	for (unsigned i = 0; i < io->ndevs && !r; i++) {
-		r = vfio_pci_init(&p->devs[i], &io->devs[i].vfio, &p->bus, -1, &p->vm_ops);
+		r = vfio_pci_init(&p->devs[i], &io->devs[i].vfio, &p->bus,
+		                  io->devs[i].cfg->guest_slot, &p->vm_ops);
 		if (!r)
 			p->n = i + 1;
 	}

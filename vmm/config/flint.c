@@ -76,15 +76,38 @@ static int vfio_one(struct cfg_ctx *c, json_t *v, const char *p, void *out)
 	struct vfio_config *d = out;
 	int mode = 0, r;
 
-	r = cfg_object(c, v, p, CFG_KEYS("id", "path", "bdf", "dma_mode"));
+	uint64_t slot = 0;
+
+	r = cfg_object(c, v, p, CFG_KEYS("id", "path", "bdf", "dma_mode", "guest_slot"));
 	if (!r)
 		r = cfg_string(c, v, p, "id", true, &d->id);
 	if (!r)
 		r = vfio_spec(c, v, p, d);
 	if (!r)
 		r = cfg_enum(c, v, p, "dma_mode", config_dma_mode_names, &mode);
+	/* Slot 0 is the host bridge's. */
+	if (!r)
+		r = cfg_uint(c, v, p, "guest_slot", false, 1, 31, &slot);
 	d->mode = (enum dma_mode)mode;
+	d->guest_slot = slot ? (int)slot : -1;
 	return r;
+}
+
+/* Two devices cannot ask for one slot. */
+static int unique_slots(struct cfg_ctx *c, const char *path, const struct vm_config *cfg)
+{
+	char idx[CFG_PATH_MAX], sub[CFG_PATH_MAX];
+
+	for (size_t i = 0; i < cfg->nvfio; i++)
+		for (size_t j = 0; j < i; j++)
+			if (cfg->vfio[i].guest_slot > 0 &&
+			    cfg->vfio[i].guest_slot == cfg->vfio[j].guest_slot) {
+				cfg_index(idx, path, i);
+				return cfg_fail(c, cfg_join(sub, idx, "guest_slot"),
+				                "slot %d is taken by \"%s\"", cfg->vfio[i].guest_slot,
+				                MSG_ESC(cfg->vfio[j].id));
+			}
+	return 0;
 }
 
 static int vfio_devices(struct cfg_ctx *c, json_t *f, const char *path, struct vm_config *cfg)
@@ -103,6 +126,8 @@ static int vfio_devices(struct cfg_ctx *c, json_t *f, const char *path, struct v
 	if (!r)
 		r = cfg_unique(c, p, cfg->vfio, cfg->nvfio, size,
 		               offsetof(struct vfio_config, spec), NULL, "device");
+	if (!r)
+		r = unique_slots(c, p, cfg);
 	return r;
 }
 
