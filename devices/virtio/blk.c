@@ -273,8 +273,8 @@ static void blk_notify(struct virtio_dev *d, unsigned q)
 		if (b->held)
 			break;
 		if (!budget) {
-			virtio_dev_kick_later(
-			        d, q); /* the rest on a later turn: the loop serves all */
+			/* The rest on a later turn: the loop serves everything else first. */
+			virtio_dev_kick_later(d, q);
 			break;
 		}
 		if (!r) {

@@ -90,8 +90,8 @@ static void rng_notify(struct virtio_dev *d, unsigned q)
 		if (r->held)
 			break;
 		if (!budget) {
-			virtio_dev_kick_later(
-			        d, q); /* the rest on a later turn: the loop serves all */
+			/* The rest on a later turn: the loop serves everything else first. */
+			virtio_dev_kick_later(d, q);
 			break;
 		}
 		if (n == 0)
