@@ -56,7 +56,7 @@ static double pin_once(uint64_t mib, const char *bdf, int vm_fd)
 	struct iommu io;
 	double t0 = now_ms(), t;
 
-	vc = (struct vfio_config){"edu", (char *)bdf, DMA_MODE_PIN};
+	vc = (struct vfio_config){ .id = "edu", .spec = (char *)bdf, .mode = DMA_MODE_PIN, .guest_slot = -1 };
 	if (guest_memory_init(&mem, mib << 20, GUEST_BACKING_4K) ||
 	    iommu_setup(&io, &icfg, &vc, 1, &mem, vm_fd, NULL)) {
 		fprintf(stderr, "pin setup with %llu MiB failed\n", (unsigned long long)mib);

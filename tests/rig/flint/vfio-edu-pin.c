@@ -77,7 +77,7 @@ static int setup(struct iommu *io, struct guest_memory *mem, int vm_fd, const ch
 	static struct vfio_config vc;
 	static const struct flint_iommu_config icfg = {"/dev/iommu", -1, 2ULL << 20};
 
-	vc = (struct vfio_config){"edu", (char *)bdf, mode};
+	vc = (struct vfio_config){ .id = "edu", .spec = (char *)bdf, .mode = mode, .guest_slot = -1 };
 	return iommu_setup(io, &icfg, &vc, 1, mem, vm_fd, NULL);
 }
 
