@@ -144,3 +144,9 @@ bench-blk-io: $(PLAIN_LIB)
 	$(Q)$(CC) $(BENCH_BLK_IO_CFLAGS) -o $(BUILD)/bench/blk-io bench/blk-io.c bench/blk_io_uring.c \
 		$(PLAIN_LIB) $(LDLIBS) -luring
 	$(BUILD)/bench/blk-io $(BENCH_BLK_IO_ARGS)
+
+# virtio-blk and virtio-net throughput, flint against QEMU -M microvm, both on the rig's
+# nested KVM (bench/virtio.sh; see bench/README.md).
+.PHONY: bench-virtio
+bench-virtio: $(BUILD)/flint
+	@sh bench/virtio.sh $(BUILD)
