@@ -16,11 +16,22 @@ $(RIG_OUT)/l2/exitport: tests/rig/l2/exitport.c
 	@mkdir -p $(@D)
 	$(RIG_CC) -O2 -static -o $@ $<
 
+# L2's AF_VSOCK end of the virtio-vsock case.
+$(RIG_OUT)/l2/vsock: tests/rig/l2/vsock.c
+	@mkdir -p $(@D)
+	$(RIG_CC) $(RIG_CFLAGS) -static -o $@ $<
+
+# L2's user-space edu driver for the PCI pass-through case (62).
+$(RIG_OUT)/l2/edu: tests/rig/l2/edu.c
+	@mkdir -p $(@D)
+	$(RIG_CC) $(RIG_CFLAGS) -static -o $@ $<
+
 # L2's own initramfs: busybox, its init (checks nproc/MemTotal), the exit-port tool.
-$(RIG_OUT)/l2/initramfs.cpio.gz: $(RIG_OUT)/l2/exitport tests/rig/l2/init $(RIG_DIR)/mkinitramfs.sh \
+$(RIG_OUT)/l2/initramfs.cpio.gz: $(RIG_OUT)/l2/exitport $(RIG_OUT)/l2/vsock $(RIG_OUT)/l2/edu tests/rig/l2/init $(RIG_DIR)/mkinitramfs.sh \
 		$(wildcard tests/rig/l2/checks/*.sh)
 	bash $(RIG_DIR)/mkinitramfs.sh -o $@ --init tests/rig/l2/init \
-	  --add $(RIG_OUT)/l2/exitport:/bin/exitport --add tests/rig/l2/checks:/checks
+	  --add $(RIG_OUT)/l2/exitport:/bin/exitport --add $(RIG_OUT)/l2/vsock:/bin/vsock \
+	  --add $(RIG_OUT)/l2/edu:/bin/edu --add tests/rig/l2/checks:/checks
 
 # L2's ext4 root disk for the virtio-blk case (mkfs.ext4 -d from e2fsprogs).
 $(RIG_OUT)/l2/rootfs.ext4: tests/rig/l2/mkrootfs.sh $(RIG_OUT)/l2/exitport
@@ -28,6 +39,8 @@ $(RIG_OUT)/l2/rootfs.ext4: tests/rig/l2/mkrootfs.sh $(RIG_OUT)/l2/exitport
 
 $(RIG_OUT)/initramfs.cpio.gz: $(BUILD)/flint $(RIG_FLINT_PROGS) $(RIG_OUT)/l2/initramfs.cpio.gz \
 	$(RIG_OUT)/l2/rootfs.ext4
+# The host end of the virtio-vsock case (Firecracker's hybrid handshake over Unix sockets).
+$(RIG_OUT)/initramfs.cpio.gz: $(RIG_OUT)/flint/vsock-host
 RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--add $(RIG_OUT)/l2/initramfs.cpio.gz:/rig/l2/initramfs.cpio.gz \
 	--add $(RIG_KDIR)/bzImage:/rig/l2/bzImage \
@@ -35,6 +48,7 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--add $(RIG_FLINT_DIR)/l2-boot.sh:/rig/lib/l2-boot.sh \
 	--add $(RIG_FLINT_DIR)/edu-bdf.sh:/rig/lib/edu-bdf.sh \
 	--add $(RIG_FLINT_DIR)/l2-virtio.sh:/rig/lib/l2-virtio.sh \
+	--add $(RIG_OUT)/flint/vsock-host:/rig/bin/vsock-host \
 	--case $(RIG_FLINT_DIR)/50-l2-boot-1cpu.sh:50-flint-l2-boot-1cpu \
 	--case $(RIG_FLINT_DIR)/51-l2-boot-2cpu.sh:51-flint-l2-boot-2cpu \
 	--case $(RIG_FLINT_DIR)/52-l2-boot-edu.sh:52-flint-l2-boot-edu \
@@ -42,9 +56,13 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--case $(RIG_FLINT_DIR)/54-l2-virtio-rng.sh:54-flint-l2-virtio-rng \
 	--case $(RIG_FLINT_DIR)/55-l2-virtio-root.sh:55-flint-l2-virtio-root \
 	--case $(RIG_FLINT_DIR)/56-l2-virtio-disks.sh:56-flint-l2-virtio-disks \
+	--case $(RIG_FLINT_DIR)/57-l2-virtio-net.sh:57-flint-l2-virtio-net \
+	--case $(RIG_FLINT_DIR)/58-l2-virtio-vsock.sh:58-flint-l2-virtio-vsock \
 	--case $(RIG_FLINT_DIR)/59-l2-virtio-blk-ratelimit.sh:59-flint-l2-virtio-blk-ratelimit \
 	--case $(RIG_OUT)/flint/resolver-mock:60-flint-resolver-mock \
-	--case $(RIG_OUT)/flint/vfio-edu-pin:61-flint-vfio-edu-pin
+	--case $(RIG_OUT)/flint/vfio-edu-pin:61-flint-vfio-edu-pin \
+	--case $(RIG_FLINT_DIR)/62-l2-pci-edu.sh:62-flint-l2-pci-edu \
+	--case $(RIG_FLINT_DIR)/63-l2-firecracker-config.sh:63-flint-l2-firecracker-config
 
 # The KVM tests (tests/kvm), each test a case of its own, plain and ASan, when this host
 # cannot run them (tests/kvm/where.sh); the args file is empty when they ran on the host.
