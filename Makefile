@@ -123,6 +123,7 @@ bench-fault: all
 
 bench-iommu-startup: all
 	@sh bench/rig-startup.sh $(BUILD)
+	@sh bench/iommu-e2e.sh $(BUILD)
 
 format:
 	clang-format -i $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.[ch]))
