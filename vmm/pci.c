@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
+_Static_assert(VFIO_PCI_MAX_VECTORS <= VM_MSI_ROUTES, "every vector a device offers can be routed");
+
 static int map(void *ctx, uint64_t gpa, uint64_t size, void *hva)
 {
 	return vm_map_device(ctx, gpa, size, hva);

@@ -657,16 +657,27 @@ static bool msix_fits(const struct vfio_pci *p, unsigned bar, uint64_t off, uint
 static int msix_setup(struct vfio_pci *p, unsigned at)
 {
 	uint8_t *c = p->cfg.bytes;
-	uint16_t ctl = get16(c + at + 2);
-	unsigned n = (ctl & 0x7ffu) + 1;
-	uint32_t t = get32(c + at + 4), pba = get32(c + at + 8);
+	uint16_t ctl;
+	unsigned n;
+	uint32_t t, pba;
 
 	if (p->msix.cap || at + 12 > PCI_CONFIG_SIZE)
 		return 1;
+	ctl = get16(c + at + 2);
+	n = (ctl & 0x7ffu) + 1;
+	t = get32(c + at + 4);
+	pba = get32(c + at + 8);
 	if (p->dev->irq_count[VFIO_PCI_MSIX_IRQ_INDEX] < n)
 		n = p->dev->irq_count[VFIO_PCI_MSIX_IRQ_INDEX]; /* VFIO's word on what works */
 	if (!n)
 		return 1;
+	/*
+	 * No more vectors than the VM can route: a guest unmasking entry 2047 would otherwise
+	 * make flint open as many eventfds and host vectors. The guest sees the smaller table.
+	 */
+	if (n > VFIO_PCI_MAX_VECTORS)
+		n = VFIO_PCI_MAX_VECTORS;
+	put16(c + at + 2, (uint16_t)((ctl & ~0x7ffu) | (n - 1)));
 	p->x = (struct vfio_pci_msix){ t & 7, pba & 7, t & ~7u, pba & ~7u, NULL };
 	if (!msix_fits(p, p->x.table_bar, p->x.table_off, (uint64_t)n * MSIX_ENTRY) ||
 	    !msix_fits(p, p->x.pba_bar, p->x.pba_off, (n + 63) / 64 * 8)) {

@@ -11,6 +11,9 @@
 #include <stdint.h>
 
 /* What the VM does for an assigned device; handed in, so the device knows no VM. */
+/* MSI-X vectors a device offers the guest at most: what the VM routes (vm.h's VM_MSI_ROUTES). */
+#define VFIO_PCI_MAX_VECTORS 64
+
 struct vfio_pci_vm {
 	void *ctx;
 	/* Maps @size bytes of host memory @hva at guest @gpa as guest memory (a KVM slot).

@@ -62,7 +62,8 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--case $(RIG_OUT)/flint/resolver-mock:60-flint-resolver-mock \
 	--case $(RIG_OUT)/flint/vfio-edu-pin:61-flint-vfio-edu-pin \
 	--case $(RIG_FLINT_DIR)/62-l2-pci-edu.sh:62-flint-l2-pci-edu \
-	--case $(RIG_FLINT_DIR)/63-l2-firecracker-config.sh:63-flint-l2-firecracker-config
+	--case $(RIG_FLINT_DIR)/63-l2-firecracker-config.sh:63-flint-l2-firecracker-config \
+	--case $(RIG_FLINT_DIR)/64-l2-edu-fault-refused.sh:64-flint-l2-edu-fault-refused
 
 # The KVM tests (tests/kvm), each test a case of its own, plain and ASan, when this host
 # cannot run them (tests/kvm/where.sh); the args file is empty when they ran on the host.

@@ -632,6 +632,27 @@ static void msix_program(struct world *w, unsigned k, uint32_t data)
 	win_wr(w, entry(k) + 8, 4, data);
 }
 
+/* The nic with a 2048-entry MSI-X table (BAR0 then 64 KiB, the table at 0x2000..0xa000). */
+static void big_nic(struct fake_dev *f)
+{
+	nic(f);
+	f->cfg[0x52] = 0xff, f->cfg[0x53] = 0x07;
+	put32(f->cfg + 0x58, 0xc000);
+	f->dev.irq_count[VFIO_PCI_MSIX_IRQ_INDEX] = 2048;
+	free(f->region[0]);
+	add_region(f, 0, 65536, true);
+}
+
+/* A device with more MSI-X vectors than the VM routes shows the guest only as many. */
+static void test_msix_table_capped(void **state)
+{
+	struct world *w = world_new(big_nic, true);
+
+	(void)state;
+	assert_int_equal(rd(w, 0x52, 2) & 0x7ff, VFIO_PCI_MAX_VECTORS - 1);
+	world_free(w, true);
+}
+
 static void test_msix(void **state)
 {
 	struct world *w = world_new(nic, true);
@@ -925,6 +946,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_msi),
 		cmocka_unit_test(test_msi_multi_and_masking),
 		cmocka_unit_test(test_msix),
+		cmocka_unit_test(test_msix_table_capped),
 		cmocka_unit_test(test_msix_grow_afresh),
 		cmocka_unit_test(test_msix_bar),
 		cmocka_unit_test(test_trapped_bar),
