@@ -17,7 +17,7 @@ $(RIG_OUT)/l2/exitport: tests/rig/l2/exitport.c
 	$(RIG_CC) -O2 -static -o $@ $<
 
 # L2's AF_VSOCK end of the virtio-vsock case.
-$(RIG_OUT)/l2/vsock: tests/rig/l2/vsock.c
+$(RIG_OUT)/l2/vsock: tests/rig/l2/vsock.c tests/rig/stream.h
 	@mkdir -p $(@D)
 	$(RIG_CC) $(RIG_CFLAGS) -static -o $@ $<
 
@@ -41,6 +41,7 @@ $(RIG_OUT)/initramfs.cpio.gz: $(BUILD)/flint $(RIG_FLINT_PROGS) $(RIG_OUT)/l2/in
 	$(RIG_OUT)/l2/rootfs.ext4
 # The host end of the virtio-vsock case (Firecracker's hybrid handshake over Unix sockets).
 $(RIG_OUT)/initramfs.cpio.gz: $(RIG_OUT)/flint/vsock-host
+$(RIG_OUT)/flint/vsock-host: tests/rig/stream.h
 RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--add $(RIG_OUT)/l2/initramfs.cpio.gz:/rig/l2/initramfs.cpio.gz \
 	--add $(RIG_KDIR)/bzImage:/rig/l2/bzImage \

@@ -22,27 +22,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 
-/* The stream's byte at @off: a hash of the offset, so a lost, repeated or moved chunk shows. */
-static uint8_t pattern(uint64_t off, uint32_t seed)
-{
-	uint32_t x = (uint32_t)off * 0x9E3779B1u + seed + (uint32_t)(off >> 32);
-
-	x ^= x >> 15;
-	x *= 0x85EBCA6Bu;
-	x ^= x >> 13;
-	x *= 0xC2B2AE35u;
-	x ^= x >> 16;
-	return (uint8_t)x;
-}
-
-static uint32_t fnv1a(uint32_t h, const uint8_t *p, size_t n)
-{
-	while (n--) {
-		h ^= *p++;
-		h *= 16777619u;
-	}
-	return h;
-}
+#include "../stream.h"
 
 static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
 {
