@@ -8,6 +8,7 @@
 #include "vmm/vm.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,80 +98,60 @@ int vmm_virtio_plan(struct vmm_virtio *v, const struct vm_config *cfg, char *cmd
 	return r;
 }
 
-static int new_blk(struct vmm_virtio_slot *s, const struct drive_config *d, struct loop *loop)
+/* Each model embeds its struct virtio_dev first: the slot keeps that, and frees it whole. */
+_Static_assert(offsetof(struct virtio_blk, dev) == 0, "virtio_dev first");
+_Static_assert(offsetof(struct virtio_net, dev) == 0, "virtio_dev first");
+_Static_assert(offsetof(struct virtio_vsock, dev) == 0, "virtio_dev first");
+_Static_assert(offsetof(struct virtio_rng, dev) == 0, "virtio_dev first");
+
+static const size_t model_size[] = {
+	[VIRTIO_KIND_DRIVE] = sizeof(struct virtio_blk),
+	[VIRTIO_KIND_NET] = sizeof(struct virtio_net),
+	[VIRTIO_KIND_VSOCK] = sizeof(struct virtio_vsock),
+	[VIRTIO_KIND_RNG] = sizeof(struct virtio_rng),
+};
+
+static int init_model(void *m, const struct vmm_virtio_slot *s, const struct vm_config *cfg,
+                      struct loop *loop)
 {
-	struct virtio_blk *b = malloc(sizeof(*b));
-	int r;
+	const struct drive_config *d;
 
-	if (!b)
-		return -ENOMEM;
-	r = virtio_blk_init(b, &(struct virtio_blk_options){ .id = d->id,
-	                                                     .fd = d->fd,
-	                                                     .read_only = d->read_only,
-	                                                     .flush = d->cache == CACHE_WRITEBACK,
-	                                                     .limiter = &d->limiter,
-	                                                     .loop = loop });
-	if (r) {
-		free(b);
-		return r;
-	}
-	s->dev = &b->dev;
-	return 0;
-}
-
-static int new_vsock(struct vmm_virtio_slot *s, const struct vsock_config *cfg, struct loop *loop)
-{
-	struct virtio_vsock *v = malloc(sizeof(*v));
-	int r;
-
-	if (!v)
-		return -ENOMEM;
-	r = virtio_vsock_init(v, cfg, loop);
-	if (r) {
-		free(v);
-		return r;
-	}
-	s->dev = &v->dev;
-	return 0;
-}
-
-static int new_net(struct vmm_virtio_slot *s, const struct net_config *cfg, struct loop *loop)
-{
-	struct virtio_net *n = malloc(sizeof(*n));
-	int r;
-
-	if (!n)
-		return -ENOMEM;
-	r = virtio_net_init(n, cfg, loop);
-	if (r) {
-		free(n);
-		return r;
-	}
-	s->dev = &n->dev;
-	return 0;
-}
-
-/* The device model for @s, allocated; its name set for logs. */
-static int new_model(struct vmm_virtio_slot *s, const struct vm_config *cfg, struct loop *loop)
-{
 	switch (s->kind) {
 	case VIRTIO_KIND_DRIVE:
-		return new_blk(s, &cfg->drives[s->index], loop);
+		d = &cfg->drives[s->index];
+		return virtio_blk_init(
+		        m, &(struct virtio_blk_options){ .id = d->id,
+		                                         .fd = d->fd,
+		                                         .read_only = d->read_only,
+		                                         .flush = d->cache == CACHE_WRITEBACK,
+		                                         .limiter = &d->limiter,
+		                                         .loop = loop });
 	case VIRTIO_KIND_NET:
-		return new_net(s, &cfg->nets[s->index], loop);
+		return virtio_net_init(m, &cfg->nets[s->index], loop);
 	case VIRTIO_KIND_VSOCK:
-		return new_vsock(s, &cfg->vsock, loop);
-	case VIRTIO_KIND_RNG: {
-		struct virtio_rng *rng = malloc(sizeof(*rng));
-		if (!rng)
-			return -ENOMEM;
-		virtio_rng_init(rng, &cfg->entropy_limiter, loop);
-		s->dev = &rng->dev;
+		return virtio_vsock_init(m, &cfg->vsock, loop);
+	case VIRTIO_KIND_RNG:
+		virtio_rng_init(m, &cfg->entropy_limiter, loop);
 		return 0;
 	}
-	default:
-		return -EOPNOTSUPP; /* refused before: unsupported_devices() in vmm.c */
+	return -EINVAL;
+}
+
+/* The device model for @s, allocated and set up; its name set for logs. */
+static int new_model(struct vmm_virtio_slot *s, const struct vm_config *cfg, struct loop *loop)
+{
+	void *m = malloc(model_size[s->kind]);
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	r = init_model(m, s, cfg, loop);
+	if (r) {
+		free(m);
+		return r;
 	}
+	s->dev = m;
+	return 0;
 }
 
 static void free_model(struct vmm_virtio_slot *s)
@@ -178,23 +159,18 @@ static void free_model(struct vmm_virtio_slot *s)
 	switch (s->kind) {
 	case VIRTIO_KIND_DRIVE:
 		virtio_blk_destroy((struct virtio_blk *)s->dev);
-		free((struct virtio_blk *)s->dev);
 		break;
 	case VIRTIO_KIND_NET:
 		virtio_net_destroy((struct virtio_net *)s->dev);
-		free((struct virtio_net *)s->dev);
 		break;
 	case VIRTIO_KIND_VSOCK:
 		virtio_vsock_destroy((struct virtio_vsock *)s->dev);
-		free((struct virtio_vsock *)s->dev);
 		break;
 	case VIRTIO_KIND_RNG:
 		virtio_rng_destroy((struct virtio_rng *)s->dev);
-		free((struct virtio_rng *)s->dev);
-		break;
-	default:
 		break;
 	}
+	free(s->dev);
 	s->dev = NULL;
 }
 
