@@ -11,8 +11,12 @@
 
 struct loop;
 
-#define VM_MSI_ROUTES    64 /* MSI/MSI-X vectors of assigned devices, GSIs 24 and up */
-#define VM_DEVICE_SLOTS  32 /* KVM memory slots for device BARs, after guest RAM's */
+/*
+ * Enough for every assigned device at once (vmm/pci.c checks): 16 devices, each with up to
+ * 64 vectors and 6 BARs of up to 3 mapped pieces, so no device ever finds them used up.
+ */
+#define VM_MSI_ROUTES    1024 /* MSI/MSI-X vectors of assigned devices, GSIs 24 and up */
+#define VM_DEVICE_SLOTS  288  /* KVM memory slots for device BARs, after guest RAM's */
 #define VM_MSI_GSI_FIRST 24 /* after the IOAPIC's pins */
 
 struct vm_msi_route {

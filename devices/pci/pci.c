@@ -47,12 +47,12 @@ static void host_write(struct pci_func *f, uint32_t off, uint32_t len, uint32_t 
 
 static const struct pci_func_ops host_ops = { host_read, host_write, NULL, NULL };
 
-void pci_bus_init(struct pci_bus *b, uint64_t window_start, uint64_t window_end)
+void pci_bus_init(struct pci_bus *b, uint64_t start32, uint64_t end32)
 {
 	memset(b, 0, sizeof(*b));
 	pthread_mutex_init(&b->lock, NULL);
-	b->window_start = b->next_bar = window_start;
-	b->window_end = window_end;
+	b->win32 = (struct pci_window){ b, start32, end32, start32 };
+	b->win64 = (struct pci_window){ .bus = b };
 	b->rl = (struct log_ratelimit){ .burst = 10 };
 	b->host = (struct pci_func){ .ops = &host_ops, .name = "PCI host bridge" };
 	put16(&b->host_config, PCI_VENDOR_ID, HOST_VENDOR);
@@ -82,17 +82,30 @@ int pci_bus_add(struct pci_bus *b, struct pci_func *f, int slot)
 	return slot;
 }
 
-uint64_t pci_bus_alloc_bar(struct pci_bus *b, uint64_t size)
+void pci_bus_set_window64(struct pci_bus *b, uint64_t start, uint64_t end)
 {
-	uint64_t at;
+	b->win64 = (struct pci_window){ b, start, end, start };
+}
+
+static uint64_t window_alloc(struct pci_window *w, uint64_t size)
+{
+	uint64_t at = (w->next + size - 1) & ~(size - 1);
+
+	if (!w->end || at < w->next || at > w->end || size > w->end - at)
+		return 0;
+	w->next = at + size;
+	return at;
+}
+
+uint64_t pci_bus_alloc_bar(struct pci_bus *b, uint64_t size, bool is64)
+{
+	uint64_t at = 0;
 
 	if (!size || (size & (size - 1)))
 		return 0;
-	at = (b->next_bar + size - 1) & ~(size - 1);
-	if (at < b->next_bar || at > b->window_end || size > b->window_end - at)
-		return 0;
-	b->next_bar = at + size;
-	return at;
+	if (is64)
+		at = window_alloc(&b->win64, size);
+	return at ? at : window_alloc(&b->win32, size);
 }
 
 /* The function config address @a selects, or NULL: not enabled, another bus, no such. */
@@ -185,36 +198,38 @@ static struct pci_func *trap_at(struct pci_bus *b, uint64_t gpa, uint32_t len, u
 
 static void window_read(void *dev, uint64_t off, uint8_t *data, uint32_t len)
 {
-	struct pci_bus *b = dev;
+	struct pci_window *w = dev;
+	struct pci_bus *b = w->bus;
 	struct pci_func *f;
 	uint64_t at;
 	unsigned bar;
 
 	memset(data, 0xff, len);
 	pthread_mutex_lock(&b->lock);
-	f = trap_at(b, b->window_start + off, len, &bar, &at);
+	f = trap_at(b, w->start + off, len, &bar, &at);
 	if (f && f->ops->bar_read)
 		f->ops->bar_read(f, bar, at, data, len);
 	else if (log_ratelimit_ok(&b->rl))
 		log_warn("PCI: guest read of %u bytes at %#" PRIx64 ": no BAR there", len,
-		         b->window_start + off);
+		         w->start + off);
 	pthread_mutex_unlock(&b->lock);
 }
 
 static void window_write(void *dev, uint64_t off, const uint8_t *data, uint32_t len)
 {
-	struct pci_bus *b = dev;
+	struct pci_window *w = dev;
+	struct pci_bus *b = w->bus;
 	struct pci_func *f;
 	uint64_t at;
 	unsigned bar;
 
 	pthread_mutex_lock(&b->lock);
-	f = trap_at(b, b->window_start + off, len, &bar, &at);
+	f = trap_at(b, w->start + off, len, &bar, &at);
 	if (f && f->ops->bar_write)
 		f->ops->bar_write(f, bar, at, data, len);
 	else if (log_ratelimit_ok(&b->rl))
 		log_warn("PCI: guest write of %u bytes at %#" PRIx64 ": no BAR there", len,
-		         b->window_start + off);
+		         w->start + off);
 	pthread_mutex_unlock(&b->lock);
 }
 

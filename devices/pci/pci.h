@@ -1,11 +1,12 @@
 /*
  * The guest's PCI bus 0: configuration mechanism #1 (ports 0xCF8/0xCFC), a host bridge at
- * 00:00.0, up to 31 functions (one per slot, function 0), and the MMIO window their BARs
- * live in. No firmware: flint assigns every BAR before the guest starts, as a BIOS would,
- * and Linux keeps those addresses (they lie in the e820 gap below 4 GiB).
+ * 00:00.0, up to 31 functions (one per slot, function 0), and the MMIO windows their BARs
+ * live in: one below 4 GiB, and one above RAM for 64-bit BARs (large ones do not fit
+ * below). No firmware: flint assigns every BAR before the guest starts, as a BIOS would,
+ * and Linux keeps those addresses (they are neither RAM nor reserved in the e820 map).
  *
  * A function is a struct with an ops table; the bus dispatches config accesses to it by
- * slot, and guest accesses to the MMIO window to the function whose trapped BAR holds the
+ * slot, and guest accesses to an MMIO window to the function whose trapped BAR holds the
  * address (BARs the host maps straight into the guest never reach flint).
  *
  * Threading: config and window accesses come from vCPU threads, under the bus lock; the
@@ -64,28 +65,40 @@ struct pci_config {
 uint32_t pci_config_read(const struct pci_config *c, uint32_t off, uint32_t len);
 void pci_config_write(struct pci_config *c, uint32_t off, uint32_t len, uint32_t value);
 
+/* A window BARs are allocated from, upwards: [start, end), next free at @next. */
+struct pci_window {
+	struct pci_bus *bus;
+	uint64_t start, end, next;
+};
+
 struct pci_bus {
 	pthread_mutex_t lock;
 	uint32_t address; /* the last value written to 0xCF8 */
 	struct pci_func *slots[PCI_SLOTS];
 	struct pci_func host; /* 00:00.0 */
 	struct pci_config host_config;
-	uint64_t window_start, window_end; /* [start, end): where BARs are allocated */
-	uint64_t next_bar;
+	struct pci_window win32; /* below 4 GiB: every BAR that fits */
+	struct pci_window win64; /* above RAM: 64-bit BARs first; empty when not set */
 	struct log_ratelimit rl;
 };
 
-/* The bus with its host bridge, BARs allocated from [@window_start, @window_end). */
-void pci_bus_init(struct pci_bus *b, uint64_t window_start, uint64_t window_end);
+/* The bus with its host bridge, BARs allocated from [@start32, @end32) below 4 GiB. */
+void pci_bus_init(struct pci_bus *b, uint64_t start32, uint64_t end32);
+/* The window above RAM for 64-bit BARs: [@start, @end). */
+void pci_bus_set_window64(struct pci_bus *b, uint64_t start, uint64_t end);
 void pci_bus_destroy(struct pci_bus *b);
 /* Puts @f in @slot (1..31), or the first free one when @slot < 0. Returns the slot or -errno. */
 int pci_bus_add(struct pci_bus *b, struct pci_func *f, int slot);
-/* Guest address for a BAR of @size bytes (a power of two, naturally aligned); 0 when full. */
-uint64_t pci_bus_alloc_bar(struct pci_bus *b, uint64_t size);
+/*
+ * Guest address for a BAR of @size bytes (a power of two, naturally aligned); 0 when it
+ * fits nowhere. A 64-bit BAR goes above RAM when that window holds it, else below 4 GiB;
+ * a 32-bit BAR only below 4 GiB.
+ */
+uint64_t pci_bus_alloc_bar(struct pci_bus *b, uint64_t size, bool is64);
 
 /* Port I/O: 0xCF8 (4 bytes: the address) and 0xCFC (4 bytes: the data). */
 extern const struct bus_ops pci_address_ops, pci_data_ops;
-/* MMIO: the BAR window, for trapped BARs. */
+/* MMIO: a BAR window (the device is its struct pci_window), for trapped BARs. */
 extern const struct bus_ops pci_window_ops;
 
 /* Standard header offsets flint uses. */

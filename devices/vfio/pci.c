@@ -363,19 +363,26 @@ static int bar_setup(struct vfio_pci *p, unsigned i)
 		return -EINVAL;
 	}
 	/* At least a page, so the BAR can be a KVM slot of its own. */
-	at = pci_bus_alloc_bar(p->bus, r->size < p->page ? p->page : r->size);
+	at = pci_bus_alloc_bar(p->bus, r->size < p->page ? p->page : r->size, is64);
 	if (!at) {
-		log_error("%s: BAR%u (%llu KiB) does not fit the PCI window [%#llx, %#llx)",
-		          node(p), i, (unsigned long long)(r->size >> 10),
-		          (unsigned long long)p->bus->window_start,
-		          (unsigned long long)p->bus->window_end);
+		log_error("%s: BAR%u (%s, %llu KiB) does not fit the free space of the PCI "
+		          "windows [%#llx, %#llx) and [%#llx, %#llx)",
+		          node(p), i, is64 ? "64-bit" : "32-bit",
+		          (unsigned long long)(r->size >> 10),
+		          (unsigned long long)p->bus->win32.start,
+		          (unsigned long long)p->bus->win32.end,
+		          (unsigned long long)p->bus->win64.start,
+		          (unsigned long long)p->bus->win64.end);
 		return -ENOSPC;
 	}
 	*b = (struct vfio_pci_bar){ .size = r->size, .addr = at, .flags = reg & 0xe, .is64 = is64 };
 	if ((r->flags & VFIO_REGION_INFO_FLAG_MMAP) && r->size % p->page == 0)
 		b->hva = p->io->mmap(p->dev, i);
-	if (!b->hva)
-		log_debug("%s: BAR%u is trapped", node(p), i);
+	log_info("%s: BAR%u, %s, %llu %s, at guest %#llx: %s", node(p), i,
+	         is64 ? "64-bit" : "32-bit",
+	         (unsigned long long)(r->size >= 1024 ? r->size >> 10 : r->size),
+	         r->size >= 1024 ? "KiB" : "bytes", (unsigned long long)at,
+	         b->hva ? "mapped into the guest" : "trapped, every access forwarded");
 	return 0;
 }
 

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 /* What the VM does for an assigned device; handed in, so the device knows no VM. */
-/* MSI-X vectors a device offers the guest at most: what the VM routes (vm.h's VM_MSI_ROUTES). */
+/* MSI-X vectors a device offers the guest at most; the VM routes this many for every device. */
 #define VFIO_PCI_MAX_VECTORS 64
 
 struct vfio_pci_vm {

@@ -26,12 +26,19 @@ $(RIG_OUT)/l2/edu: tests/rig/l2/edu.c
 	@mkdir -p $(@D)
 	$(RIG_CC) $(RIG_CFLAGS) -static -o $@ $<
 
+# A pattern in a PCI memory BAR through sysfs, for L1 and L2 (case 65).
+$(RIG_OUT)/l2/barpat: tests/rig/l2/barpat.c
+	@mkdir -p $(@D)
+	$(RIG_CC) $(RIG_CFLAGS) -static -o $@ $<
+
 # L2's own initramfs: busybox, its init (checks nproc/MemTotal), the exit-port tool.
-$(RIG_OUT)/l2/initramfs.cpio.gz: $(RIG_OUT)/l2/exitport $(RIG_OUT)/l2/vsock $(RIG_OUT)/l2/edu tests/rig/l2/init $(RIG_DIR)/mkinitramfs.sh \
+$(RIG_OUT)/l2/initramfs.cpio.gz: $(RIG_OUT)/l2/exitport $(RIG_OUT)/l2/vsock $(RIG_OUT)/l2/edu \
+		$(RIG_OUT)/l2/barpat tests/rig/l2/init $(RIG_DIR)/mkinitramfs.sh \
 		$(wildcard tests/rig/l2/checks/*.sh)
 	bash $(RIG_DIR)/mkinitramfs.sh -o $@ --init tests/rig/l2/init \
 	  --add $(RIG_OUT)/l2/exitport:/bin/exitport --add $(RIG_OUT)/l2/vsock:/bin/vsock \
-	  --add $(RIG_OUT)/l2/edu:/bin/edu --add tests/rig/l2/checks:/checks
+	  --add $(RIG_OUT)/l2/edu:/bin/edu --add $(RIG_OUT)/l2/barpat:/bin/barpat \
+	  --add tests/rig/l2/checks:/checks
 
 # L2's ext4 root disk for the virtio-blk case (mkfs.ext4 -d from e2fsprogs).
 $(RIG_OUT)/l2/rootfs.ext4: tests/rig/l2/mkrootfs.sh $(RIG_OUT)/l2/exitport
@@ -40,7 +47,7 @@ $(RIG_OUT)/l2/rootfs.ext4: tests/rig/l2/mkrootfs.sh $(RIG_OUT)/l2/exitport
 $(RIG_OUT)/initramfs.cpio.gz: $(BUILD)/flint $(RIG_FLINT_PROGS) $(RIG_OUT)/l2/initramfs.cpio.gz \
 	$(RIG_OUT)/l2/rootfs.ext4
 # The host end of the virtio-vsock case (Firecracker's hybrid handshake over Unix sockets).
-$(RIG_OUT)/initramfs.cpio.gz: $(RIG_OUT)/flint/vsock-host
+$(RIG_OUT)/initramfs.cpio.gz: $(RIG_OUT)/flint/vsock-host $(RIG_OUT)/l2/barpat
 $(RIG_OUT)/flint/vsock-host: tests/rig/stream.h
 RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--add $(RIG_OUT)/l2/initramfs.cpio.gz:/rig/l2/initramfs.cpio.gz \
@@ -50,6 +57,7 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--add $(RIG_FLINT_DIR)/edu-bdf.sh:/rig/lib/edu-bdf.sh \
 	--add $(RIG_FLINT_DIR)/l2-virtio.sh:/rig/lib/l2-virtio.sh \
 	--add $(RIG_OUT)/flint/vsock-host:/rig/bin/vsock-host \
+	--add $(RIG_OUT)/l2/barpat:/rig/bin/barpat \
 	--case $(RIG_FLINT_DIR)/50-l2-boot-1cpu.sh:50-flint-l2-boot-1cpu \
 	--case $(RIG_FLINT_DIR)/51-l2-boot-2cpu.sh:51-flint-l2-boot-2cpu \
 	--case $(RIG_FLINT_DIR)/52-l2-boot-edu.sh:52-flint-l2-boot-edu \
@@ -64,7 +72,8 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--case $(RIG_OUT)/flint/vfio-edu-pin:61-flint-vfio-edu-pin \
 	--case $(RIG_FLINT_DIR)/62-l2-pci-edu.sh:62-flint-l2-pci-edu \
 	--case $(RIG_FLINT_DIR)/63-l2-firecracker-config.sh:63-flint-l2-firecracker-config \
-	--case $(RIG_FLINT_DIR)/64-l2-edu-fault-refused.sh:64-flint-l2-edu-fault-refused
+	--case $(RIG_FLINT_DIR)/64-l2-edu-fault-refused.sh:64-flint-l2-edu-fault-refused \
+	--case $(RIG_FLINT_DIR)/65-l2-pci-ivshmem.sh:65-flint-l2-pci-ivshmem
 
 # The KVM tests (tests/kvm), each test a case of its own, plain and ASan, when this host
 # cannot run them (tests/kvm/where.sh); the args file is empty when they ran on the host.

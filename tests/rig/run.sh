@@ -48,11 +48,14 @@ mkdir -p "$(dirname "$log")"
 # q35 + intel-iommu with interrupt remapping: iommufd refuses to bind a
 # device unless MSIs are isolated (intremap=off -> BIND fails with EPERM).
 # -cpu max under TCG exposes SVM+NPT, so L1's /dev/kvm works (nested).
-# edu is QEMU's teaching PCI device with a DMA engine (vfio-edu-dma case).
+# edu is QEMU's teaching PCI device with a DMA engine (vfio-edu-dma case);
+# ivshmem-plain gives L1 a device with a 1 GiB 64-bit BAR (shared memory, allocated as
+# it is touched), for a large BAR assigned to L2.
 # -no-reboot + panic=-1: a kernel panic ends QEMU at once instead of hanging.
 # shellcheck disable=SC2054 # the commas are QEMU's, not array separators
 qemu=(qemu-system-x86_64 -accel tcg -M q35 -cpu max -m 2G -smp 2
       -device intel-iommu,intremap=on -device edu
+      -object memory-backend-ram,id=ivshm,size=1G,share=on -device ivshmem-plain,memdev=ivshm
       -nographic -no-reboot
       -kernel "$kernel" -initrd "$initrd"
       -append "console=ttyS0 intel_iommu=on iommu.passthrough=0 panic=-1 $append"

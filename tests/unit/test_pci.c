@@ -92,11 +92,32 @@ static void test_bar_allocation(void **state)
 
 	(void)state;
 	pci_bus_init(&b, 0xe0000000, 0xe0400000); /* 4 MiB */
-	assert_int_equal(pci_bus_alloc_bar(&b, 0x1000), 0xe0000000);
-	assert_int_equal(pci_bus_alloc_bar(&b, 0x100000), 0xe0100000); /* naturally aligned */
-	assert_int_equal(pci_bus_alloc_bar(&b, 0x200000), 0xe0200000);
-	assert_int_equal(pci_bus_alloc_bar(&b, 0x1000), 0); /* full */
-	assert_int_equal(pci_bus_alloc_bar(&b, 3000), 0);   /* not a power of two */
+	assert_int_equal(pci_bus_alloc_bar(&b, 0x1000, false), 0xe0000000);
+	/* No window above RAM yet: a 64-bit BAR goes below 4 GiB. */
+	assert_int_equal(pci_bus_alloc_bar(&b, 0x100000, true), 0xe0100000); /* aligned */
+	assert_int_equal(pci_bus_alloc_bar(&b, 0x200000, false), 0xe0200000);
+	assert_int_equal(pci_bus_alloc_bar(&b, 0x1000, false), 0); /* full */
+	assert_int_equal(pci_bus_alloc_bar(&b, 3000, false), 0);   /* not a power of two */
+	pci_bus_destroy(&b);
+}
+
+static void test_bar_window64(void **state)
+{
+	struct pci_bus b;
+
+	(void)state;
+	pci_bus_init(&b, 0xe0000000, 0xe0400000);
+	pci_bus_set_window64(&b, 0x140000000ull, 0x1000000000ull); /* 5 GiB .. 64 GiB */
+	/* 64-bit BARs above RAM, naturally aligned; 32-bit ones below 4 GiB. */
+	assert_int_equal(pci_bus_alloc_bar(&b, 0x1000, true), 0x140000000ull);
+	assert_int_equal(pci_bus_alloc_bar(&b, 1ull << 32, true), 0x200000000ull);
+	assert_int_equal(pci_bus_alloc_bar(&b, 0x1000, false), 0xe0000000);
+	/* Too large for the high window: a 64-bit BAR that fits below still gets a place. */
+	assert_int_equal(pci_bus_alloc_bar(&b, 1ull << 36, true), 0);
+	assert_int_equal(pci_bus_alloc_bar(&b, 1ull << 35, true), 0x800000000ull);
+	/* The high window is full now: a small 64-bit BAR falls back below 4 GiB. */
+	assert_int_equal(pci_bus_alloc_bar(&b, 1ull << 34, true), 0);
+	assert_int_equal(pci_bus_alloc_bar(&b, 0x100000, true), 0xe0100000);
 	pci_bus_destroy(&b);
 }
 
@@ -154,16 +175,16 @@ static void test_slots_and_window(void **state)
 	assert_int_equal(pci_bus_add(&b, &x.f, 0), -ENOSPC); /* the host bridge's */
 	assert_int_equal(cfg_read(&b, ADDR(1, 0, 0), 4), 0x11e81234);
 	x.f.traps[2] = (struct pci_bar_trap){ true, 0xe0001000, 0x100 };
-	pci_window_ops.write(&b, 0x1010, (const uint8_t *)&v, 4);
+	pci_window_ops.write(&b.win32, 0x1010, (const uint8_t *)&v, 4);
 	assert_int_equal(x.writes, 1);
 	assert_memory_equal(x.bar + 0x10, &v, 4);
 	v = 0;
-	pci_window_ops.read(&b, 0x1010, (uint8_t *)&v, 4);
+	pci_window_ops.read(&b.win32, 0x1010, (uint8_t *)&v, 4);
 	assert_int_equal(v, 0xdeadbeef);
 	/* Straddling the end of the BAR, or outside every BAR: all-ones, the device untouched. */
-	pci_window_ops.read(&b, 0x10fe, (uint8_t *)&v, 4);
+	pci_window_ops.read(&b.win32, 0x10fe, (uint8_t *)&v, 4);
 	assert_int_equal(v, 0xffffffff);
-	pci_window_ops.write(&b, 0x2000, (const uint8_t *)&v, 4);
+	pci_window_ops.write(&b.win32, 0x2000, (const uint8_t *)&v, 4);
 	assert_int_equal(x.writes, 1);
 	assert_int_equal(x.reads, 1);
 	pci_bus_destroy(&b);
@@ -174,7 +195,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_host_bridge),       cmocka_unit_test(test_nothing_there),
 		cmocka_unit_test(test_config_write_mask), cmocka_unit_test(test_bar_allocation),
-		cmocka_unit_test(test_slots_and_window),
+		cmocka_unit_test(test_bar_window64),      cmocka_unit_test(test_slots_and_window),
 	};
 	log_set_level(LOG_ERROR);
 	return TEST_MAIN(tests, NULL, test_group_teardown);

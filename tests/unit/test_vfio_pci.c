@@ -318,12 +318,18 @@ struct world {
 	struct vfio_pci p;
 };
 
-static struct world *world_new(void (*dev)(struct fake_dev *), bool init)
+/* The 64-bit window the worlds of world_new64() have: 5 GiB up to 1 TiB. */
+#define WINDOW64     0x140000000ull
+#define WINDOW64_END (1ull << 40)
+
+static struct world *world_make(void (*dev)(struct fake_dev *), bool init, bool win64)
 {
 	struct world *w = calloc(1, sizeof(*w));
 
 	assert_non_null(w);
 	pci_bus_init(&w->bus, WINDOW, WINDOW_END);
+	if (win64)
+		pci_bus_set_window64(&w->bus, WINDOW64, WINDOW64_END);
 	if (dev)
 		dev(&w->f);
 	if (init) {
@@ -332,6 +338,16 @@ static struct world *world_new(void (*dev)(struct fake_dev *), bool init)
 		assert_int_equal(w->p.slot, 1);
 	}
 	return w;
+}
+
+static struct world *world_new(void (*dev)(struct fake_dev *), bool init)
+{
+	return world_make(dev, init, false);
+}
+
+static struct world *world_new64(void (*dev)(struct fake_dev *), bool init)
+{
+	return world_make(dev, init, true);
 }
 
 static void world_free(struct world *w, bool destroy)
@@ -366,17 +382,26 @@ static void wr(struct world *w, uint32_t reg, uint32_t len, uint32_t v)
 	pci_data_ops.write(&w->bus, reg & 3, (const uint8_t *)&v, len);
 }
 
+/* The window holding @gpa, as the VM's MMIO bus would pick it. */
+static struct pci_window *win_of(struct world *w, uint64_t gpa)
+{
+	return w->bus.win64.end && gpa >= w->bus.win64.start ? &w->bus.win64 : &w->bus.win32;
+}
+
 static uint64_t win_rd(struct world *w, uint64_t gpa, uint32_t len)
 {
+	struct pci_window *win = win_of(w, gpa);
 	uint64_t v = 0;
 
-	pci_window_ops.read(&w->bus, gpa - WINDOW, (uint8_t *)&v, len);
+	pci_window_ops.read(win, gpa - win->start, (uint8_t *)&v, len);
 	return v;
 }
 
 static void win_wr(struct world *w, uint64_t gpa, uint32_t len, uint64_t v)
 {
-	pci_window_ops.write(&w->bus, gpa - WINDOW, (const uint8_t *)&v, len);
+	struct pci_window *win = win_of(w, gpa);
+
+	pci_window_ops.write(win, gpa - win->start, (const uint8_t *)&v, len);
 }
 
 static unsigned open_fds(void)
@@ -760,6 +785,26 @@ static void test_msix_bar(void **state)
 	world_free(w, true);
 }
 
+/* With a window above RAM, the 64-bit BAR lives there and works the same; BAR2 stays low. */
+static void test_bar64_above_ram(void **state)
+{
+	struct world *w = world_new64(nic, true);
+	uint64_t table = WINDOW64 + 0x2000 + 16;
+
+	(void)state;
+	assert_int_equal(rd(w, 0x10, 4), (uint32_t)WINDOW64 | 4);
+	assert_int_equal(rd(w, 0x14, 4), WINDOW64 >> 32);
+	assert_int_equal(rd(w, 0x18, 4), WINDOW | 8);
+	wr(w, 0x04, 2, PCI_COMMAND_MEMORY);
+	assert_int_equal(live_slots(&w->vm), 1);
+	assert_int_equal(w->vm.slot[0].gpa, WINDOW64);
+	/* The MSI-X table, trapped, is reached through the high window. */
+	win_wr(w, table, 4, 0xfee00000);
+	assert_int_equal(win_rd(w, table, 4), 0xfee00000);
+	assert_int_equal(w->f.region_writes, 0);
+	world_free(w, true);
+}
+
 static void edu_trapped(struct fake_dev *f)
 {
 	edu(f, 0x0080);
@@ -949,6 +994,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_msix_table_capped),
 		cmocka_unit_test(test_msix_grow_afresh),
 		cmocka_unit_test(test_msix_bar),
+		cmocka_unit_test(test_bar64_above_ram),
 		cmocka_unit_test(test_trapped_bar),
 		cmocka_unit_test(test_hostile_config),
 		cmocka_unit_test(test_refused),

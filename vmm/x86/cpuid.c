@@ -103,3 +103,13 @@ int x86_cpuid_set(int vcpu_fd, const struct kvm_cpuid2 *supported, const struct 
 	free(mine);
 	return r;
 }
+
+unsigned x86_cpuid_phys_bits(const struct kvm_cpuid2 *supported)
+{
+	for (unsigned i = 0; i < supported->nent; i++) {
+		const struct kvm_cpuid_entry2 *e = &supported->entries[i];
+		if (e->function == 0x80000008 && (e->eax & 0xff) >= 36 && (e->eax & 0xff) <= 52)
+			return e->eax & 0xff;
+	}
+	return 36;
+}

@@ -8,6 +8,13 @@
 /* The host's supported CPUID (KVM_GET_SUPPORTED_CPUID). NULL with errno set; caller frees. */
 struct kvm_cpuid2 *x86_cpuid_supported(int kvm_fd);
 
+/*
+ * The guest physical address width the vCPUs report (leaf 0x80000008, EAX[7:0]); 36, the
+ * architectural minimum, when the leaf is missing. Guest addresses at or above
+ * 1 << width are neither usable by the guest nor accepted by KVM as memory slots.
+ */
+unsigned x86_cpuid_phys_bits(const struct kvm_cpuid2 *supported);
+
 /* Where a vCPU sits: its APIC id and the topology every vCPU reports. */
 struct x86_topology {
 	unsigned id;

@@ -24,6 +24,11 @@
 /* PCI: BARs of assigned devices, placed by flint (no firmware) up to the IOAPIC. */
 #define LAYOUT_PCI_WINDOW     0xE0000000ULL
 #define LAYOUT_PCI_WINDOW_END LAYOUT_IOAPIC
+/*
+ * and 64-bit BARs above RAM: from the first GiB boundary past the end of RAM (and past
+ * 4 GiB) up to the guest's physical address width (x86_cpuid_phys_bits()).
+ */
+#define LAYOUT_PCI_WINDOW64_ALIGN GiB(1)
 /* Port I/O: PCI configuration mechanism #1. */
 #define LAYOUT_PIO_PCI_ADDRESS 0xcf8
 #define LAYOUT_PIO_PCI_DATA    0xcfc

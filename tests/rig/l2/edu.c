@@ -7,13 +7,17 @@
  * With "msi": programs the MSI capability by hand with a vector no Linux handler owns, raises
  * an edu interrupt (register 0x60) and looks for the kernel's "No irq handler for 0.<vector>"
  * line: the MSI went edu -> L1's vfio-pci -> flint's irqfd -> this vCPU.
- * Prints what every step saw; exits 1 on the first mismatch. Usage: edu [msi]
+ * With "oob": a DMA from a guest address outside RAM (OOB_GPA), which the IOMMU must refuse
+ * (L1's kernel logs the fault; the caller checks), then the round trip again: the device
+ * still works and flint is still up.
+ * Prints what every step saw; exits 1 on the first mismatch. Usage: edu [msi] [oob]
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +45,7 @@
 #define DMA_LIMIT    (1ull << 28) /* edu's DMA mask */
 #define MSI_VECTOR   0xd7 /* far above what a few legacy IRQs get, below the system vectors */
 #define IRQ_BIT      0x1000 /* what this tool raises in edu's interrupt status */
+#define OOB_GPA      0x0f000000ull /* above a 128 MiB guest's RAM, inside edu's DMA mask */
 
 static char dev[300];
 static volatile uint32_t *bar;
@@ -405,6 +410,24 @@ static void msi(int fd)
 	say("MSI delivered: vector %#x on CPU 0", MSI_VECTOR);
 }
 
+/* 6. A DMA from outside the guest's RAM: nothing is mapped there, the IOMMU refuses it. */
+static void dma_outside_ram(void)
+{
+	say("DMA from outside RAM: %#llx -> edu (the IOMMU must fault it)",
+	    (unsigned long long)OOB_GPA);
+	dma(OOB_GPA, EDU_BUF + EDU_BUF_OFF, 0, "outside RAM -> edu");
+	dma_both_ways();
+	say("the device works after the refused DMA");
+}
+
+static bool has_arg(int argc, char **argv, const char *what)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], what))
+			return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	double t0 = now();
@@ -416,10 +439,12 @@ int main(int argc, char **argv)
 	bar0_map();
 	registers();
 	dma_both_ways();
-	if (argc > 1 && strcmp(argv[1], "msi") == 0)
+	if (has_arg(argc, argv, "msi"))
 		msi(fd);
 	else
 		say("MSI not checked (no \"msi\" argument)");
+	if (has_arg(argc, argv, "oob"))
+		dma_outside_ram();
 	close(fd);
 	say("all steps passed (%.2f s of guest time)", now() - t0);
 	return 0;
