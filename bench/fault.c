@@ -115,7 +115,8 @@ static ssize_t bench_write(void *ctx, int fd, const void *buf, size_t len)
 	return n < 0 ? -errno : n;
 }
 
-static const struct resolver_backend bench_backend = {bench_map, bench_read, bench_write};
+static const struct resolver_backend bench_backend = {
+	.map = bench_map, .read = bench_read, .write = bench_write};
 
 /* ---- one run: a device thread against one server ---- */
 

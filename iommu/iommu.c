@@ -14,6 +14,14 @@ static int backend_map(void *ctx, uint64_t gpa, void *hva, uint64_t len, bool wr
 	return iommufd_map(&io->fd, io->ioas, gpa, hva, len, writable);
 }
 
+/* IOAS_UNMAP returns once the IOTLB (and a device's ATS cache) no longer holds the range. */
+static int backend_unmap(void *ctx, uint64_t gpa, uint64_t len)
+{
+	struct iommu *io = ctx;
+
+	return iommufd_unmap(&io->fd, io->ioas, gpa, len);
+}
+
 /* The fault fd's own read/write: the kernel checks sizes and cookies (see resolver.h). */
 static ssize_t backend_read(void *ctx, int fd, void *buf, size_t len)
 {
@@ -31,7 +39,9 @@ static ssize_t backend_write(void *ctx, int fd, const void *buf, size_t len)
 	return n < 0 ? -errno : n;
 }
 
-static const struct resolver_backend kernel_backend = { backend_map, backend_read, backend_write };
+static const struct resolver_backend kernel_backend = {
+	.map = backend_map, .read = backend_read, .write = backend_write, .unmap = backend_unmap
+};
 
 int iommu_open(struct iommu *io, const struct flint_iommu_config *cfg, struct guest_memory *mem)
 {
@@ -40,6 +50,7 @@ int iommu_open(struct iommu *io, const struct flint_iommu_config *cfg, struct gu
 	memset(io, 0, sizeof(*io));
 	io->fd.fd = io->fault_fd = io->kvm_vfio_fd = -1;
 	io->mem = mem;
+	io->max_mapped = cfg->max_mapped_bytes;
 	r = iommufd_open(&io->fd, cfg->path, cfg->fd);
 	return r ? r : iommufd_ioas_alloc(&io->fd, &io->ioas);
 }
@@ -78,7 +89,8 @@ int iommu_enable_faults(struct iommu *io, uint64_t chunk, struct loop *loop)
 		                      .chunk = chunk,
 		                      .backend = &kernel_backend,
 		                      .backend_ctx = io,
-		                      .name = name };
+		                      .name = name,
+		                      .max_mapped = io->max_mapped };
 	io->resolver = resolver_new(&p);
 	if (!io->resolver)
 		return -ENOMEM;
@@ -244,6 +256,15 @@ void iommu_teardown(struct iommu *io)
 			         (unsigned long long)s->chunks_mapped,
 			         (unsigned long long)(s->bytes_mapped >> 20),
 			         (unsigned long long)s->invalid, (unsigned long long)s->refused);
+		if (s->faults && io->max_mapped)
+			log_info(
+			        "iommu: flint.iommu.max_mapped_mib %llu: %llu chunks (%llu MiB) "
+			        "unmapped to stay under it, %llu mapped again on a new fault, %llu "
+			        "times a page request waited for answers to be written",
+			        (unsigned long long)(io->max_mapped >> 20),
+			        (unsigned long long)s->chunks_unmapped,
+			        (unsigned long long)(s->bytes_unmapped >> 20),
+			        (unsigned long long)s->refaults, (unsigned long long)s->cap_waits);
 		resolver_free(io->resolver); /* answers anything still open */
 	}
 	/* Closing a cdev detaches and unbinds its device. */

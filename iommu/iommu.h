@@ -28,9 +28,10 @@ struct vfio_config {
 };
 
 struct flint_iommu_config {
-	char *path;           /* default /dev/iommu */
-	int fd;               /* an inherited iommufd, or -1 */
-	uint64_t chunk_bytes; /* mapped per page request, default 2 MiB */
+	char *path;                /* default /dev/iommu */
+	int fd;                    /* an inherited iommufd, or -1 */
+	uint64_t chunk_bytes;      /* mapped per page request, default 2 MiB */
+	uint64_t max_mapped_bytes; /* the most fault mode keeps mapped; 0 = no cap */
 };
 
 
@@ -45,7 +46,8 @@ struct iommu {
 	struct iommufd fd;
 	uint32_t ioas;
 	struct guest_memory *mem;
-	bool pinned; /* all guest RAM is mapped */
+	uint64_t max_mapped; /* the resolver's cap (flint_iommu_config.max_mapped_bytes) */
+	bool pinned;         /* all guest RAM is mapped */
 	uint32_t fault_id;
 	int fault_fd;
 	struct resolver *resolver;

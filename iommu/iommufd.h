@@ -23,6 +23,11 @@ int iommufd_check_ranges(struct iommufd *i, uint32_t ioas, const struct guest_me
 /* Maps @va at fixed @iova. -EEXIST when something is mapped there already (not logged). */
 int iommufd_map(struct iommufd *i, uint32_t ioas, uint64_t iova, void *va, uint64_t len,
                 bool writable);
+/*
+ * Unmaps the mappings inside [iova, iova + len) (-ENOENT when one only overlaps it); the
+ * kernel has the IOMMU forget them and unpins their pages before it returns. Not logged:
+ * the caller knows what the range was (the resolver, many times a second, rate-limits).
+ */
 int iommufd_unmap(struct iommufd *i, uint32_t ioas, uint64_t iova, uint64_t len);
 /* A fault queue: its object id and the fd page requests arrive on. */
 int iommufd_fault_alloc(struct iommufd *i, uint32_t *fault_id, int *fault_fd);

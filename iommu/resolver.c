@@ -30,6 +30,40 @@ struct prefetch {
 	uint64_t next, end;
 };
 
+#define NIL UINT32_MAX /* no slot: a list's end */
+
+enum slot_list { SLOT_NONE, SLOT_LRU, SLOT_INFLIGHT };
+
+/*
+ * The cap's bookkeeping for one unit, by unit number across the regions. A unit the
+ * resolver mapped is on one of two lists, each in the order its units were last used:
+ * the in-flight list while a group whose answer is not written yet used it, else the LRU
+ * list, the only one units are unmapped from. Answers are written in the order their
+ * groups started, so in-flight units leave their list from its head, as their answers go
+ * out: every step is O(1). A unit someone else mapped (EEXIST) is on neither list: it is
+ * not the resolver's to count or to unmap.
+ */
+struct slot {
+	uint32_t prev, next;
+	uint32_t serial; /* in flight: the last group that used it */
+	uint8_t list;    /* enum slot_list */
+	bool evicted;    /* unmapped by the cap, not mapped again since */
+};
+
+struct slot_list_ends {
+	uint32_t head, tail; /* least and most recently used */
+};
+
+/* The cap, when there is one (resolver_params.max_mapped). */
+struct cap {
+	uint64_t max;  /* bytes */
+	uint64_t held; /* bytes of the units on the two lists */
+	struct slot *slots;
+	uint32_t first[GUEST_MEMORY_MAX_REGIONS]; /* the slot of each region's unit 0 */
+	struct slot_list_ends lru, inflight;
+	struct log_ratelimit rl_unmap;
+};
+
 struct resolver {
 	int fd;
 	char name[64];
@@ -53,7 +87,9 @@ struct resolver {
 	/* Answers not written yet, each with when its group was read. */
 	struct iommu_hwpt_page_response resp[RESP_BATCH];
 	long long resp_t[RESP_BATCH];
+	uint32_t resp_serial[RESP_BATCH]; /* each answer's group */
 	unsigned nresp;
+	uint32_t serial;    /* the group at pos: groups are numbered as they start (it wraps) */
 	uint64_t unflushed; /* bytes mapped for groups whose answers are not written yet */
 	struct prefetch pf[PREFETCH_SLOTS]; /* a ring */
 	unsigned pf_head, pf_n;
@@ -66,6 +102,7 @@ struct resolver {
 	bool closing;             /* resolver_free: answer INVALID, map nothing */
 	bool dead;                /* gave the queue up: a group beyond RESOLVER_GROUP_MAX */
 	struct log_ratelimit rl_invalid, rl_refused, rl_io, rl_prefetch;
+	struct cap *cap; /* NULL: no cap */
 	struct resolver_stats stats;
 };
 
@@ -86,6 +123,43 @@ static int alloc_buffers(struct resolver *r, unsigned batch)
 	return 0;
 }
 
+/* Units of region @g: the last one may be short. */
+static uint64_t region_units(const struct resolver *r, const struct guest_region *g)
+{
+	return (g->size + r->unit - 1) / r->unit;
+}
+
+/* The cap's slots, one per unit of guest RAM, on no list yet. Returns 0 or -errno. */
+static int cap_new(struct resolver *r, uint64_t max)
+{
+	uint64_t n = 0;
+
+	/* Less than a chunk would refuse every request; the config never asks for it. */
+	if (max < r->chunk || !r->backend->unmap) {
+		log_error("iommu: %s: a cap of %llu KiB needs at least one %llu KiB chunk and a "
+		          "backend that unmaps",
+		          r->name, (unsigned long long)(max >> 10),
+		          (unsigned long long)(r->chunk >> 10));
+		return -EINVAL;
+	}
+	r->cap = calloc(1, sizeof(*r->cap));
+	if (!r->cap)
+		return -ENOMEM;
+	for (unsigned i = 0; i < r->mem->nregions; i++) {
+		r->cap->first[i] = (uint32_t)n;
+		n += region_units(r, &r->mem->regions[i]);
+	}
+	/* Slot numbers are 32 bits: up to 16 TiB of 4 KiB chunks. */
+	if (n >= NIL)
+		return -E2BIG;
+	r->cap->slots = calloc(n, sizeof(*r->cap->slots)); /* SLOT_NONE */
+	if (!r->cap->slots)
+		return -ENOMEM;
+	r->cap->max = max;
+	r->cap->lru = r->cap->inflight = (struct slot_list_ends){ NIL, NIL };
+	return 0;
+}
+
 struct resolver *resolver_new(const struct resolver_params *p)
 {
 	struct resolver *r = calloc(1, sizeof(*r));
@@ -102,11 +176,14 @@ struct resolver *resolver_new(const struct resolver_params *p)
 	r->chunk = chunk;
 	r->unit = min_u64(chunk, RESOLVER_UNIT_MAX);
 	for (unsigned i = 0; i < p->mem->nregions; i++) {
-		uint64_t units = (p->mem->regions[i].size + r->unit - 1) / r->unit;
-		r->mapped[i] = calloc((units + 63) / 64, sizeof(uint64_t));
+		r->mapped[i] =
+		        calloc((region_units(r, &p->mem->regions[i]) + 63) / 64, sizeof(uint64_t));
 		if (!r->mapped[i])
 			goto fail;
 	}
+	/* Before the buffer: with one, resolver_free() answers what the fd holds. */
+	if (p->max_mapped && cap_new(r, p->max_mapped))
+		goto fail;
 	if (alloc_buffers(r, batch > RESOLVER_GROUP_MAX ? RESOLVER_GROUP_MAX : batch))
 		goto fail;
 	return r;
@@ -169,16 +246,198 @@ bool resolver_is_mapped(const struct resolver *r, uint64_t gpa)
 	return g && unit_mapped(r, region_index(r, g), (gpa - g->gpa) / r->unit);
 }
 
-/* Maps unit @i of region @g (at most RESOLVER_UNIT_MAX). Returns NULL or why it failed. */
+/* ---- the cap ---- */
+
+static struct slot_list_ends *list_ends(struct cap *c, enum slot_list l)
+{
+	return l == SLOT_LRU ? &c->lru : &c->inflight;
+}
+
+/* Moves slot @i from its list (if any) to the most recent end of @to. */
+static void slot_move(struct cap *c, uint32_t i, enum slot_list to)
+{
+	struct slot *s = &c->slots[i];
+	struct slot_list_ends *l;
+
+	if (s->list != SLOT_NONE) {
+		l = list_ends(c, s->list);
+		*(s->prev != NIL ? &c->slots[s->prev].next : &l->head) = s->next;
+		*(s->next != NIL ? &c->slots[s->next].prev : &l->tail) = s->prev;
+	}
+	s->list = (uint8_t)to;
+	if (to == SLOT_NONE)
+		return;
+	l = list_ends(c, to);
+	s->prev = l->tail;
+	s->next = NIL;
+	*(l->tail != NIL ? &c->slots[l->tail].next : &l->head) = i;
+	l->tail = i;
+}
+
+/* The slot of unit @i of region @g, NIL without a cap. */
+static uint32_t slot_of(const struct resolver *r, const struct guest_region *g, uint64_t i)
+{
+	return r->cap ? r->cap->first[region_index(r, g)] + (uint32_t)i : NIL;
+}
+
+/* The group being resolved uses unit @slot: in flight until its answer is written. */
+static void slot_use(struct resolver *r, uint32_t slot)
+{
+	r->cap->slots[slot].serial = r->serial;
+	slot_move(r->cap, slot, SLOT_INFLIGHT);
+}
+
+/*
+ * Answers are written in the order their groups started, so the groups not answered in
+ * the kernel yet are those from the oldest queued answer on (or the group being
+ * resolved, when none is queued): a unit one of them used last is in flight. Serials
+ * wrap, and at most RESP_BATCH + 1 groups are open: the difference decides.
+ */
+static bool in_flight(const struct resolver *r, uint32_t serial)
+{
+	uint32_t oldest = r->nresp ? r->resp_serial[0] : r->serial;
+
+	if (!r->nresp && r->pos == r->grp_end)
+		return false; /* no group open */
+	return (int32_t)(serial - oldest) >= 0;
+}
+
+/* Units whose answers are all written become the most recent of the LRU list. */
+static void release(struct resolver *r)
+{
+	struct cap *c = r->cap;
+
+	while (c->inflight.head != NIL && !in_flight(r, c->slots[c->inflight.head].serial))
+		slot_move(c, c->inflight.head, SLOT_LRU);
+}
+
+/*
+ * Unmaps unit @slot, the least recently used one no answer waits for. A failure, which
+ * the kernel has no reason for (the range is exactly one mapping the resolver made),
+ * leaves it mapped and last in line, so that the next try takes another one first.
+ */
+static int evict(struct resolver *r, uint32_t slot)
+{
+	struct cap *c = r->cap;
+	unsigned k = r->mem->nregions - 1;
+
+	while (k > 0 && slot < c->first[k])
+		k--;
+	const struct guest_region *g = &r->mem->regions[k];
+	uint64_t i = slot - c->first[k], off = i * r->unit, len = min_u64(g->size - off, r->unit);
+	int e = r->backend->unmap(r->ctx, g->gpa + off, len);
+
+	if (e) {
+		slot_move(c, slot, SLOT_LRU);
+		if (log_ratelimit_ok(&c->rl_unmap))
+			log_error("iommu: %s: unmapping guest memory at %#llx (%llu KiB) to stay "
+			          "under the cap failed: %s",
+			          r->name, (unsigned long long)(g->gpa + off),
+			          (unsigned long long)(len >> 10), strerror(-e));
+		return e;
+	}
+	slot_move(c, slot, SLOT_NONE);
+	c->slots[slot].evicted = true;
+	r->mapped[k][i / 64] &= ~(1ULL << (i % 64));
+	c->held -= len;
+	r->stats.chunks_unmapped++;
+	r->stats.bytes_unmapped += len;
+	return 0;
+}
+
+/*
+ * Unmaps least recently used units until @len more bytes fit under the cap. Returns 0;
+ * -EAGAIN when every unit is in flight and some for answers queued but not written (they
+ * are released once written); -E2BIG when all of them are the group's being resolved; or
+ * the unmap's -errno.
+ */
+static int make_room(struct resolver *r, uint64_t len)
+{
+	struct cap *c = r->cap;
+
+	while (c->held + len > c->max) {
+		if (c->lru.head == NIL)
+			return r->nresp ? -EAGAIN : -E2BIG;
+		int e = evict(r, c->lru.head);
+		if (e)
+			return e;
+	}
+	return 0;
+}
+
+/* Why a unit is mapped: what the answer waits for, or not. */
+enum need {
+	NEED_ADDR,     /* holds the request's address: the answer waits for it */
+	NEED_HINT,     /* holds the start of its length hint: mapped when the cap has room */
+	NEED_PREFETCH, /* the rest of the chunk, after the answer: also only with room */
+};
+
+/*
+ * map_unit()'s answers that are no failure. WAIT: the record waits until the queued
+ * answers are written, which releases the units they hold. NO_ROOM: a unit the answer
+ * does not wait for is left unmapped.
+ */
+static const char WAIT[] = "waiting for answers to be written";
+static const char NO_ROOM[] = "no room under the cap";
+
+/* Room under the cap for @len more bytes, for a unit mapped for @need: NULL or why not. */
+static const char *cap_room(struct resolver *r, uint64_t len, enum need need)
+{
+	int e = make_room(r, len);
+
+	if (!e)
+		return NULL;
+	if (need != NEED_ADDR)
+		return NO_ROOM;
+	if (e == -EAGAIN)
+		return WAIT;
+	/*
+	 * Everything mapped is held by this one group, whose answer waits for all of it: no
+	 * answer can release any of it, so waiting would never end, and answering SUCCESS
+	 * would leave a record unmapped. INVALID keeps both the cap and the one answer.
+	 */
+	if (e == -E2BIG)
+		return "the group needs more guest memory mapped at once than the cap allows";
+	return "unmapping guest memory to stay under the cap failed";
+}
+
+/* Accounts a unit the resolver has just mapped for @need, under the cap. */
+static void cap_add(struct resolver *r, uint32_t slot, uint64_t len, enum need need)
+{
+	struct slot *s = &r->cap->slots[slot];
+
+	r->cap->held += len;
+	if (s->evicted && need != NEED_PREFETCH)
+		r->stats.refaults++;
+	s->evicted = false;
+	if (need == NEED_PREFETCH)
+		slot_move(r->cap, slot, SLOT_LRU);
+	else
+		slot_use(r, slot);
+}
+
+/* ---- mapping ---- */
+
+/*
+ * Maps unit @i of region @g (at most RESOLVER_UNIT_MAX). Returns NULL, or why not (WAIT
+ * and NO_ROOM included). A request's unit that is mapped already is used again.
+ */
 static const char *map_unit(struct resolver *r, const struct guest_region *g, uint64_t i,
-                            bool prefetch)
+                            enum need need)
 {
 	uint64_t *word = &r->mapped[region_index(r, g)][i / 64], bit = 1ULL << (i % 64);
 	uint64_t off = i * r->unit, len = min_u64(g->size - off, r->unit);
+	uint32_t slot = slot_of(r, g, i);
+	const char *why;
 	int e;
 
-	if (*word & bit)
+	if (*word & bit) {
+		if (slot != NIL && need != NEED_PREFETCH && r->cap->slots[slot].list != SLOT_NONE)
+			slot_use(r, slot);
 		return NULL;
+	}
+	if (r->cap && (why = cap_room(r, len, need)))
+		return why;
 	/* IOAS_MAP pins the pages: have them exist first, in one call, not fault by fault. */
 	if (madvise(g->hva + off, len, g->readonly ? MADV_POPULATE_READ : MADV_POPULATE_WRITE) &&
 	    errno != EINVAL)
@@ -190,10 +449,12 @@ static const char *map_unit(struct resolver *r, const struct guest_region *g, ui
 	if (!e) {
 		r->stats.chunks_mapped++;
 		r->stats.bytes_mapped += len;
-		if (prefetch)
+		if (need == NEED_PREFETCH)
 			r->stats.prefetched += len;
 		else
 			r->unflushed += len;
+		if (slot != NIL)
+			cap_add(r, slot, len, need);
 	}
 	return NULL;
 }
@@ -250,8 +511,10 @@ static void prefetch_step(struct resolver *r)
 	while (p->next < p->end && unit_mapped(r, p->region, p->next))
 		p->next++;
 	if (p->next < p->end) {
-		const char *why = map_unit(r, g, p->next, true);
-		if (why && log_ratelimit_ok(&r->rl_prefetch))
+		const char *why = map_unit(r, g, p->next, NEED_PREFETCH);
+		if (why == NO_ROOM)
+			p->next = p->end; /* all the cap holds is in flight: leave the rest */
+		else if (why && log_ratelimit_ok(&r->rl_prefetch))
 			log_warn("iommu: %s: prefetching guest memory at %#llx: %s", r->name,
 			         (unsigned long long)(g->gpa + p->next * r->unit), why);
 		p->next++; /* a failed unit is left to the device's next fault there */
@@ -285,8 +548,11 @@ static const char *map_request(struct resolver *r, const struct guest_region *g,
 	uint64_t now_end = min_u64(end, off + r->unit);
 	unsigned ri = region_index(r, g);
 
+	/* The hint's unit is no part of the answer: without room under the cap, it is left. */
 	for (uint64_t i = off / r->unit; i <= (now_end - 1) / r->unit; i++) {
-		const char *why = map_unit(r, g, i, false);
+		const char *why = map_unit(r, g, i, i == off / r->unit ? NEED_ADDR : NEED_HINT);
+		if (why == NO_ROOM)
+			break;
 		if (why)
 			return why;
 	}
@@ -326,6 +592,7 @@ static void answer(struct resolver *r, const struct iommu_hwpt_pgfault *f, const
 			         r->name, f->cookie, f->dev_id, (unsigned long long)f->addr, why);
 	}
 	r->resp_t[r->nresp] = r->t_read;
+	r->resp_serial[r->nresp] = r->serial;
 	r->resp[r->nresp++] =
 	        (struct iommu_hwpt_page_response){ f->cookie, why ? IOMMUFD_PAGE_RESP_INVALID
 		                                                  : IOMMUFD_PAGE_RESP_SUCCESS };
@@ -346,24 +613,36 @@ static unsigned group_len(const struct iommu_hwpt_pgfault *f, unsigned n)
 	return k + 1;
 }
 
+enum step {
+	STEP_MORE,     /* the record is resolved, its group goes on */
+	STEP_ANSWERED, /* the group's answer is queued */
+	STEP_WAIT,     /* the record waits for the queued answers to be written (the cap) */
+};
+
 /*
  * Resolves the record at pos (pos < nbuf, room for one more answer). A group is answered
  * after its last record, or at its first record that cannot be resolved (the rest of it
- * is skipped). Returns true when it queued an answer.
+ * is skipped). A record that waits stays at pos, to be resolved again.
  */
-static bool step(struct resolver *r)
+static enum step step(struct resolver *r)
 {
 	const struct iommu_hwpt_pgfault *f = &r->buf[r->pos];
 	const char *why;
 
-	if (r->pos == r->grp_end)
+	if (r->pos == r->grp_end) {
 		r->grp_end = r->pos + group_len(f, r->nbuf - r->pos);
+		r->serial++;
+	}
 	why = r->closing ? "flint is shutting down" : resolve(r, f);
+	if (why == WAIT) {
+		r->stats.cap_waits++;
+		return STEP_WAIT;
+	}
 	r->pos = why ? r->grp_end : r->pos + 1;
 	if (!why && r->pos < r->grp_end)
-		return false;
+		return STEP_MORE;
 	answer(r, f, why);
-	return true;
+	return STEP_ANSWERED;
 }
 
 /* Accounts the @k answers from @first on as written now. Returns @k. */
@@ -425,8 +704,11 @@ static int flush_responses(struct resolver *r, unsigned *written)
 	r->nresp -= done;
 	memmove(r->resp, r->resp + done, r->nresp * size);
 	memmove(r->resp_t, r->resp_t + done, r->nresp * sizeof(r->resp_t[0]));
+	memmove(r->resp_serial, r->resp_serial + done, r->nresp * sizeof(r->resp_serial[0]));
 	if (!r->nresp)
 		r->unflushed = 0;
+	if (done && r->cap)
+		release(r);
 	*written += done;
 	return e;
 }
@@ -557,7 +839,9 @@ static int serve(struct resolver *r, unsigned *written)
 			short_read = (unsigned)n < r->batch;
 		}
 		records++;
-		if (step(r) && flush_due(r))
+		enum step st = step(r);
+		/* A record that waits: writing the queued answers releases their units. */
+		if (st == STEP_WAIT || (st == STEP_ANSWERED && flush_due(r)))
 			e = flush_responses(r, written);
 	}
 	return e;
@@ -686,6 +970,9 @@ void resolver_free(struct resolver *r)
 	loop_remove(r->retry);
 	for (unsigned i = 0; i < GUEST_MEMORY_MAX_REGIONS; i++)
 		free(r->mapped[i]);
+	if (r->cap)
+		free(r->cap->slots);
+	free(r->cap);
 	free(r->devs);
 	free(r->buf);
 	free(r);

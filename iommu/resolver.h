@@ -27,6 +27,15 @@
  * loop: the fd is not watched for 10-100 ms (growing while errors go on), and answers not
  * written are kept and written then.
  *
+ * With a cap (resolver_params.max_mapped), the units the resolver maps itself never add
+ * up to more than the cap. Before a new unit would go beyond it, the least recently
+ * faulted units are unmapped (IOAS_UNMAP: the kernel invalidates the IOTLB and releases
+ * their pins before it returns); a device that touches them again faults and they come
+ * back. A unit mapped for a group whose answer is not written yet is never unmapped: a
+ * record that only their answers stand in the way of waits until they are written. A
+ * group that alone needs more than the cap is answered INVALID. Prefetch unmaps units no
+ * answer waits for, or stops. A fault in a mapped unit makes it the most recent again.
+ *
  * The backend is a seam: the kernel's fault fd and IOAS in flint, a simulated IOMMU with
  * the kernel's fault-fd semantics in tests.
  */
@@ -57,6 +66,11 @@ struct resolver_backend {
 	ssize_t (*read)(void *ctx, int fd, void *buf, size_t len);
 	/* write(2) of page responses: bytes taken (maybe short), or -errno. */
 	ssize_t (*write)(void *ctx, int fd, const void *buf, size_t len);
+	/*
+	 * Unmaps [gpa, gpa + len), which one map call mapped, and has the IOMMU forget it
+	 * before it returns. 0 or -errno. Needed only with a cap.
+	 */
+	int (*unmap)(void *ctx, uint64_t gpa, uint64_t len);
 };
 
 #define RESOLVER_LAT_BUCKETS 24 /* bucket i: latency < 2^i microseconds */
@@ -69,6 +83,11 @@ struct resolver_stats {
 	uint64_t prefetched; /* of bytes_mapped, mapped after the answer */
 	uint64_t invalid;    /* groups answered INVALID */
 	uint64_t refused;    /* responses the kernel did not accept (should stay 0) */
+	/* The cap: mappings it took back out (least recently faulted first), and... */
+	uint64_t chunks_unmapped;
+	uint64_t bytes_unmapped;
+	uint64_t refaults;  /* ...mappings made again for a fault after it had taken them */
+	uint64_t cap_waits; /* times a record waited for answers to be written (the cap) */
 	uint64_t latency_us[RESOLVER_LAT_BUCKETS]; /* read -> answer written, per group */
 };
 
@@ -80,6 +99,8 @@ struct resolver_params {
 	const struct resolver_backend *backend;
 	void *backend_ctx;
 	const char *name; /* for log lines, e.g. "iommufd fault queue 5"; NULL = "fault queue" */
+	/* Bytes the resolver keeps mapped at most; 0 = no cap, else at least one chunk. */
+	uint64_t max_mapped;
 };
 
 struct resolver;

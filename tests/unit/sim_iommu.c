@@ -102,20 +102,65 @@ static int sim_map(void *ctx, uint64_t gpa, void *hva, uint64_t len, bool writab
 		s->maps[i] = (struct sim_map){gpa, len, hva, writable};
 		s->n++;
 		s->map_bytes += len;
+		s->mapped += len;
+		if (s->mapped > s->mapped_max)
+			s->mapped_max = s->mapped;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
 
-uint8_t *sim_iommu_translate(struct sim_iommu *s, uint64_t iova, bool write)
+/* iopt_unmap_iova(): whole mappings inside the range, in IOVA order, until one is not. */
+static int unmap_locked(struct sim_iommu *s, uint64_t iova, uint64_t len)
 {
-	uint8_t *p = NULL;
-	size_t i;
+	uint64_t last, done = 0;
+	size_t i = lower_bound(s, iova);
+
+	if (!len)
+		return -EINVAL;
+	if (iova + (len - 1) < iova)
+		return -EOVERFLOW;
+	last = iova + (len - 1);
+	while (i < s->n && s->maps[i].iova <= last) {
+		struct sim_map *m = &s->maps[i];
+		if (m->iova < iova || m->iova + (m->len - 1) > last)
+			return -ENOENT; /* it only overlaps the range: what came before stays done */
+		done += m->len;
+		s->mapped -= m->len;
+		s->unmap_bytes += m->len;
+		memmove(m, m + 1, (s->n - i - 1) * sizeof(*m));
+		s->n--;
+	}
+	return done ? 0 : -ENOENT;
+}
+
+static int sim_unmap(void *ctx, uint64_t gpa, uint64_t len)
+{
+	struct sim_iommu *s = ctx;
+	int r;
 
 	pthread_mutex_lock(&s->lock);
-	i = lower_bound(s, iova);
+	s->unmap_calls++;
+	r = s->unmap_errno ? -s->unmap_errno : unmap_locked(s, gpa, len);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static uint8_t *translate_locked(struct sim_iommu *s, uint64_t iova, bool write)
+{
+	size_t i = lower_bound(s, iova);
+
 	if (i < s->n && s->maps[i].iova <= iova && (!write || s->maps[i].writable))
-		p = s->maps[i].hva + (iova - s->maps[i].iova);
+		return s->maps[i].hva + (iova - s->maps[i].iova);
+	return NULL;
+}
+
+uint8_t *sim_iommu_translate(struct sim_iommu *s, uint64_t iova, bool write)
+{
+	uint8_t *p;
+
+	pthread_mutex_lock(&s->lock);
+	p = translate_locked(s, iova, write);
 	pthread_mutex_unlock(&s->lock);
 	return p;
 }
@@ -196,6 +241,19 @@ static ssize_t sim_read(void *ctx, int fd, void *buf, size_t count)
 	return done ? (ssize_t)done : rc;
 }
 
+/* Records of @g a retry would fault on again now (see sim_resp.holes). */
+static unsigned holes(struct sim_iommu *s, const struct sim_group *g)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < g->n; i++) {
+		const struct iommu_hwpt_pgfault *f = &g->rec[i];
+		uint8_t *p = translate_locked(s, f->addr, f->perm & IOMMU_PGFAULT_PERM_WRITE);
+		n += !p || (s->guest_base && p != s->guest_base + f->addr);
+	}
+	return n;
+}
+
 static void record_answer(struct sim_iommu *s, const struct sim_group *g, uint32_t cookie,
 			  uint32_t code, bool by_kernel)
 {
@@ -205,8 +263,14 @@ static void record_answer(struct sim_iommu *s, const struct sim_group *g, uint32
 		if (!s->resp)
 			abort();
 	}
-	s->resp[s->nresp++] =
-		(struct sim_resp){g->seq, cookie, code, s->map_calls, s->map_bytes, by_kernel};
+	s->resp[s->nresp++] = (struct sim_resp){.seq = g->seq,
+						.cookie = cookie,
+						.code = code,
+						.map_calls = s->map_calls,
+						.map_bytes = s->map_bytes,
+						.unmap_calls = s->unmap_calls,
+						.by_kernel = by_kernel,
+						.holes = holes(s, g)};
 	s->answered++;
 }
 
@@ -262,7 +326,8 @@ static ssize_t sim_write(void *ctx, int fd, const void *buf, size_t count)
 	return done ? (ssize_t)done : rc;
 }
 
-const struct resolver_backend sim_iommu_backend = {sim_map, sim_read, sim_write};
+const struct resolver_backend sim_iommu_backend = {
+	.map = sim_map, .read = sim_read, .write = sim_write, .unmap = sim_unmap};
 
 uint64_t sim_fault_raise(struct sim_iommu *s, const struct iommu_hwpt_pgfault *recs, unsigned n)
 {

@@ -14,6 +14,11 @@
  * - map (IOAS_MAP with a fixed IOVA): zero length and an IOVA, length or host address
  *   not 4 KiB-aligned are -EINVAL, a range that wraps is -EOVERFLOW, (part of) it mapped
  *   already is -EEXIST.
+ * - unmap (IOAS_UNMAP, iopt_unmap_iova()): zero length is -EINVAL, a range that wraps
+ *   -EOVERFLOW; mappings are removed in IOVA order, each only when wholly inside the
+ *   range: one that only overlaps it stops there with -ENOENT, as does finding nothing.
+ *   (IOAS_UNMAP does not check alignment; a misaligned range can only cut a mapping.)
+ *   What is unmapped no longer translates: the IOTLB is flushed before it returns.
  * The device side (sim_fault_raise/sim_fault_take) may run on another thread.
  */
 #ifndef FLINT_SIM_IOMMU_H
@@ -47,7 +52,15 @@ struct sim_resp {
 	uint32_t code;
 	unsigned map_calls;
 	uint64_t map_bytes;
+	unsigned unmap_calls;
 	bool by_kernel; /* answered INVALID by the queue itself (sim_fault_preanswer) */
+	/*
+	 * Records whose address did not translate, with the record's permission (and to
+	 * guest_base + addr, when the test set guest_base), as the answer was taken: for
+	 * SUCCESS, a device's retry that would fault again. The sim checks what the kernel
+	 * cannot: that nothing was unmapped under a group before its answer.
+	 */
+	unsigned holes;
 };
 
 struct sim_iommu {
@@ -56,6 +69,11 @@ struct sim_iommu {
 	size_t n, cap;
 	unsigned map_calls;
 	uint64_t map_bytes; /* successful maps */
+	unsigned unmap_calls;
+	uint64_t unmap_bytes;        /* successful unmaps */
+	uint64_t mapped, mapped_max; /* bytes mapped now, and the most ever at once */
+	uint8_t *guest_base;         /* set: IOVA a must translate to guest_base + a (holes) */
+	int unmap_errno;             /* set: unmaps fail with it */
 	/* Injected behaviour: maps touching [fail_lo, fail_hi) fail with fail_errno... */
 	uint64_t fail_lo, fail_hi;
 	int fail_errno;

@@ -133,6 +133,10 @@ static const struct bad_case bad_cases[] = {
 	{"{" MIN ",\"flint\":{\"vfio-devices\":{}}}", "flint.vfio-devices: must be an array"},
 	{"{" MIN ",\"flint\":{\"iommu\":{\"fault_chunk_kib\":3000}}}", "flint.iommu.fault_chunk_kib: 3000 is not a power of two"},
 	{"{" MIN ",\"flint\":{\"iommu\":{\"fault_chunk_kib\":2}}}", "flint.iommu.fault_chunk_kib: 2 is out of range"},
+	{"{" MIN ",\"flint\":{\"iommu\":{\"max_mapped_mib\":0}}}", "flint.iommu.max_mapped_mib: 0 is out of range"},
+	{"{" MIN ",\"flint\":{\"iommu\":{\"max_mapped_mib\":\"64\"}}}", "flint.iommu.max_mapped_mib: must be an integer"},
+	{"{" MIN ",\"flint\":{\"iommu\":{\"max_mapped_mib\":1}}}", "flint.iommu.max_mapped_mib: 1 MiB is less than one fault chunk (fault_chunk_kib 2048)"},
+	{"{" MIN ",\"flint\":{\"iommu\":{\"fault_chunk_kib\":8192,\"max_mapped_mib\":4}}}", "flint.iommu.max_mapped_mib: 4 MiB is less than one fault chunk (fault_chunk_kib 8192)"},
 	{"{" MIN ",\"flint\":{\"iommu\":{\"path\":\"/dev/iommu\",\"fd\":3}}}", "flint.iommu: give either"},
 	{"{" MIN ",\"flint\":{\"iommu\":{\"fd\":-1}}}", "flint.iommu.fd: -1 is out of range"},
 };
@@ -290,12 +294,14 @@ static void test_flint_section(void **state)
 	assert_int_equal(res.code, 64);
 	assert_non_null(strstr(res.err, "--exit-port 0x3f6: ports 0x3f6-0x3f9 run into the serial port"));
 	/* Device assignment validates without touching /dev/vfio or /dev/iommu. */
-	run_config("{" MIN ",\"flint\":{\"iommu\":{\"path\":\"/dev/iommu\",\"fault_chunk_kib\":64},"
+	run_config("{" MIN ",\"flint\":{\"iommu\":{\"path\":\"/dev/iommu\",\"fault_chunk_kib\":64,"
+		   "\"max_mapped_mib\":2},"
 		   "\"vfio-devices\":[{\"id\":\"edu\",\"bdf\":\"0000:00:03.0\",\"dma_mode\":\"pin\"},"
 		   "{\"id\":\"nic\",\"path\":\"/dev/vfio/devices/vfio7\"}]}}", &res);
 	assert_int_equal(res.code, 0);
 	assert_non_null(strstr(res.out, "\"path\": \"/dev/iommu\""));
 	assert_non_null(strstr(res.out, "\"fault_chunk_kib\": 64"));
+	assert_non_null(strstr(res.out, "\"max_mapped_mib\": 2"));
 	assert_non_null(strstr(res.out, "\"device\": \"0000:00:03.0\""));
 	assert_non_null(strstr(res.out, "\"dma_mode\": \"pin\""));
 	assert_non_null(strstr(res.out, "\"dma_mode\": \"auto\""));

@@ -112,7 +112,8 @@ static ssize_t wrap_write(void *ctx, int fd, const void *buf, size_t len)
 	return sim_iommu_backend.write(&f->sim, fd, buf, len);
 }
 
-static const struct resolver_backend wrap_backend = {wrap_map, wrap_read, wrap_write};
+static const struct resolver_backend wrap_backend = {
+	.map = wrap_map, .read = wrap_read, .write = wrap_write};
 
 static struct resolver *new_resolver(struct fixture *f, bool attach)
 {

@@ -104,13 +104,17 @@ char *config_describe(const struct vm_config *cfg)
 	                                 : json_null());
 	json_object_set_new(
 	        root, "flint",
-	        json_pack("{s:{s:o,s:i},s:{s:b},s:{s:o,s:o,s:I},s:o}", "ci", "exit_port",
+	        json_pack("{s:{s:o,s:i},s:{s:b},s:{s:o,s:o,s:I,s:o},s:o}", "ci", "exit_port",
 	                  cfg->ci.exit_port_enabled ? json_integer(cfg->ci.exit_port) : json_null(),
 	                  "exit_port_size", (int)cfg->ci.exit_port_size,
 	                  "memory", "thp", cfg->memory.thp, "iommu", "path",
 	                  cfg->iommu.fd >= 0 ? json_null() : json_string(cfg->iommu.path), "fd",
 	                  cfg->iommu.fd >= 0 ? json_integer(cfg->iommu.fd) : json_null(),
 	                  "fault_chunk_kib", (json_int_t)(cfg->iommu.chunk_bytes >> 10),
+	                  "max_mapped_mib",
+	                  cfg->iommu.max_mapped_bytes
+	                          ? json_integer((json_int_t)(cfg->iommu.max_mapped_bytes >> 20))
+	                          : json_null(),
 	                  "vfio-devices", describe_vfio(cfg)));
 	/* ASCII only: no C1 control (U+0080-U+009F) from a config reaches the terminal raw. */
 	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);

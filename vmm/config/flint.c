@@ -131,7 +131,27 @@ static int vfio_devices(struct cfg_ctx *c, json_t *f, const char *path, struct v
 	return r;
 }
 
-/* flint.iommu's keys, once it is an object: an fd or a path, and the fault chunk. */
+/*
+ * flint.iommu.max_mapped_mib, the cap on what fault mode keeps mapped: absent, no cap.
+ * Less than one chunk could never map a chunk; the upper bound only keeps the bytes in 64
+ * bits (a cap beyond guest RAM is no cap).
+ */
+static int iommu_cap(struct cfg_ctx *c, json_t *io, const char *p, struct vm_config *cfg,
+                     uint64_t chunk_kib)
+{
+	char sub[CFG_PATH_MAX];
+	uint64_t mib = 0;
+	int r = cfg_uint(c, io, p, "max_mapped_mib", false, 1, 1ULL << 40, &mib);
+
+	if (!r && mib && (mib << 10) < chunk_kib)
+		r = cfg_fail(c, cfg_join(sub, p, "max_mapped_mib"),
+		             "%llu MiB is less than one fault chunk (fault_chunk_kib %llu)",
+		             (unsigned long long)mib, (unsigned long long)chunk_kib);
+	cfg->iommu.max_mapped_bytes = mib << 20;
+	return r;
+}
+
+/* flint.iommu's keys, once it is an object: an fd or a path, the fault chunk and cap. */
 static int iommu_keys(struct cfg_ctx *c, json_t *io, const char *p, struct vm_config *cfg,
                       uint64_t *chunk_kib)
 {
@@ -153,6 +173,8 @@ static int iommu_keys(struct cfg_ctx *c, json_t *io, const char *p, struct vm_co
 	if (!r && (*chunk_kib & (*chunk_kib - 1)))
 		r = cfg_fail(c, cfg_join(sub, p, "fault_chunk_kib"), "%llu is not a power of two",
 		             (unsigned long long)*chunk_kib);
+	if (!r)
+		r = iommu_cap(c, io, p, cfg, *chunk_kib);
 	return r;
 }
 
@@ -165,7 +187,8 @@ static int parse_iommu(struct cfg_ctx *c, json_t *f, const char *path, struct vm
 	int r;
 
 	cfg->iommu.fd = -1;
-	r = cfg_sub(c, f, path, "iommu", CFG_KEYS("path", "fd", "fault_chunk_kib"), &io, p);
+	r = cfg_sub(c, f, path, "iommu",
+	            CFG_KEYS("path", "fd", "fault_chunk_kib", "max_mapped_mib"), &io, p);
 	if (r > 0)
 		r = iommu_keys(c, io, p, cfg, &chunk_kib);
 	cfg->iommu.chunk_bytes = chunk_kib << 10;

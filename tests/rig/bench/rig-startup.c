@@ -51,7 +51,8 @@ static int find_edu(char *bdf, size_t len)
 static double pin_once(uint64_t mib, const char *bdf, int vm_fd)
 {
 	static struct vfio_config vc;
-	static const struct flint_iommu_config icfg = {"/dev/iommu", -1, 2ULL << 20};
+	static const struct flint_iommu_config icfg = {.path = "/dev/iommu", .fd = -1,
+						       .chunk_bytes = 2ULL << 20};
 	struct guest_memory mem;
 	struct iommu io;
 	double t0 = now_ms(), t;
@@ -70,7 +71,7 @@ static double pin_once(uint64_t mib, const char *bdf, int vm_fd)
 
 static double fault_once(uint64_t mib)
 {
-	struct flint_iommu_config icfg = {"/dev/iommu", -1, 2ULL << 20};
+	struct flint_iommu_config icfg = {.path = "/dev/iommu", .fd = -1, .chunk_bytes = 2ULL << 20};
 	struct guest_memory mem;
 	struct iommu io;
 	uint32_t hwpt;

@@ -3,7 +3,9 @@
  * event loop) against the real kernel, with iommufd's mock device raising I/O page
  * faults at guest addresses. After flint answers, MD_CHECK_MAP proves the mock
  * domain maps each IOVA to the right guest memory; a fault outside guest RAM gets
- * INVALID and the kernel accepts that answer.
+ * INVALID and the kernel accepts that answer. Then the cap (flint.iommu.max_mapped_mib):
+ * a second iommufd whose resolver keeps at most CAP_CHUNKS chunks mapped, faulted over 4x
+ * as many; after every answer the kernel's own page table says which chunks are mapped.
  */
 #include "iommu/iommu.h"
 #include "vmm/base/loop.h"
@@ -15,27 +17,43 @@
 #include "iommufd_test.h"
 #include "rig.h"
 
-#define RAM   (128ULL << 20)
-#define CHUNK (2ULL << 20)
+#define RAM        (128ULL << 20)
+#define CHUNK      (2ULL << 20)
+/*
+ * The capped queue maps 256 KiB chunks, so that answers are not written after every
+ * fault (they are once 2 MiB is mapped): a burst then has answers in flight.
+ */
+#define CAP_CHUNK  (256ULL << 10)
+#define CAP_CHUNKS 4
 
-static struct iommu io;
+static struct iommu io, cio; /* cio: the capped one */
 static struct loop *loop;
+
+static int test_cmd_on(struct iommu *i, struct iommu_test_cmd *cmd)
+{
+	cmd->size = sizeof(*cmd);
+	return ioctl(i->fd.fd, IOMMU_TEST_CMD, cmd);
+}
 
 static int test_cmd(struct iommu_test_cmd *cmd)
 {
-	cmd->size = sizeof(*cmd);
-	return ioctl(io.fd.fd, IOMMU_TEST_CMD, cmd);
+	return test_cmd_on(&io, cmd);
 }
 
-static void trigger(uint32_t idev, uint32_t grpid, uint64_t addr)
+static void trigger_on(struct iommu *i, uint32_t idev, uint32_t grpid, uint64_t addr)
 {
 	struct iommu_test_cmd c = {
 		.op = IOMMU_TEST_OP_TRIGGER_IOPF,
 		.trigger_iopf = {.dev_id = idev, .grpid = grpid, .addr = addr,
 				 .perm = IOMMU_PGFAULT_PERM_READ | IOMMU_PGFAULT_PERM_WRITE},
 	};
-	CHECK(test_cmd(&c) == 0, "TRIGGER_IOPF at %#llx: %s", (unsigned long long)addr,
+	CHECK(test_cmd_on(i, &c) == 0, "TRIGGER_IOPF at %#llx: %s", (unsigned long long)addr,
 	      strerror(errno));
+}
+
+static void trigger(uint32_t idev, uint32_t grpid, uint64_t addr)
+{
+	trigger_on(&io, idev, grpid, addr);
 }
 
 static void stop(void *arg)
@@ -51,11 +69,149 @@ static void spin_loop(void)
 	CHECK(loop_run(loop) == 0, "loop_run");
 }
 
-static int check_map(uint32_t hwpt, uint64_t iova, uint64_t len, void *uptr)
+static int check_map_on(struct iommu *i, uint32_t hwpt, uint64_t iova, uint64_t len, void *uptr)
 {
 	struct iommu_test_cmd c = {.op = IOMMU_TEST_OP_MD_CHECK_MAP, .id = hwpt,
 				   .check_map = {.iova = iova, .length = len, .uptr = (uintptr_t)uptr}};
-	return test_cmd(&c);
+	return test_cmd_on(i, &c);
+}
+
+static int check_map(uint32_t hwpt, uint64_t iova, uint64_t len, void *uptr)
+{
+	return check_map_on(&io, hwpt, iova, len, uptr);
+}
+
+/* The capped queue's chunks: 4 * CAP_CHUNKS of them from the mock's aperture on. */
+#define CAP_SPAN (4 * CAP_CHUNKS)
+
+static uint64_t cap_chunk(unsigned k)
+{
+	return MOCK_APERTURE_START + (uint64_t)k * CAP_CHUNK;
+}
+
+/* A mock device on @i's IOAS, on a fault-capable page table of flint's: its hwpt. */
+static uint32_t mock_fault_device(struct iommu *i, uint32_t *idev)
+{
+	struct iommu_test_cmd md = {.op = IOMMU_TEST_OP_MOCK_DOMAIN, .id = i->ioas};
+	uint32_t hwpt;
+
+	CHECK(test_cmd_on(i, &md) == 0, "MOCK_DOMAIN: %s", strerror(errno));
+	*idev = md.mock_domain.out_idev_id;
+	CHECK(iommu_enable_faults(i, CAP_CHUNK, loop) == 0, "iommu_enable_faults");
+	CHECK(iommu_fault_hwpt(i, *idev, &hwpt) == 0, "iommu_fault_hwpt: %s", strerror(errno));
+	struct iommu_test_cmd rep = {.op = IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE,
+				     .id = md.mock_domain.out_stdev_id,
+				     .mock_domain_replace = {.pt_id = hwpt}};
+	CHECK(test_cmd_on(i, &rep) == 0, "MOCK_DOMAIN_REPLACE: %s", strerror(errno));
+	return hwpt;
+}
+
+/*
+ * Asks the kernel which of the capped queue's chunks its page table maps, each checked
+ * whole against the guest memory at the same offset: a chunk is either that or absent.
+ * Returns the bit set of mapped chunks, failing when there are more than CAP_CHUNKS.
+ */
+static uint32_t cap_mapped(uint32_t hwpt, const struct guest_memory *mem)
+{
+	uint32_t set = 0;
+	unsigned n = 0;
+
+	for (unsigned k = 0; k < CAP_SPAN; k++) {
+		uint64_t c = cap_chunk(k);
+		if (check_map_on(&cio, hwpt, c, CAP_CHUNK, mem->base + c) == 0) {
+			set |= 1u << k;
+			n++;
+		} else {
+			/* Not partly mapped either: its first page is gone too. */
+			CHECK(check_map_on(&cio, hwpt, c, 4096, mem->base + c) != 0,
+			      "chunk %u partly mapped", k);
+		}
+	}
+	CHECK(n <= CAP_CHUNKS, "%u chunks mapped under a cap of %u", n, CAP_CHUNKS);
+	return set;
+}
+
+/* One fault in chunk @k, answered SUCCESS and accepted; then the kernel must map @want. */
+static void cap_fault(uint32_t idev, uint32_t hwpt, const struct guest_memory *mem, unsigned k,
+		      uint32_t want)
+{
+	const struct resolver_stats *st = resolver_stats(cio.resolver);
+	uint64_t groups = st->groups;
+
+	trigger_on(&cio, idev, 100 + k, cap_chunk(k) + 0x40 * k);
+	spin_loop();
+	CHECK(st->groups == groups + 1 && st->invalid == 0 && st->refused == 0,
+	      "chunk %u: groups %llu (before %llu) invalid %llu refused %llu", k,
+	      (unsigned long long)st->groups, (unsigned long long)groups,
+	      (unsigned long long)st->invalid, (unsigned long long)st->refused);
+	uint32_t got = cap_mapped(hwpt, mem);
+	CHECK(got == want, "after chunk %u: mapped %#x, want %#x (least recently faulted out)", k,
+	      got, want);
+}
+
+/* The CAP_CHUNKS most recent of @order[0..n): what LRU keeps. */
+static uint32_t lru_set(const unsigned *order, unsigned n)
+{
+	uint32_t set = 0;
+	unsigned kept = 0;
+
+	for (unsigned i = n; i-- > 0 && kept < CAP_CHUNKS;)
+		if (!(set & (1u << order[i]))) {
+			set |= 1u << order[i];
+			kept++;
+		}
+	return set;
+}
+
+static void capped(struct guest_memory *mem)
+{
+	struct flint_iommu_config icfg = {.path = "/dev/iommu", .fd = -1, .chunk_bytes = CAP_CHUNK,
+					  .max_mapped_bytes = CAP_CHUNKS * CAP_CHUNK};
+	unsigned order[3 * CAP_SPAN], n = 0;
+	uint32_t idev, hwpt;
+
+	CHECK(iommu_open(&cio, &icfg, mem) == 0, "iommu_open (capped)");
+	hwpt = mock_fault_device(&cio, &idev);
+	const struct resolver_stats *st = resolver_stats(cio.resolver);
+
+	/* Every chunk once, in order: each fault past the cap takes the oldest one out. */
+	for (unsigned k = 0; k < CAP_SPAN; k++) {
+		order[n++] = k;
+		cap_fault(idev, hwpt, mem, k, lru_set(order, n));
+	}
+	/* A fault in a mapped chunk makes it the most recent: the next one out is another. */
+	unsigned hit = CAP_SPAN - CAP_CHUNKS;
+	order[n++] = hit;
+	cap_fault(idev, hwpt, mem, hit, lru_set(order, n));
+	CHECK(st->chunks_mapped == CAP_SPAN, "the hit mapped again");
+	order[n++] = 0;
+	cap_fault(idev, hwpt, mem, 0, lru_set(order, n));
+	CHECK(lru_set(order, n) & (1u << hit), "the hit chunk went out");
+	/* Every chunk again, backwards: re-faults, each mapping the same guest bytes (above). */
+	for (unsigned k = CAP_SPAN; k-- > 0;) {
+		order[n++] = k;
+		cap_fault(idev, hwpt, mem, k, lru_set(order, n));
+	}
+	CHECK(st->refaults >= CAP_SPAN - CAP_CHUNKS, "re-faults %llu",
+	      (unsigned long long)st->refaults);
+	/* More faults at once than the cap holds: the last wait for the first answers. */
+	uint64_t groups = st->groups;
+	for (unsigned k = CAP_CHUNKS; k < 3 * CAP_CHUNKS; k++) {
+		order[n++] = k;
+		trigger_on(&cio, idev, 200 + k, cap_chunk(k));
+	}
+	spin_loop();
+	CHECK(st->groups == groups + 2 * CAP_CHUNKS && st->invalid == 0 && st->refused == 0,
+	      "burst: groups %llu invalid %llu refused %llu", (unsigned long long)st->groups,
+	      (unsigned long long)st->invalid, (unsigned long long)st->refused);
+	CHECK(st->cap_waits >= 1, "no record waited for answers in flight");
+	CHECK(cap_mapped(hwpt, mem) == lru_set(order, n), "after the burst");
+	CHECK(st->bytes_mapped - st->bytes_unmapped == CAP_CHUNKS * CAP_CHUNK, "held %llu",
+	      (unsigned long long)(st->bytes_mapped - st->bytes_unmapped));
+	rig_info("capped at %u chunks: %llu faults answered SUCCESS, %llu chunks unmapped, %llu "
+		 "re-faults, %llu waits for answers in flight",
+		 CAP_CHUNKS, (unsigned long long)st->groups, (unsigned long long)st->chunks_unmapped,
+		 (unsigned long long)st->refaults, (unsigned long long)st->cap_waits);
 }
 
 int main(void)
@@ -135,6 +291,7 @@ int main(void)
 	rig_info("flint's resolver answered %llu groups (%llu INVALID), mapped %llu chunks on demand",
 		 (unsigned long long)st->groups, (unsigned long long)st->invalid,
 		 (unsigned long long)st->chunks_mapped);
+	capped(&mem);
 	/* Exit without teardown: closing the iommufd releases the mock and its domains. */
 	return 0;
 }

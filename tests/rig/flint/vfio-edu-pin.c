@@ -75,7 +75,8 @@ static int setup(struct iommu *io, struct guest_memory *mem, int vm_fd, const ch
 		 enum dma_mode mode)
 {
 	static struct vfio_config vc;
-	static const struct flint_iommu_config icfg = {"/dev/iommu", -1, 2ULL << 20};
+	static const struct flint_iommu_config icfg = {.path = "/dev/iommu", .fd = -1,
+						       .chunk_bytes = 2ULL << 20};
 
 	vc = (struct vfio_config){ .id = "edu", .spec = (char *)bdf, .mode = mode, .guest_slot = -1 };
 	return iommu_setup(io, &icfg, &vc, 1, mem, vm_fd, NULL);
