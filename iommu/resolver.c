@@ -37,11 +37,13 @@ enum slot_list { SLOT_NONE, SLOT_LRU, SLOT_INFLIGHT };
 /*
  * The cap's bookkeeping for one unit, by unit number across the regions. A unit the
  * resolver mapped is on one of two lists, each in the order its units were last used:
- * the in-flight list while a group whose answer is not written yet used it, else the LRU
- * list, the only one units are unmapped from. Answers are written in the order their
- * groups started, so in-flight units leave their list from its head, as their answers go
- * out: every step is O(1). A unit someone else mapped (EEXIST) is on neither list: it is
- * not the resolver's to count or to unmap.
+ * the in-flight list while it holds an address of a group whose answer is not written
+ * yet, else the LRU list, the only one units are unmapped from. A unit mapped on
+ * speculation (a length hint's, or prefetch) is used by no answer: it goes straight to
+ * the LRU list. Answers are written in the order their groups started, so in-flight
+ * units leave their list from its head, as their answers go out: every step is O(1). A
+ * unit someone else mapped (EEXIST) is on neither list: it is not the resolver's to
+ * count or to unmap.
  */
 struct slot {
 	uint32_t prev, next;
@@ -280,7 +282,10 @@ static uint32_t slot_of(const struct resolver *r, const struct guest_region *g, 
 	return r->cap ? r->cap->first[region_index(r, g)] + (uint32_t)i : NIL;
 }
 
-/* The group being resolved uses unit @slot: in flight until its answer is written. */
+/*
+ * The group being resolved has an address in unit @slot: in flight until its answer is
+ * written.
+ */
 static void slot_use(struct resolver *r, uint32_t slot)
 {
 	r->cap->slots[slot].serial = r->serial;
@@ -346,10 +351,11 @@ static int evict(struct resolver *r, uint32_t slot)
 }
 
 /*
- * Unmaps least recently used units until @len more bytes fit under the cap. Returns 0;
- * -EAGAIN when every unit is in flight and some for answers queued but not written (they
- * are released once written); -E2BIG when all of them are the group's being resolved; or
- * the unmap's -errno.
+ * Unmaps least recently used units until @len more bytes fit under the cap, for a unit
+ * holding a request's address (nothing else unmaps). Returns 0; -EAGAIN when every unit
+ * is in flight and some for answers queued but not written (they are released once
+ * written); -E2BIG when all of them hold addresses of the group being resolved; or the
+ * unmap's -errno.
  */
 static int make_room(struct resolver *r, uint64_t len)
 {
@@ -365,11 +371,15 @@ static int make_room(struct resolver *r, uint64_t len)
 	return 0;
 }
 
-/* Why a unit is mapped: what the answer waits for, or not. */
+/*
+ * Why a unit is mapped: what the answer waits for, or speculation. Only an address may
+ * unmap other units, and only an address's unit is held in flight: speculation goes into
+ * the room the cap has free, and onto the LRU list, where an address may take it back.
+ */
 enum need {
 	NEED_ADDR,     /* holds the request's address: the answer waits for it */
-	NEED_HINT,     /* holds the start of its length hint: mapped when the cap has room */
-	NEED_PREFETCH, /* the rest of the chunk, after the answer: also only with room */
+	NEED_HINT,     /* holds the start of its length hint: only into free room */
+	NEED_PREFETCH, /* the rest of the chunk, after the answer: also only into free room */
 };
 
 /*
@@ -380,15 +390,21 @@ enum need {
 static const char WAIT[] = "waiting for answers to be written";
 static const char NO_ROOM[] = "no room under the cap";
 
-/* Room under the cap for @len more bytes, for a unit mapped for @need: NULL or why not. */
+/*
+ * Room under the cap for @len more bytes, for a unit mapped for @need: NULL or why not.
+ * Speculation only takes free room: unmapping for it would trade memory a device faulted
+ * on (it never faults on what is mapped, so the LRU order is the order of mapping) for a
+ * guess, and would count the guess as the more recent.
+ */
 static const char *cap_room(struct resolver *r, uint64_t len, enum need need)
 {
+	if (need != NEED_ADDR)
+		return r->cap->held + len > r->cap->max ? NO_ROOM : NULL;
+
 	int e = make_room(r, len);
 
 	if (!e)
 		return NULL;
-	if (need != NEED_ADDR)
-		return NO_ROOM;
 	if (e == -EAGAIN)
 		return WAIT;
 	/*
@@ -407,20 +423,21 @@ static void cap_add(struct resolver *r, uint32_t slot, uint64_t len, enum need n
 	struct slot *s = &r->cap->slots[slot];
 
 	r->cap->held += len;
-	if (s->evicted && need != NEED_PREFETCH)
+	if (s->evicted && need == NEED_ADDR)
 		r->stats.refaults++;
 	s->evicted = false;
-	if (need == NEED_PREFETCH)
-		slot_move(r->cap, slot, SLOT_LRU);
-	else
+	if (need == NEED_ADDR)
 		slot_use(r, slot);
+	else
+		slot_move(r->cap, slot, SLOT_LRU);
 }
 
 /* ---- mapping ---- */
 
 /*
  * Maps unit @i of region @g (at most RESOLVER_UNIT_MAX). Returns NULL, or why not (WAIT
- * and NO_ROOM included). A request's unit that is mapped already is used again.
+ * and NO_ROOM included). A request's address in a unit mapped already uses it again (in
+ * flight, then the most recent); speculation leaves a mapped unit where it is.
  */
 static const char *map_unit(struct resolver *r, const struct guest_region *g, uint64_t i,
                             enum need need)
@@ -432,7 +449,7 @@ static const char *map_unit(struct resolver *r, const struct guest_region *g, ui
 	int e;
 
 	if (*word & bit) {
-		if (slot != NIL && need != NEED_PREFETCH && r->cap->slots[slot].list != SLOT_NONE)
+		if (slot != NIL && need == NEED_ADDR && r->cap->slots[slot].list != SLOT_NONE)
 			slot_use(r, slot);
 		return NULL;
 	}
@@ -513,7 +530,7 @@ static void prefetch_step(struct resolver *r)
 	if (p->next < p->end) {
 		const char *why = map_unit(r, g, p->next, NEED_PREFETCH);
 		if (why == NO_ROOM)
-			p->next = p->end; /* all the cap holds is in flight: leave the rest */
+			p->next = p->end; /* the cap is full: leave the rest to faults */
 		else if (why && log_ratelimit_ok(&r->rl_prefetch))
 			log_warn("iommu: %s: prefetching guest memory at %#llx: %s", r->name,
 			         (unsigned long long)(g->gpa + p->next * r->unit), why);
@@ -548,7 +565,10 @@ static const char *map_request(struct resolver *r, const struct guest_region *g,
 	uint64_t now_end = min_u64(end, off + r->unit);
 	unsigned ri = region_index(r, g);
 
-	/* The hint's unit is no part of the answer: without room under the cap, it is left. */
+	/*
+	 * The hint's unit is no part of the answer: mapped only into free room under the cap,
+	 * and not held in flight, so a later record of the group may take it back.
+	 */
 	for (uint64_t i = off / r->unit; i <= (now_end - 1) / r->unit; i++) {
 		const char *why = map_unit(r, g, i, i == off / r->unit ? NEED_ADDR : NEED_HINT);
 		if (why == NO_ROOM)

@@ -28,13 +28,18 @@
  * written are kept and written then.
  *
  * With a cap (resolver_params.max_mapped), the units the resolver maps itself never add
- * up to more than the cap. Before a new unit would go beyond it, the least recently
- * faulted units are unmapped (IOAS_UNMAP: the kernel invalidates the IOTLB and releases
- * their pins before it returns); a device that touches them again faults and they come
- * back. A unit mapped for a group whose answer is not written yet is never unmapped: a
- * record that only their answers stand in the way of waits until they are written. A
- * group that alone needs more than the cap is answered INVALID. Prefetch unmaps units no
- * answer waits for, or stops. A fault in a mapped unit makes it the most recent again.
+ * up to more than the cap. Before a unit holding a request's address would go beyond it,
+ * the least recently used units are unmapped (IOAS_UNMAP: the kernel invalidates the
+ * IOTLB and releases their pins before it returns); a device that touches them again
+ * faults and they come back. A unit holding an address of a group whose answer is not
+ * written yet is never unmapped: a record that only their answers stand in the way of
+ * waits until they are written. A group whose addresses alone need more units than the
+ * cap holds is answered INVALID. What is mapped on speculation, the unit holding the
+ * start of a length hint and prefetch, only goes into room the cap has free: it never
+ * unmaps anything, it is skipped when the cap is full (prefetch then drops the rest of
+ * its range, left to faults), and no answer waits for it, so a request's address may
+ * unmap it like any unit used before. A fault in a mapped unit makes it the most recent
+ * again.
  *
  * The backend is a seam: the kernel's fault fd and IOAS in flint, a simulated IOMMU with
  * the kernel's fault-fd semantics in tests.

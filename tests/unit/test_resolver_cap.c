@@ -439,6 +439,57 @@ static void test_group_larger_than_cap(void **state)
 	held(f);
 }
 
+/*
+ * The unit holding the start of a length hint is no part of the answer: it is mapped only
+ * into free room, never held for the answer, and a later record of the same group may
+ * take it back. Held like an address, it made a group that fits the cap look larger.
+ */
+static void test_hint_not_held(void **state)
+{
+	struct fixture *f = *state;
+	struct iommu_hwpt_pgfault two[2] = {rec(0xF000, WR), rec(5 * CHUNK, WR)};
+	unsigned unmaps;
+
+	two[0].length = 0x2000; /* runs into chunk 1 */
+	start(f, CHUNK, 2 * CHUNK);
+	/* The hint's chunk is mapped into free room, then gives it up to record 2. */
+	uint64_t g = sim_fault_raise(&f->sim, two, 2);
+	assert_int_equal(resolver_process(f->res), 1);
+	expect_one(f, g, OK);
+	assert_true(mapped(f, 0) && mapped(f, 5));
+	assert_false(mapped(f, 1));
+	assert_int_equal(f->sim.map_calls, 3);
+	assert_int_equal(resolver_stats(f->res)->chunks_unmapped, 1);
+	assert_int_equal(resolver_stats(f->res)->refaults, 0);
+	assert_int_equal(resolver_stats(f->res)->invalid, 0);
+	assert_int_equal(held(f), 2 * CHUNK);
+
+	/* A hint's chunk mapped already, by a fault before: not held either. */
+	start(f, CHUNK, 2 * CHUNK);
+	fault(f, 1 * CHUNK, OK);
+	g = sim_fault_raise(&f->sim, two, 2);
+	assert_int_equal(resolver_process(f->res), 1);
+	expect_one(f, g, OK);
+	assert_true(mapped(f, 0) && mapped(f, 5));
+	assert_false(mapped(f, 1));
+	assert_int_equal(held(f), 2 * CHUNK);
+
+	/* The cap is full: the hint's chunk is left, and nothing is unmapped for it. */
+	start(f, CHUNK, 2 * CHUNK);
+	fault(f, 2 * CHUNK, OK);
+	fault(f, 3 * CHUNK, OK);
+	unmaps = f->sim.unmap_calls;
+	struct iommu_hwpt_pgfault r3 = rec(4 * CHUNK - 0x1000, WR);
+	r3.length = 0x2000; /* runs into chunk 4 */
+	g = sim_fault_raise(&f->sim, &r3, 1);
+	assert_int_equal(resolver_process(f->res), 1);
+	expect_one(f, g, OK);
+	assert_int_equal(f->sim.unmap_calls, unmaps);
+	assert_true(mapped(f, 2) && mapped(f, 3));
+	assert_false(mapped(f, 4));
+	assert_int_equal(held(f), 2 * CHUNK);
+}
+
 /* An unmap that fails refuses the request that needed the room, and leaves the cap whole. */
 static void test_unmap_failure(void **state)
 {
@@ -529,8 +580,9 @@ static bool chunk_whole(struct fixture *f, uint64_t c, bool want)
 }
 
 /*
- * Prefetch counts: it unmaps least recently used units to map the rest of a chunk, within
- * the cap, and stops rather than touch units answers are in flight for.
+ * Prefetch counts, and only fills the room the cap has free: it maps the rest of a chunk
+ * while that fits, and once the cap is full it unmaps nothing and leaves the rest to
+ * faults, whether the units it would take are in flight or not.
  */
 static void test_cap_with_prefetch(void **state)
 {
@@ -538,18 +590,26 @@ static void test_cap_with_prefetch(void **state)
 
 	start(f, BIG, 2 * BIG);
 	assert_int_equal(resolver_attach(f->res, f->loop), 0);
-	for (uint64_t c = 0; c < 3; c++) {
+	for (uint64_t c = 0; c < 2; c++) {
 		fault(f, c * BIG + 3 * MIB, OK);
 		run_prefetch(f);
 		assert_true(chunk_whole(f, c, true));
 		held(f);
 	}
-	assert_true(chunk_whole(f, 0, false)); /* the oldest chunk made room for the third */
+	assert_int_equal(f->sim.unmap_calls, 0);
+	/* Full: the third chunk's fault unmaps the least recent unit, its prefetch nothing. */
+	fault(f, 2 * BIG + 3 * MIB, OK);
+	run_prefetch(f);
+	assert_int_equal(f->sim.unmap_calls, 1);
+	assert_null(sim_iommu_translate(&f->sim, 3 * MIB, false)); /* chunk 0's faulted unit */
+	assert_non_null(sim_iommu_translate(&f->sim, 2 * BIG + 3 * MIB, false));
+	assert_null(sim_iommu_translate(&f->sim, 2 * BIG, false));
+	assert_null(sim_iommu_translate(&f->sim, 2 * BIG + 5 * MIB, false));
 	assert_true(chunk_whole(f, 1, true));
 	assert_int_equal(held(f), 2 * BIG);
 	const struct resolver_stats *s = resolver_stats(f->res);
-	assert_int_equal(s->prefetched, 3 * (BIG - RESOLVER_UNIT_MAX));
-	assert_int_equal(s->chunks_unmapped, 4);
+	assert_int_equal(s->prefetched, 2 * (BIG - RESOLVER_UNIT_MAX));
+	assert_int_equal(s->chunks_unmapped, 1);
 
 	/* One group holds the whole cap, its answer not written: prefetch has no room. */
 	start(f, BIG, BIG);
@@ -565,6 +625,55 @@ static void test_cap_with_prefetch(void **state)
 	f->write_fails = 0;
 	assert_int_equal(resolver_process(f->res), 1);
 	expect_one(f, g, OK);
+	assert_int_equal(held(f), BIG);
+	/* Written, they are no longer in flight: a fault takes one, prefetch still none. */
+	fault(f, 3 * BIG + 3 * MIB, OK);
+	run_prefetch(f);
+	assert_int_equal(f->sim.map_calls, 5);
+	assert_int_equal(f->sim.unmap_calls, 1);
+	assert_int_equal(held(f), BIG);
+}
+
+/*
+ * Faults in two chunks in one read, a cap of one chunk: the two faulted units are mapped
+ * and answered; the chunks' prefetch fills the free room and stops there. It never
+ * unmaps a unit a device faulted on for a guess (a device never faults on what is mapped,
+ * so the LRU order is the order of mapping, and the guesses would count as newer).
+ */
+static void test_prefetch_keeps_faulted(void **state)
+{
+	struct fixture *f = *state;
+	struct sim_resp r[3];
+
+	start(f, BIG, BIG);
+	assert_int_equal(resolver_attach(f->res, f->loop), 0);
+	uint64_t a = raise1(f, 0x1000);
+	uint64_t c = raise1(f, BIG + 0x1000);
+	assert_int_equal(resolver_process(f->res), 2);
+	assert_int_equal(sim_fault_take(&f->sim, r, 3), 2);
+	assert_int_equal(r[0].seq, a);
+	assert_int_equal(r[1].seq, c);
+	assert_true(r[0].code == OK && r[1].code == OK && !r[0].holes && !r[1].holes);
+	run_prefetch(f);
+	/* Both faulted units survive their chunks' prefetch. */
+	assert_non_null(sim_iommu_translate(&f->sim, 0x1000, false));
+	assert_non_null(sim_iommu_translate(&f->sim, BIG + 0x1000, false));
+	/* A1 and A2 filled the room; A3 and C1-C3 were left to faults. */
+	assert_non_null(sim_iommu_translate(&f->sim, 1 * RESOLVER_UNIT_MAX, false));
+	assert_non_null(sim_iommu_translate(&f->sim, 2 * RESOLVER_UNIT_MAX, false));
+	assert_null(sim_iommu_translate(&f->sim, 3 * RESOLVER_UNIT_MAX, false));
+	for (uint64_t u = 1; u < 4; u++)
+		assert_null(sim_iommu_translate(&f->sim, BIG + u * RESOLVER_UNIT_MAX, false));
+	assert_int_equal(f->sim.unmap_calls, 0);
+	assert_int_equal(resolver_stats(f->res)->prefetched, 2 * RESOLVER_UNIT_MAX);
+	assert_int_equal(held(f), BIG);
+	/* A fault there is served as ever: the least recent unit, A0, makes room. */
+	fault(f, BIG + 3 * RESOLVER_UNIT_MAX, OK);
+	assert_int_equal(f->sim.unmap_calls, 1);
+	assert_null(sim_iommu_translate(&f->sim, 0x1000, false));
+	assert_non_null(sim_iommu_translate(&f->sim, BIG + 0x1000, false));
+	run_prefetch(f);
+	assert_int_equal(f->sim.unmap_calls, 1);
 	assert_int_equal(held(f), BIG);
 }
 
@@ -594,8 +703,9 @@ static void test_counters(void **state)
 
 /*
  * Random groups of 1-3 records, a few outside RAM, a few of more chunks than the cap,
- * write errors now and then, over 256 chunks with a cap of 8: every group answered once,
- * with the right code, and for SUCCESS with every record mapped to its guest byte then.
+ * some with a length hint into the next chunk, write errors now and then, over 256
+ * chunks with a cap of 8: every group answered once, with the right code (a hint's chunk
+ * counts for nothing), and for SUCCESS with every record mapped to its guest byte then.
  */
 #define MIX_GROUPS 20000
 
@@ -614,13 +724,18 @@ static void test_random_mix(void **state)
 		for (unsigned k = rand_r(&seed) % 8; k && raised < MIX_GROUPS; k--) {
 			bool big = rand_r(&seed) % 50 == 0;
 			unsigned n = big ? 9 + rand_r(&seed) % 4 : 1 + rand_r(&seed) % 3;
-			uint64_t addrs[16], seen[16];
+			struct iommu_hwpt_pgfault recs[16];
+			uint64_t seen[16];
 			unsigned distinct = 0;
 			bool ok = true;
 			for (unsigned i = 0; i < n; i++) {
 				bool outside = rand_r(&seed) % 20 == 0;
 				uint64_t c = big ? (uint64_t)i * 7 : rand_r(&seed) % nchunks;
-				addrs[i] = outside ? f->mem.size + 0x1000 : c * CHUNK + rand_r(&seed) % CHUNK;
+				recs[i] = rec(outside ? f->mem.size + 0x1000
+						      : c * CHUNK + rand_r(&seed) % CHUNK,
+					      WR);
+				if (rand_r(&seed) % 4 == 0)
+					recs[i].length = 1 + rand_r(&seed) % (2 * CHUNK);
 				ok &= !outside;
 				unsigned j = 0;
 				while (j < distinct && seen[j] != c)
@@ -628,7 +743,8 @@ static void test_random_mix(void **state)
 				if (j == distinct && !outside)
 					seen[distinct++] = c;
 			}
-			raised = raise_group(f, addrs, n);
+			raised = sim_fault_raise(&f->sim, recs, n);
+			assert_true(raised > 0);
 			want_ok[raised] = ok && distinct * CHUNK <= f->cap;
 		}
 		if (rand_r(&seed) % 10 == 0)
@@ -668,9 +784,11 @@ int main(int argc, char **argv)
 		TEST(test_refault_same_bytes),
 		TEST(test_inflight_protection),
 		TEST(test_group_larger_than_cap),
+		TEST(test_hint_not_held),
 		TEST(test_unmap_failure),
 		TEST(test_foreign_mapping_not_counted),
 		cmocka_unit_test_setup_teardown(test_cap_with_prefetch, setup_64m, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_keeps_faulted, setup_64m, teardown),
 		TEST(test_counters),
 		TEST(test_random_mix),
 	};
