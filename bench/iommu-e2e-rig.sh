@@ -35,6 +35,7 @@ cfg() { # cfg MIB MODE FILE [HUGE]
   "boot-source": {"kernel_image_path": "$B/bzImage", "initrd_path": "$B/l2.cpio.gz",
                   "boot_args": "$ARGS"},
   "machine-config": {"vcpu_count": 1, "mem_size_mib": $1$huge},
+  "drives": [],
   "flint": {"vfio-devices": [{"id": "edu", "bdf": "$bdf", "dma_mode": "$2"}]}
 }
 JSON

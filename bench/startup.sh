@@ -84,7 +84,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/flint-bench.XXXXXX")
 trap 'rm -rf "$T"' EXIT INT TERM
 cat >"$T/vm.json" <<EOF
 {"boot-source":{"kernel_image_path":"$PAYLOAD","boot_args":"$APPEND"},
- "machine-config":{"vcpu_count":1,"mem_size_mib":$MEM}}
+ "machine-config":{"vcpu_count":1,"mem_size_mib":$MEM},"drives":[]}
 EOF
 
 # run_flint|run_qemu [vmrun options]: one run, one vmrun result line on stdout.
@@ -245,7 +245,7 @@ echo "  flint's VMM overhead is taken as its whole peak RSS (an upper bound by t
 # is shmem (the memfd); libraries are file pages shared by every flint on the host.
 printf '%b' '\177\105\114\106\002\001\001\000\000\000\000\000\000\000\000\000\002\000\076\000\001\000\000\000\000\000\020\000\000\000\000\000\100\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\100\000\070\000\001\000\000\000\000\000\000\000\001\000\000\000\005\000\000\000\170\000\000\000\000\000\000\000\000\000\020\000\000\000\000\000\000\000\020\000\000\000\000\000\002\000\000\000\000\000\000\000\002\000\000\000\000\000\000\000\000\020\000\000\000\000\000\000\353\376' >"$T/spin.elf"
 cat >"$T/spin.json" <<EOF
-{"boot-source":{"kernel_image_path":"$T/spin.elf"},"machine-config":{"vcpu_count":1,"mem_size_mib":$MEM}}
+{"boot-source":{"kernel_image_path":"$T/spin.elf"},"machine-config":{"vcpu_count":1,"mem_size_mib":$MEM},"drives":[]}
 EOF
 "$FLINT" --config-file "$T/spin.json" --no-console --timeout 2 2>/dev/null &
 spin_pid=$!

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define VCPU_KICK_SIGNAL SIGUSR1
@@ -165,6 +166,57 @@ static bool vcpu_exit(struct vcpu *v)
 	}
 }
 
+/* Waits outside KVM_RUN while the VM is paused (and not stopping). */
+static void park(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	pthread_mutex_lock(&vm->park_lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->park_cond);
+	while (atomic_load(&vm->pausing) && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->park_cond, &vm->park_lock);
+	vm->parked--;
+	pthread_mutex_unlock(&vm->park_lock);
+}
+
+#define PAUSE_TIMEOUT_S 5
+
+int vcpus_pause(struct vcpu *v, unsigned n)
+{
+	struct vm *vm = v[0].vm;
+	struct timespec until;
+	bool all;
+
+	atomic_store(&vm->pausing, true);
+	/* immediate_exit covers a vCPU between its check of @pausing and KVM_RUN. */
+	for (unsigned i = 0; i < n; i++)
+		vcpu_kick(&v[i]);
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += PAUSE_TIMEOUT_S;
+	pthread_mutex_lock(&vm->park_lock);
+	while (vm->parked < n && !atomic_load(&vm->stopping) &&
+	       pthread_cond_timedwait(&vm->park_cond, &vm->park_lock, &until) != ETIMEDOUT)
+		;
+	all = vm->parked >= n;
+	pthread_mutex_unlock(&vm->park_lock);
+	if (all)
+		return 0;
+	vcpus_resume(v, n);
+	return -ETIMEDOUT;
+}
+
+void vcpus_resume(struct vcpu *v, unsigned n)
+{
+	struct vm *vm = v[0].vm;
+
+	(void)n;
+	pthread_mutex_lock(&vm->park_lock);
+	atomic_store(&vm->pausing, false);
+	pthread_cond_broadcast(&vm->park_cond);
+	pthread_mutex_unlock(&vm->park_lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -178,6 +230,10 @@ static void *vcpu_thread(void *arg)
 	sigdelset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
 	while (!atomic_load(&v->vm->stopping)) {
+		if (atomic_load(&v->vm->pausing)) {
+			park(v);
+			continue;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->run->immediate_exit = 0;

@@ -34,6 +34,15 @@ void vcpu_kick(struct vcpu *v);
 void vcpu_join(struct vcpu *v);
 void vcpu_destroy(struct vcpu *v);
 
+/*
+ * Pause and resume (the API's PATCH /vm), from the loop thread: the @n vCPUs leave KVM_RUN
+ * and wait until resumed or stopped. vcpus_pause returns once all of them wait (guest code
+ * runs no more), or -ETIMEDOUT after 5 s (then they run on). Interrupts raised meanwhile
+ * stay pending in KVM's irqchip and reach the guest when it runs again.
+ */
+int vcpus_pause(struct vcpu *v, unsigned n);
+void vcpus_resume(struct vcpu *v, unsigned n);
+
 /* The host's supported CPUID, fetched once and patched per vCPU. Caller frees. */
 struct kvm_cpuid2 *vcpu_supported_cpuid(int kvm_fd);
 /* Installs the (empty) handler of the signal used to kick vCPUs. */

@@ -87,8 +87,15 @@ int vm_create(struct vm *vm, const char *kvm_path, struct guest_memory *mem, boo
 	uint64_t identity = LAYOUT_KVM_IDENTITY;
 	int r, version;
 
+	pthread_condattr_t ca;
+
 	memset(vm, 0, sizeof(*vm));
 	pthread_mutex_init(&vm->dev_lock, NULL);
+	pthread_mutex_init(&vm->park_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&vm->park_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	vm->vm_fd = -1;
 	vm->mem = mem;
 	vm->loop = loop;

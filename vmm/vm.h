@@ -38,6 +38,11 @@ struct vm {
 	bool smt;
 	atomic_bool stopping; /* set once; vCPUs leave KVM_RUN and do not re-enter */
 	atomic_int exit_code;
+	/* Pause: while @pausing the vCPU threads park outside KVM_RUN (vcpus_pause()). */
+	atomic_bool pausing;
+	pthread_mutex_t park_lock;
+	pthread_cond_t park_cond; /* CLOCK_MONOTONIC */
+	unsigned parked;
 	/* Assigned devices' BARs and MSIs; changed from vCPU threads as the guest programs them. */
 	pthread_mutex_t dev_lock;
 	struct vm_msi_route msi[VM_MSI_ROUTES];

@@ -7,6 +7,7 @@
 
 #include "devices/virtio/config.h"
 #include "iommu/iommu.h"
+#include "vmm/base/log.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,11 +15,24 @@
 
 #define VM_MAX_VCPUS 32
 
-enum huge_pages { HUGE_PAGES_NONE, HUGE_PAGES_2M };
+/* Firecracker's HugePageConfig; TRANSPARENT is madvise(MADV_HUGEPAGE), as flint.memory.thp. */
+enum huge_pages { HUGE_PAGES_NONE, HUGE_PAGES_TRANSPARENT, HUGE_PAGES_2M };
 
 struct logger_config {
-	char *path;  /* NULL: keep the CLI's choice */
-	char *level; /* Firecracker level name as given, NULL when absent */
+	char *path; /* NULL: keep the CLI's choice */
+	bool has_level;
+	enum log_level level; /* Firecracker's level, as flint's (Trace is Debug) */
+};
+
+/*
+ * The keys a config had that flint ignored, as Firecracker ignores them (unknown keys at the
+ * top level, in metrics and in token buckets): their JSON paths, for one warning each.
+ */
+#define CONFIG_MAX_IGNORED 16
+struct config_ignored {
+	char *paths[CONFIG_MAX_IGNORED];
+	size_t n;
+	size_t more; /* ignored keys beyond the ones kept */
 };
 
 struct flint_ci_config {
@@ -57,6 +71,7 @@ struct vm_config {
 	struct vsock_config vsock;
 	struct logger_config logger;
 	char *metrics_path; /* NULL when absent */
+	struct config_ignored ignored;
 	bool entropy;
 	struct rate_limiter entropy_limiter;
 	/* flint's own */

@@ -45,6 +45,7 @@ struct vmm {
 	struct vmm_pci pci; /* only with assigned devices */
 	char *cmdline; /* boot_args and what the devices add to them */
 	int serial_irq;
+	int kbd_irq; /* the i8042's IRQ 1 */
 	struct loop_watch *stdin_watch;
 };
 
@@ -138,12 +139,18 @@ static void on_timeout(void *arg)
 	vm_stop(&m->vm, FLINT_EXIT_TIMEOUT, NULL);
 }
 
-/* SIGINT/SIGTERM (the loop has said which): the VM ends as any other request ends it. */
+/*
+ * SIGINT/SIGTERM (the loop has said which): the VM ends as any other request ends it;
+ * before there is one (the API waits for InstanceStart), the loop ends.
+ */
 static void on_signal(void *arg, int signo)
 {
 	struct vmm *m = arg;
 
-	vm_stop(&m->vm, 128 + signo, NULL);
+	if (m->vm.loop)
+		vm_stop(&m->vm, 128 + signo, NULL);
+	else
+		loop_stop(m->loop, 128 + signo);
 }
 
 /* reboot=k: flint treats the guest's reset as the end of the VM. */
@@ -174,7 +181,10 @@ static int add_devices(struct vmm *m)
 	serial_init(&m->serial, m->serial_irq, console_out, &m->console);
 	m->serial.on_rx_space = serial_has_room;
 	m->serial.rx_arg = m;
-	i8042_init(&m->i8042, on_i8042_reset, vm);
+	m->kbd_irq = vm_irqfd(vm, I8042_KBD_IRQ);
+	i8042_init(&m->i8042, on_i8042_reset, vm, m->kbd_irq);
+	if (m->kbd_irq < 0)
+		return m->kbd_irq;
 	m->boot_timer.start_ns = m->opts->start_ns;
 	m->exit_port = (struct exit_port){ on_exit_port, vm };
 	r = bus_add(&vm->pio, SERIAL_COM1_BASE, 8, &serial_ops, &m->serial, "serial");
@@ -228,6 +238,8 @@ static int start_vcpus(struct vmm *m, const struct boot_info *boot)
 static void stop_vcpus(struct vmm *m)
 {
 	atomic_store(&m->vm.stopping, true);
+	if (m->vm.nvcpus)
+		vcpus_resume(m->vcpus, m->vm.nvcpus); /* parked ones wake, see stopping, end */
 	for (unsigned i = 0; i < m->vm.nvcpus; i++)
 		vcpu_kick(&m->vcpus[i]);
 	for (unsigned i = 0; i < m->vm.nvcpus; i++)
@@ -392,55 +404,135 @@ static void vmm_teardown(struct vmm *m)
 		i8042_destroy(&m->i8042);
 		close(m->serial_irq);
 	}
+	if (m->kbd_irq >= 0)
+		close(m->kbd_irq);
 	vm_destroy(&m->vm);
 	guest_memory_destroy(&m->mem);
 	free(m->cmdline);
 }
 
-int vmm_run(const struct vm_config *cfg, const struct run_opts *opts)
+/* Never a wait: a FIFO with no reader is an error, as is anything not a log. */
+static int open_serial_log(const char *path)
+{
+	char why[160];
+	int fd = file_open(path, O_WRONLY | O_CREAT | O_TRUNC, FILE_REG | FILE_CHR | FILE_FIFO, 0,
+	                   why, sizeof(why));
+
+	if (fd < 0)
+		log_error("--serial-log %s: %s", MSG_ESC(path), why);
+	return fd;
+}
+
+int vmm_new(struct vmm **out, const struct run_opts *opts)
 {
 	struct vmm *m = calloc(1, sizeof(*m));
-	int serial_log_fd = -1, code;
+	int serial_log_fd = -1;
 
+	*out = NULL;
 	if (!m)
 		return FLINT_EXIT_INTERNAL;
-	m->cfg = cfg;
 	m->opts = opts;
-	m->serial_irq = -1;
+	m->serial_irq = m->kbd_irq = -1;
 	m->vm.vm_fd = m->vm.kvm_fd = -1;
 	m->mem.fd = -1;
-	if (opts->serial_log) {
-		char why[160];
-
-		/* Never a wait: a FIFO with no reader is an error, as is anything not a log. */
-		serial_log_fd = file_open(opts->serial_log, O_WRONLY | O_CREAT | O_TRUNC,
-		                          FILE_REG | FILE_CHR | FILE_FIFO, 0, why, sizeof(why));
-		if (serial_log_fd < 0) {
-			log_error("--serial-log %s: %s", MSG_ESC(opts->serial_log), why);
-			free(m);
-			return FLINT_EXIT_USAGE;
-		}
+	if (opts->serial_log && (serial_log_fd = open_serial_log(opts->serial_log)) < 0) {
+		free(m);
+		return FLINT_EXIT_USAGE;
 	}
 	m->loop = loop_new();
 	if (!m->loop || loop_handle_signals(m->loop, on_signal, m) < 0) {
 		log_error("cannot set up the event loop");
-		code = FLINT_EXIT_INTERNAL;
 		if (serial_log_fd >= 0)
 			close(serial_log_fd);
-	} else if (console_init(&m->console, m->loop, opts->console_stdout ? STDOUT_FILENO : -1,
-	                        serial_log_fd, opts->serial_log)) {
+		vmm_free(m);
+		return FLINT_EXIT_INTERNAL;
+	}
+	if (console_init(&m->console, m->loop, opts->console_stdout ? STDOUT_FILENO : -1,
+	                 serial_log_fd, opts->serial_log)) {
 		log_error("cannot set up the console");
 		console_destroy(&m->console);
-		code = FLINT_EXIT_INTERNAL;
-	} else {
-		m->console_up = true;
-		code = vmm_build(m);
-		if (code < 0)
-			code = loop_run(m->loop);
-		if (code < 0)
-			code = FLINT_EXIT_INTERNAL;
+		vmm_free(m);
+		return FLINT_EXIT_INTERNAL;
 	}
+	m->console_up = true;
+	*out = m;
+	return 0;
+}
+
+struct loop *vmm_loop(struct vmm *m)
+{
+	return m->loop;
+}
+
+int vmm_start(struct vmm *m, const struct vm_config *cfg)
+{
+	int code;
+
+	if (m->cfg)
+		return FLINT_EXIT_USAGE; /* one VM per process, started once */
+	m->cfg = cfg;
+	code = vmm_build(m);
+	if (code < 0)
+		return 0;
+	/* Nothing of a VM that failed to start runs on: what did start stops now. */
+	stop_vcpus(m);
+	return code;
+}
+
+int vmm_pause(struct vmm *m)
+{
+	int r;
+
+	if (!m->vm.nvcpus || atomic_load(&m->vm.stopping))
+		return -ESRCH;
+	r = vcpus_pause(m->vcpus, m->vm.nvcpus);
+	if (r)
+		log_error("cannot pause the VM: its vCPUs did not stop within 5 s");
+	else
+		log_info("VM paused");
+	return r;
+}
+
+void vmm_resume(struct vmm *m)
+{
+	if (!m->vm.nvcpus)
+		return;
+	vcpus_resume(m->vcpus, m->vm.nvcpus);
+	log_info("VM resumed");
+}
+
+int vmm_ctrl_alt_del(struct vmm *m)
+{
+	if (!m->vm.nvcpus || atomic_load(&m->vm.stopping))
+		return -ESRCH;
+	return i8042_ctrl_alt_del(&m->i8042);
+}
+
+int vmm_wait(struct vmm *m)
+{
+	int code = loop_run(m->loop);
+
+	return code < 0 ? FLINT_EXIT_INTERNAL : code;
+}
+
+void vmm_free(struct vmm *m)
+{
+	if (!m)
+		return;
 	vmm_teardown(m);
 	free(m);
+}
+
+int vmm_run(const struct vm_config *cfg, const struct run_opts *opts)
+{
+	struct vmm *m;
+	int code = vmm_new(&m, opts);
+
+	if (code)
+		return code;
+	code = vmm_start(m, cfg);
+	if (!code)
+		code = vmm_wait(m);
+	vmm_free(m);
 	return code;
 }

@@ -184,7 +184,7 @@ static void test_serial_input(void **state)
 
 	(void)state;
 	snprintf(json, sizeof(json),
-		 "{\"boot-source\":{\"kernel_image_path\":\"%s\"},"
+		 "{\"boot-source\":{\"kernel_image_path\":\"%s\"},\"drives\":[],"
 		 "\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":32}}", k);
 	argv[2] = test_write_file("echo.json", json, strlen(json));
 	assert_int_equal(test_run_input(argv, "\x05\x02", 30, 0, 0, &flint_res), 0);

@@ -24,7 +24,7 @@ static void run_unread(const char *kernel, char *extra_arg, int sig, int sig_ms)
 	char *argv[8] = {(char *)test_flint_bin(), "--config-file", NULL, extra_arg, NULL};
 
 	snprintf(json, sizeof(json),
-		 "{\"boot-source\":{\"kernel_image_path\":\"%s\"},"
+		 "{\"boot-source\":{\"kernel_image_path\":\"%s\"},\"drives\":[],"
 		 "\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":32}}",
 		 kernel);
 	argv[2] = test_write_file("unread.json", json, strlen(json));

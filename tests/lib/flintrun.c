@@ -31,7 +31,7 @@ void flint_boot(const char *kernel, const char *args, const char *initrd, unsign
 
 	snprintf(json, sizeof(json),
 		 "{\"boot-source\":{\"kernel_image_path\":\"%s\",\"boot_args\":\"%s\"%s%s%s},"
-		 "\"machine-config\":{\"vcpu_count\":%u,\"mem_size_mib\":%u%s}%s}",
+		 "\"drives\":[],\"machine-config\":{\"vcpu_count\":%u,\"mem_size_mib\":%u%s}%s}",
 		 kernel, args, initrd ? ",\"initrd_path\":\"" : "", initrd ? initrd : "",
 		 initrd ? "\"" : "", vcpus, mem, flint_boot_huge_pages ? ",\"huge_pages\":\"2M\"" : "",
 		 extra_json ? extra_json : "");

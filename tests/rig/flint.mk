@@ -26,6 +26,12 @@ $(RIG_OUT)/l2/edu: tests/rig/l2/edu.c
 	@mkdir -p $(@D)
 	$(RIG_CC) $(RIG_CFLAGS) -static -o $@ $<
 
+# curl --unix-socket for L1: one request to flint's API (case 66).
+$(RIG_OUT)/flint/apireq: tests/rig/flint/apireq.c tests/lib/http_client.c tests/lib/http_client.h
+	@mkdir -p $(@D)
+	$(RIG_CC) $(RIG_CFLAGS) -D_GNU_SOURCE -I. -static -o $@ tests/rig/flint/apireq.c \
+	  tests/lib/http_client.c
+
 # A pattern in a PCI memory BAR through sysfs, for L1 and L2 (case 65).
 $(RIG_OUT)/l2/barpat: tests/rig/l2/barpat.c
 	@mkdir -p $(@D)
@@ -47,7 +53,7 @@ $(RIG_OUT)/l2/rootfs.ext4: tests/rig/l2/mkrootfs.sh $(RIG_OUT)/l2/exitport
 $(RIG_OUT)/initramfs.cpio.gz: $(BUILD)/flint $(RIG_FLINT_PROGS) $(RIG_OUT)/l2/initramfs.cpio.gz \
 	$(RIG_OUT)/l2/rootfs.ext4
 # The host end of the virtio-vsock case (Firecracker's hybrid handshake over Unix sockets).
-$(RIG_OUT)/initramfs.cpio.gz: $(RIG_OUT)/flint/vsock-host $(RIG_OUT)/l2/barpat
+$(RIG_OUT)/initramfs.cpio.gz: $(RIG_OUT)/flint/vsock-host $(RIG_OUT)/l2/barpat $(RIG_OUT)/flint/apireq
 $(RIG_OUT)/flint/vsock-host: tests/rig/stream.h
 RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--add $(RIG_OUT)/l2/initramfs.cpio.gz:/rig/l2/initramfs.cpio.gz \
@@ -58,6 +64,7 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--add $(RIG_FLINT_DIR)/l2-virtio.sh:/rig/lib/l2-virtio.sh \
 	--add $(RIG_OUT)/flint/vsock-host:/rig/bin/vsock-host \
 	--add $(RIG_OUT)/l2/barpat:/rig/bin/barpat \
+	--add $(RIG_OUT)/flint/apireq:/rig/bin/apireq \
 	--case $(RIG_FLINT_DIR)/50-l2-boot-1cpu.sh:50-flint-l2-boot-1cpu \
 	--case $(RIG_FLINT_DIR)/51-l2-boot-2cpu.sh:51-flint-l2-boot-2cpu \
 	--case $(RIG_FLINT_DIR)/52-l2-boot-edu.sh:52-flint-l2-boot-edu \
@@ -73,7 +80,8 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--case $(RIG_FLINT_DIR)/62-l2-pci-edu.sh:62-flint-l2-pci-edu \
 	--case $(RIG_FLINT_DIR)/63-l2-firecracker-config.sh:63-flint-l2-firecracker-config \
 	--case $(RIG_FLINT_DIR)/64-l2-edu-fault-refused.sh:64-flint-l2-edu-fault-refused \
-	--case $(RIG_FLINT_DIR)/65-l2-pci-ivshmem.sh:65-flint-l2-pci-ivshmem
+	--case $(RIG_FLINT_DIR)/65-l2-pci-ivshmem.sh:65-flint-l2-pci-ivshmem \
+	--case $(RIG_FLINT_DIR)/66-l2-api.sh:66-flint-l2-api
 
 # The KVM tests (tests/kvm), each test a case of its own, plain and ASan, when this host
 # cannot run them (tests/kvm/where.sh); the args file is empty when they ran on the host.

@@ -27,7 +27,8 @@
 #define PROMPT_MS 4000
 #define QUICK_S   8.0
 
-#define MC "\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":64}"
+#define MC "\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":64},\"drives\":[]"
+#define MC0 "\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":64}" /* with drives of its own */
 #define BS "\"boot-source\":{\"kernel_image_path\":\"@K\"}"
 #define GOOD "{" BS "," MC "}"
 
@@ -175,10 +176,10 @@ static void test_special_files(void **state)
 		  "{\"boot-source\":{\"kernel_image_path\":\"@T/tiny.elf\",\"initrd_path\":\"@F\"},"
 		  MC "}",
 		  { "--timeout", "1" }, 78, "boot-source.initrd_path: @F: is a FIFO, not a regular file" },
-		{ "FIFO as drive", "{" BS "," MC ",\"drives\":[{\"drive_id\":\"d\",\"path_on_host\":\"@F\","
+		{ "FIFO as drive", "{" BS "," MC0 ",\"drives\":[{\"drive_id\":\"d\",\"path_on_host\":\"@F\","
 		  "\"is_root_device\":true}]}", { "--dry-run" }, 78,
 		  "drives[0].path_on_host: @F: is a FIFO, not a regular file or a block device" },
-		{ "/dev/zero as drive", "{" BS "," MC ",\"drives\":[{\"drive_id\":\"d\",\"path_on_host\":"
+		{ "/dev/zero as drive", "{" BS "," MC0 ",\"drives\":[{\"drive_id\":\"d\",\"path_on_host\":"
 		  "\"/dev/zero\",\"is_root_device\":true,\"is_read_only\":true}]}", { "--dry-run" }, 78,
 		  "/dev/zero: is a character device, not a regular file or a block device" },
 		{ "FIFO as --log-file, --dry-run", GOOD, { "--dry-run", "--log-file", "@F" }, 64,
@@ -231,7 +232,7 @@ static void test_log_fifo_with_reader(void **state)
 		           NULL };
 	char *f = expand("@F"), buf[4096];
 	int rd = open(f, O_RDONLY | O_NONBLOCK);
-	int len = snprintf(json, sizeof(json), "{" BS "," MC ",\"drives\":[");
+	int len = snprintf(json, sizeof(json), "{" BS "," MC0 ",\"drives\":[");
 	ssize_t n;
 
 	for (int i = 0; i < 20; i++)
@@ -256,7 +257,7 @@ static char *config_with(bool drives, unsigned n)
 {
 	char *s = malloc(200 + 120 * n), *p = s;
 
-	p += sprintf(p, "{" BS "," MC ",%s", drives ? "\"drives\":[" : "\"flint\":{\"vfio-devices\":[");
+	p += sprintf(p, "{" BS ",%s", drives ? MC0 ",\"drives\":[" : MC ",\"flint\":{\"vfio-devices\":[");
 	for (unsigned i = 0; i < n; i++) {
 		if (drives)
 			p += sprintf(p, "%s{\"drive_id\":\"d%u\",\"path_on_host\":\"@K\","
@@ -359,21 +360,23 @@ static void test_escaped_messages(void **state)
 		  "{\"boot-source\":{\"kernel_image_path\":\"@K\",\"x\\nforged\\u001b[31m\":1}," MC "}",
 		  { "--dry-run" }, 78, "boot-source.x\\x0aforged\\x1b[31m: unknown key" },
 		{ "key with a quote, a backslash and a C1 CSI",
-		  "{" BS "," MC ",\"a\\\"b\\\\c\\u009b\":1}", { "--dry-run" }, 78,
-		  "a\\\"b\\\\c\\xc2\\x9b: unknown key" },
+		  "{" BS ",\"drives\":[],\"machine-config\":{\"a\\\"b\\\\c\\u009b\":1}}",
+		  { "--dry-run" }, 78,
+		  "machine-config.a\\\"b\\\\c\\xc2\\x9b: unknown key" },
 		{ "enum value with an OSC sequence",
-		  "{" BS ",\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":64,"
+		  "{" BS ",\"drives\":[],\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":64,"
 		  "\"huge_pages\":\"\\u001b]0;pwned\\u0007\"}}", { "--dry-run" }, 78,
 		  "machine-config.huge_pages: \"\\x1b]0;pwned\\x07\" is not one of" },
 		{ "kernel path with a newline",
 		  "{\"boot-source\":{\"kernel_image_path\":\"/nonexistent/a\\nb\"}," MC "}",
 		  { "--dry-run" }, 78,
 		  "boot-source.kernel_image_path: /nonexistent/a\\x0ab: No such file or directory" },
-		{ "duplicate drive id with ESC",
-		  "{" BS "," MC ",\"drives\":[{\"drive_id\":\"\\u001b[2J\",\"path_on_host\":\"@K\","
-		  "\"is_root_device\":true},{\"drive_id\":\"\\u001b[2J\",\"path_on_host\":\"@K\","
-		  "\"is_root_device\":false}]}", { "--dry-run" }, 78,
-		  "drives[1].drive_id: duplicate id \"\\x1b[2J\" (also drives[0])" },
+		{ "duplicate TAP device with ESC",
+		  "{" BS "," MC ",\"network-interfaces\":[{\"iface_id\":\"a\",\"host_dev_name\":"
+		  "\"\\u001b[2J\"},{\"iface_id\":\"b\",\"host_dev_name\":\"\\u001b[2J\"}]}",
+		  { "--dry-run" }, 78,
+		  "network-interfaces[1].host_dev_name: duplicate TAP device \"\\x1b[2J\" (also "
+		  "network-interfaces[0])" },
 		{ "bdf with ESC",
 		  "{" BS "," MC ",\"flint\":{\"vfio-devices\":[{\"id\":\"a\",\"bdf\":\"\\u001b[31m\"}]}}",
 		  { "--dry-run" }, 78, "flint.vfio-devices[0].bdf: \"\\x1b[31m\" is not a PCI address" },
@@ -395,6 +398,14 @@ static void test_escaped_messages(void **state)
 		  "--serial-log /nonexistent/s\\x0as.log: No such file or directory" },
 		{ "--timeout with ESC", GOOD, { "--timeout", "\x1b[31m" }, 64,
 		  "--timeout: \"\\x1b[31m\" is not a positive number" },
+		/* An ignored key is said in a warning, escaped as an error is. */
+		{ "ignored top-level key with ESC", "{" BS "," MC ",\"x\\u001b[31m\\n\":1}",
+		  { "--dry-run" }, 0, "vm.json: x\\x1b[31m\\x0a: unknown key, ignored" },
+		{ "--id with ESC", GOOD, { "--dry-run", "--id", "\x1b[31m" }, 64,
+		  "--id \"\\x1b[31m\": the character at position 0 is not a letter" },
+		{ "--metadata named with a newline", GOOD,
+		  { "--dry-run", "--metadata", "/nonexistent/m\nd.json" }, 64,
+		  "--metadata /nonexistent/m\\x0ad.json: No such file or directory" },
 	};
 	static const struct hcase dry_run = {
 		"--dry-run output with ESC and C1 in boot_args",

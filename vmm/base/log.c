@@ -29,13 +29,52 @@ static struct {
 	int err_fd;
 	bool err_sock;
 	unsigned long dropped; /* lines the sink did not take; said with the next one it does */
-} logger = { LOG_INFO, -1, 0, PTHREAD_MUTEX_INITIALIZER, -2, false, 0 };
+	atomic_bool capturing; /* log_capture_first_error(): read without the lock */
+	char *capture;         /* under the lock */
+	size_t capture_len;
+} logger = { LOG_INFO, -1, 0, PTHREAD_MUTEX_INITIALIZER, -2, false, 0, false, NULL, 0 };
+
+static const char *escape(char *buf, size_t len, const char *s, const char *also);
+
+void log_capture_first_error(char *buf, size_t len)
+{
+	pthread_mutex_lock(&logger.lock);
+	logger.capture = len ? buf : NULL;
+	logger.capture_len = len;
+	if (logger.capture)
+		buf[0] = 0;
+	atomic_store(&logger.capturing, logger.capture != NULL);
+	pthread_mutex_unlock(&logger.lock);
+}
+
+/* The first error while capturing, escaped as a log line is. Under the lock. */
+static void capture(enum log_level level, const char *fmt, va_list ap)
+{
+	char msg[2048];
+
+	if (level != LOG_ERROR || !logger.capture || logger.capture[0])
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	escape(logger.capture, logger.capture_len, msg, "");
+}
 
 int log_level_parse(const char *name, enum log_level *out)
 {
+	/* Firecracker's LevelFilter names; its Warn is also spelt "warning". */
+	static const struct {
+		const char *name;
+		enum log_level level;
+	} also[] = { { "warning", LOG_WARN }, { "trace", LOG_DEBUG }, { "off", LOG_OFF } };
+
 	for (unsigned i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
 		if (strcasecmp(name, level_names[i]) == 0) {
 			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	for (unsigned i = 0; i < sizeof(also) / sizeof(also[0]); i++) {
+		if (strcasecmp(name, also[i].name) == 0) {
+			*out = also[i].level;
 			return 0;
 		}
 	}
@@ -155,7 +194,14 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	int n;
 	va_list ap;
 
-	if ((int)level > atomic_load(&logger.level))
+	if (atomic_load(&logger.capturing)) {
+		pthread_mutex_lock(&logger.lock);
+		va_start(ap, fmt);
+		capture(level, fmt, ap);
+		va_end(ap);
+		pthread_mutex_unlock(&logger.lock);
+	}
+	if (level < 0 || (int)level > atomic_load(&logger.level))
 		return;
 	/* Timestamps count from the first message so lines are comparable within a run. */
 	pthread_mutex_lock(&logger.lock);

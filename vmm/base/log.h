@@ -6,8 +6,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+/* LOG_OFF is a level to set (nothing is logged), never one to log at. */
+enum log_level { LOG_OFF = -1, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
+/*
+ * flint's level names and Firecracker's, in any case: error, warn or warning, info, debug,
+ * trace (flint's debug: it has nothing finer), off.
+ */
 int log_level_parse(const char *name, enum log_level *out);
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
@@ -18,6 +23,12 @@ enum log_level log_get_level(void);
 int log_set_file(const char *path, char *why, size_t whylen);
 void log_close(void);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * From now on the first error message (its text, escaped, whatever the level shown) is
+ * also kept in @buf, emptied here; NULL stops that. For the API, which answers a failed
+ * InstanceStart with the reason the log gives. Main thread only.
+ */
+void log_capture_first_error(char *buf, size_t len);
 /*
  * Formats "<prefix>: <message>" into @buf, for errors that are logged later, once. The
  * prefix (a file name, a JSON path) is escaped with msg_escape().

@@ -302,3 +302,8 @@ void loop_free(struct loop *l)
 	pthread_mutex_destroy(&l->post_lock);
 	free(l);
 }
+
+struct event_base *loop_event_base(struct loop *l)
+{
+	return l->base;
+}

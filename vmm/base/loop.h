@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 struct loop;
+struct event_base;
 struct loop_watch;
 
 enum { LOOP_READ = 1, LOOP_WRITE = 2 };
@@ -50,6 +51,8 @@ int loop_run(struct loop *l);
 int loop_run_once(struct loop *l, uint64_t usec);
 /* Ends loop_run() with @code. The first stop wins; later ones are ignored. Loop thread only. */
 void loop_stop(struct loop *l, int code);
+/* The libevent base under the loop, for libevent's own services on it (the API's evhttp). */
+struct event_base *loop_event_base(struct loop *l);
 bool loop_stopping(const struct loop *l);
 
 #endif

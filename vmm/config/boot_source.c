@@ -8,10 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * Absent: Firecracker's default command line. "" is a command line too, an empty one, as
+ * in Firecracker (its boot_args is an Option, and only None means the default).
+ */
 static int boot_args(struct cfg_ctx *c, json_t *v, const char *path, struct vm_config *cfg)
 {
 	char sub[CFG_PATH_MAX];
-	int r = cfg_string(c, v, path, "boot_args", false, &cfg->boot_args);
+	int r = cfg_text(c, v, path, "boot_args", false, &cfg->boot_args);
 
 	if (!r && cfg->boot_args && strlen(cfg->boot_args) > CONFIG_MAX_BOOT_ARGS)
 		return cfg_fail(c, cfg_join(sub, path, "boot_args"),

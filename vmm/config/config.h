@@ -31,10 +31,14 @@
  */
 #define CONFIG_MAX_BOOT_ARGS 4096
 
-/* Firecracker's default kernel command line, used when boot_args is absent. */
+/*
+ * Firecracker's default kernel command line, used when boot_args is absent: its
+ * DEFAULT_KERNEL_CMDLINE since v1.13 (src/vmm/src/vmm_config/boot_source.rs), which no longer says
+ * pci=off or i8042.nopnp.
+ */
 #define CONFIG_DEFAULT_BOOT_ARGS                                                                   \
-	"reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux "               \
-	"i8042.nopnp i8042.dumbkbd"
+	"reboot=k panic=1 nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.dumbkbd "         \
+	"swiotlb=noforce"
 
 /* The JSON spellings of the enums above and of dma_mode, indexed by value, NULL-terminated. */
 extern const char *const config_huge_pages_names[];
@@ -53,10 +57,15 @@ const char *config_exit_port_clash(uint64_t port, uint64_t size);
  * config names are opened and stay open until config_free().
  */
 int config_load(const char *path, struct vm_config *cfg, char *err, size_t errlen);
-/* The same, from a string; @name is used in messages in place of a file name. */
+/*
+ * The same, from a string; @name is used in messages in place of a file name. For the
+ * API's document: unlike a config file it needs no "drives" key.
+ */
 int config_parse(const char *json, const char *name, struct vm_config *cfg, char *err,
                  size_t errlen);
 void config_free(struct vm_config *cfg);
+/* Empty, with no file open: what config_free() may always be called on. */
+void config_init(struct vm_config *cfg);
 /* The resolved description --dry-run prints, as JSON text (caller frees). */
 char *config_describe(const struct vm_config *cfg);
 

@@ -73,6 +73,18 @@ static json_t *describe_vfio(const struct vm_config *cfg)
 	return a;
 }
 
+/* The keys ignored as Firecracker ignores them, and how many more there were. */
+static json_t *describe_ignored(const struct config_ignored *ig)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < ig->n; i++)
+		json_array_append_new(a, json_string(ig->paths[i]));
+	if (ig->more)
+		json_array_append_new(a, json_sprintf("... and %zu more", ig->more));
+	return a;
+}
+
 char *config_describe(const struct vm_config *cfg)
 {
 	json_t *root = json_object();
@@ -102,6 +114,7 @@ char *config_describe(const struct vm_config *cfg)
 	                    cfg->entropy ? json_pack("{s:o}", "rate_limiter",
 	                                             describe_limiter(&cfg->entropy_limiter))
 	                                 : json_null());
+	json_object_set_new(root, "ignored", describe_ignored(&cfg->ignored));
 	json_object_set_new(
 	        root, "flint",
 	        json_pack("{s:{s:o,s:i},s:{s:b},s:{s:o,s:o,s:I,s:o},s:o}", "ci", "exit_port",

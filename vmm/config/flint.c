@@ -244,6 +244,10 @@ static int parse_ci(struct cfg_ctx *c, json_t *f, const char *path, struct vm_co
 	return r;
 }
 
+/*
+ * flint.memory.thp is what Firecracker's huge_pages "Transparent" asks for (madvise
+ * MADV_HUGEPAGE): either turns it on; only hugetlbfs ("2M") excludes it.
+ */
 static int parse_memory(struct cfg_ctx *c, json_t *f, const char *path, struct vm_config *cfg)
 {
 	char p[CFG_PATH_MAX];
@@ -252,9 +256,11 @@ static int parse_memory(struct cfg_ctx *c, json_t *f, const char *path, struct v
 
 	if (r > 0)
 		r = cfg_bool(c, mem, p, "thp", false, &cfg->memory.thp);
-	if (!r && cfg->memory.thp && cfg->huge_pages != HUGE_PAGES_NONE)
+	if (!r && cfg->memory.thp && cfg->huge_pages == HUGE_PAGES_2M)
 		r = cfg_fail(c, cfg_join(p, path, "memory.thp"),
-		             "cannot be combined with machine-config.huge_pages");
+		             "cannot be combined with machine-config.huge_pages \"2M\"");
+	if (cfg->huge_pages == HUGE_PAGES_TRANSPARENT)
+		cfg->memory.thp = true;
 	return r;
 }
 

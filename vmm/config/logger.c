@@ -1,13 +1,31 @@
 /* logger (PUT /logger) and metrics (PUT /metrics): where flint's log and metrics go. */
 #include "vmm/config/sections.h"
+#include "vmm/base/log.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Firecracker's level names; vmm/main.c maps them onto flint's levels. */
-static const char *const levels[] = { "Error", "Warning", "Info", "Debug", "Trace", "Off", NULL };
+/*
+ * Firecracker's LevelFilter, read as it reads it: in any case, Warn also as "Warning"
+ * (logger/logging.rs); flint's levels are its levels, Trace being flint's Debug.
+ */
+static int level(struct cfg_ctx *c, json_t *v, const char *path, struct logger_config *l)
+{
+	char sub[CFG_PATH_MAX];
+	char *name = NULL;
+	int r = cfg_text(c, v, path, "level", false, &name);
+
+	if (!r && name && log_level_parse(name, &l->level) < 0)
+		r = cfg_fail(
+		        c, cfg_join(sub, path, "level"),
+		        "\"%s\" is not one of Error, Warning, Info, Debug, Trace, Off (any case)",
+		        MSG_ESC(name));
+	l->has_level = !r && name;
+	free(name);
+	return r;
+}
 
 /*
  * A boolean flint cannot honour when true: false and absent (Firecracker's default) pass,
@@ -43,7 +61,7 @@ static int no_module(struct cfg_ctx *c, json_t *v, const char *path)
 int cfg_logger(struct cfg_ctx *c, json_t *v, const char *path, struct vm_config *cfg)
 {
 	bool show_level = false;
-	int level = 0, r;
+	int r;
 
 	if (!v)
 		return 0;
@@ -52,9 +70,7 @@ int cfg_logger(struct cfg_ctx *c, json_t *v, const char *path, struct vm_config 
 	if (!r)
 		r = cfg_string(c, v, path, "log_path", false, &cfg->logger.path);
 	if (!r)
-		r = cfg_enum(c, v, path, "level", levels, &level);
-	if (!r && cfg_member(v, "level") && !(cfg->logger.level = strdup(levels[level])))
-		r = -ENOMEM;
+		r = level(c, v, path, &cfg->logger);
 	/* Either way: flint's log lines always carry their level (vmm/base/log.c). */
 	if (!r)
 		r = cfg_bool(c, v, path, "show_level", false, &show_level);
@@ -65,14 +81,41 @@ int cfg_logger(struct cfg_ctx *c, json_t *v, const char *path, struct vm_config 
 	return r;
 }
 
+/* metrics.properties: Firecracker's map of string to string, put on every metrics line. */
+static int properties(struct cfg_ctx *c, json_t *v, const char *path)
+{
+	char p[CFG_PATH_MAX], sub[CFG_PATH_MAX];
+	json_t *props = cfg_member(v, "properties"), *val;
+	const char *key;
+
+	cfg_join(p, path, "properties");
+	if (props && !json_is_object(props))
+		return cfg_fail(c, p, "must be an object of strings");
+	json_object_foreach(props, key, val)
+	{
+		if (!json_is_string(val))
+			return cfg_fail(c, cfg_join(sub, p, key), "must be a string");
+	}
+	return 0;
+}
+
+/*
+ * Firecracker's MetricsConfig does not deny unknown fields: they are ignored (and said).
+ * emit_id and properties shape lines flint does not write yet (vmm_run says so).
+ */
 int cfg_metrics(struct cfg_ctx *c, json_t *v, const char *path, struct vm_config *cfg)
 {
+	bool emit_id = false;
 	int r;
 
 	if (!v)
 		return 0;
-	r = cfg_object(c, v, path, CFG_KEYS("metrics_path"));
+	r = cfg_object_open(c, v, path, CFG_KEYS("metrics_path", "emit_id", "properties"));
 	if (!r)
 		r = cfg_string(c, v, path, "metrics_path", true, &cfg->metrics_path);
+	if (!r)
+		r = cfg_bool(c, v, path, "emit_id", false, &emit_id);
+	if (!r)
+		r = properties(c, v, path);
 	return r;
 }

@@ -1,6 +1,7 @@
 #include "vmm/config/parse.h"
 #include "vmm/base/file.h"
 #include "vmm/base/log.h"
+#include "vmm/vm_config.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -90,6 +91,42 @@ int cfg_object(struct cfg_ctx *c, json_t *obj, const char *path, const char *con
 	return 0;
 }
 
+/* Keeps the first CONFIG_MAX_IGNORED paths, counts the rest: a config cannot cost more. */
+static int note_ignored(struct config_ignored *ig, const char *path)
+{
+	if (!ig)
+		return 0;
+	if (ig->n == CONFIG_MAX_IGNORED) {
+		ig->more++;
+		return 0;
+	}
+	ig->paths[ig->n] = strdup(path);
+	if (!ig->paths[ig->n])
+		return -ENOMEM;
+	ig->n++;
+	return 0;
+}
+
+int cfg_object_open(struct cfg_ctx *c, json_t *obj, const char *path, const char *const *allowed)
+{
+	const char *key;
+	json_t *v;
+	char sub[CFG_PATH_MAX];
+	int r = 0;
+
+	if (!json_is_object(obj))
+		return cfg_fail(c, path, "must be an object, not %s", json_kind(obj));
+	json_object_foreach(obj, key, v)
+	{
+		const char *const *a = allowed;
+		while (*a && strcmp(*a, key) != 0)
+			a++;
+		if (!*a && !r)
+			r = note_ignored(c->ignored, cfg_join(sub, path, key));
+	}
+	return r;
+}
+
 int cfg_sub(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
             const char *const *allowed, json_t **out, char sub[CFG_PATH_MAX])
 {
@@ -126,6 +163,21 @@ int cfg_string(struct cfg_ctx *c, json_t *obj, const char *path, const char *key
 		return cfg_fail(c, sub, "must be a string, not %s", json_kind(v));
 	if (json_string_length(v) == 0)
 		return cfg_fail(c, sub, "must not be empty");
+	*out = strdup(json_string_value(v));
+	return *out ? 0 : -ENOMEM;
+}
+
+int cfg_text(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
+             char **out)
+{
+	char sub[CFG_PATH_MAX];
+	json_t *v;
+	int r = member(c, obj, path, key, required, &v, sub);
+
+	if (r <= 0)
+		return r;
+	if (!json_is_string(v))
+		return cfg_fail(c, sub, "must be a string, not %s", json_kind(v));
 	*out = strdup(json_string_value(v));
 	return *out ? 0 : -ENOMEM;
 }

@@ -15,10 +15,13 @@
 
 #define CFG_PATH_MAX 256
 
+struct config_ignored;
+
 struct cfg_ctx {
 	const char *name; /* where the JSON came from, for messages: a file name */
 	char *err;
 	size_t errlen;
+	struct config_ignored *ignored; /* where cfg_object_open() notes keys; NULL: nowhere */
 };
 
 /* An empty @path is the whole value parsed (an API body): the message names @c->name only. */
@@ -34,6 +37,12 @@ json_t *cfg_member(json_t *obj, const char *key);
 /* @obj must be an object whose keys are all in @allowed (NULL-terminated). */
 int cfg_object(struct cfg_ctx *c, json_t *obj, const char *path, const char *const *allowed);
 /*
+ * @obj must be an object; keys not in @allowed are ignored and noted in @c->ignored. Only
+ * where Firecracker's struct does not deny unknown fields (the top level, metrics, a token
+ * bucket): everywhere else an unknown key is an error, as there.
+ */
+int cfg_object_open(struct cfg_ctx *c, json_t *obj, const char *path, const char *const *allowed);
+/*
  * The optional object @key of @obj, checked by cfg_object(), into *out and its path into
  * @sub: 1 when there, 0 when absent or null, <0 on error.
  */
@@ -41,6 +50,9 @@ int cfg_sub(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
             const char *const *allowed, json_t **out, char sub[CFG_PATH_MAX]);
 int cfg_string(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
                char **out);
+/* As cfg_string(), but "" is a value too (boot_args: an empty command line). */
+int cfg_text(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
+             char **out);
 int cfg_bool(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
              bool *out);
 int cfg_uint(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,

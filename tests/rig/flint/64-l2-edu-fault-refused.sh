@@ -8,6 +8,7 @@ cat >"$cfg" <<JSON
 {
   "boot-source": {"kernel_image_path": "/rig/l2/bzImage", "initrd_path": "/rig/l2/initramfs.cpio.gz",
                   "boot_args": "console=ttyS0 reboot=k panic=-1 rdinit=/init"},
+  "drives": [],
   "machine-config": {"vcpu_count": 1, "mem_size_mib": 128},
   "flint": {"vfio-devices": [{"id": "edu", "bdf": "$bdf", "dma_mode": "fault"}]}
 }

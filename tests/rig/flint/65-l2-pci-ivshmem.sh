@@ -22,6 +22,7 @@ cat >"$cfg" <<JSON
     "initrd_path": "/rig/l2/initramfs.cpio.gz",
     "boot_args": "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd rdinit=/init flint.want_cpus=1 flint.want_mem_mib=128 flint.check=ivshmem"
   },
+  "drives": [],
   "machine-config": {"vcpu_count": 1, "mem_size_mib": 128},
   "flint": {"vfio-devices": [{"id": "ivshmem", "bdf": "$bdf", "dma_mode": "pin"}]}
 }

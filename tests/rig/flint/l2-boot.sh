@@ -24,6 +24,7 @@ cat >"$cfg" <<JSON
     "initrd_path": "/rig/l2/initramfs.cpio.gz",
     "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd rdinit=/init flint.want_cpus=$vcpus flint.want_mem_mib=$mem"
   },
+  "drives": [],
   "machine-config": {"vcpu_count": $vcpus, "mem_size_mib": $mem}$flint_json
 }
 JSON

@@ -7,6 +7,11 @@ set -eu
 name=$1
 check=$2
 sections=$3
+# A Firecracker config file must have "drives" (its VmmConfig has no default for it).
+case $sections in
+*'"drives"'*) ;;
+*) sections="\"drives\": [], $sections" ;;
+esac
 cfg=/tmp/$name.json
 cat >"$cfg" <<JSON
 {

@@ -1,0 +1,56 @@
+#!/bin/sh
+# Firecracker's getting-started sequence over flint's API socket (tests/rig/flint/apireq.c
+# stands in for curl): boot-source, machine-config, a drive, InstanceStart; the instance
+# state through GET /; PATCH /vm pauses the guest (its console stops ticking) and resumes
+# it (ticks again); SendCtrlAltDel makes L2's Linux reboot, which with reboot=k ends flint
+# with 0; the socket file is gone afterwards.
+set -eu
+sock=/tmp/api.sock
+log=/tmp/api.log
+req() { /rig/bin/apireq "$sock" "$@"; }
+fail() { echo "$*"; cat /tmp/api.err; tail -n 20 "$log"; exit 1; }
+size() { wc -c <"$log"; }
+# Up to $2 tries of 0.2 s for "$1" in L2's console.
+wait_for() {
+    n=0
+    until grep -q "$1" "$log" 2>/dev/null; do
+        n=$((n + 1))
+        [ "$n" -lt "$2" ] || return 1
+        sleep 0.2
+    done
+}
+dd if=/dev/zero of=/tmp/api-data.img bs=1k count=1024 2>/dev/null
+/bin/flint --api-sock "$sock" --no-console --serial-log "$log" --timeout 300 2>/tmp/api.err &
+pid=$!
+req GET / | grep -q '"state":"Not started"' || fail "GET / before the start"
+req PUT /boot-source '{"kernel_image_path": "/rig/l2/bzImage", "initrd_path": "/rig/l2/initramfs.cpio.gz", "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd rdinit=/init flint.check=api"}' ||
+    fail "PUT /boot-source"
+req PUT /machine-config '{"vcpu_count": 1, "mem_size_mib": 128}' || fail "PUT /machine-config"
+req PUT /drives/data '{"drive_id": "data", "path_on_host": "/tmp/api-data.img", "is_root_device": false, "is_read_only": false}' ||
+    fail "PUT /drives/data"
+req PUT /actions '{"action_type": "InstanceStart"}' || fail "InstanceStart"
+req GET / | grep -q '"state":"Running"' || fail "GET / after the start"
+req PUT /boot-source '{"kernel_image_path": "/rig/l2/bzImage"}' | grep -q "not supported after starting" ||
+    fail "PUT /boot-source after the start was not refused"
+wait_for "flint-l2: tick 3" 900 || fail "L2 never ticked"
+req PATCH /vm '{"state": "Paused"}' || fail "PATCH /vm Paused"
+req GET / | grep -q '"state":"Paused"' || fail "GET / while paused"
+sleep 1
+before=$(size)
+sleep 3
+[ "$(size)" = "$before" ] || fail "the console grew while paused ($before -> $(size) bytes)"
+req PATCH /vm '{"state": "Resumed"}' || fail "PATCH /vm Resumed"
+n=0
+while [ "$(size)" = "$before" ]; do
+    n=$((n + 1))
+    [ "$n" -lt 300 ] || fail "no tick after the resume"
+    sleep 0.2
+done
+req PUT /actions '{"action_type": "SendCtrlAltDel"}' || fail "SendCtrlAltDel"
+rc=0
+wait "$pid" || rc=$?
+cat /tmp/api.err
+[ "$rc" = 0 ] || fail "flint exited $rc after Ctrl-Alt-Del, want 0 (reboot=k)"
+[ ! -e "$sock" ] || fail "the API socket is still there"
+grep -q "guest requested a reset" /tmp/api.err || fail "no reset logged"
+echo "API: configured, started, paused (console still for 3 s), resumed, Ctrl-Alt-Del -> exit 0"

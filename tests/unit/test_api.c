@@ -1,0 +1,349 @@
+/*
+ * The REST API on its Unix socket, in process: the real server on the real loop, a client
+ * thread speaking raw HTTP/1.1. No KVM needed: InstanceStart is asked to boot an image the
+ * loader refuses, so it fails the same way on every machine.
+ */
+#include "tests/lib/http_client.h"
+#include "vmm/api/api.h"
+#include "vmm/base/loop.h"
+#include "vmm/config/config.h"
+#include "vmm/vmm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#define MAX_STEPS 24
+
+struct step {
+	const char *method, *path;
+	char *body; /* owned */
+	int status; /* answer */
+	json_t *reply;
+};
+
+struct world {
+	char sock[108], dir[64], kernel[96], disk[96];
+	struct vmm *vmm;
+	struct api *api;
+	struct vm_config cfg;
+	struct run_opts opts;
+	struct step steps[MAX_STEPS];
+	unsigned n;
+};
+
+static struct world *w_new(void)
+{
+	struct world *w = calloc(1, sizeof(*w));
+	struct api_params p;
+	int fd;
+
+	assert_non_null(w);
+	snprintf(w->dir, sizeof(w->dir), "/tmp/flint-api-XXXXXX");
+	assert_non_null(mkdtemp(w->dir));
+	snprintf(w->sock, sizeof(w->sock), "%s/api.sock", w->dir);
+	snprintf(w->kernel, sizeof(w->kernel), "%s/vmlinux", w->dir);
+	snprintf(w->disk, sizeof(w->disk), "%s/disk.img", w->dir);
+	/* A "kernel" no loader takes, and a 1 MiB disk. */
+	fd = open(w->kernel, O_CREAT | O_WRONLY, 0600);
+	assert_int_equal(write(fd, "not a kernel", 12), 12);
+	close(fd);
+	fd = open(w->disk, O_CREAT | O_WRONLY, 0600);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	config_init(&w->cfg);
+	w->opts.console_stdout = false;
+	assert_int_equal(vmm_new(&w->vmm, &w->opts), 0);
+	p = (struct api_params){ .sock_path = w->sock, .id = "t1", .vmm = w->vmm, .cfg = &w->cfg };
+	assert_int_equal(api_open(&w->api, &p), 0);
+	return w;
+}
+
+static void w_free(struct world *w)
+{
+	struct stat st;
+
+	api_close(w->api);
+	assert_int_not_equal(stat(w->sock, &st), 0); /* removed on close */
+	vmm_free(w->vmm);
+	config_free(&w->cfg);
+	for (unsigned i = 0; i < w->n; i++) {
+		free(w->steps[i].body);
+		json_decref(w->steps[i].reply);
+	}
+	unlink(w->kernel);
+	unlink(w->disk);
+	rmdir(w->dir);
+	free(w);
+}
+
+/* Queues a request; the body is a printf format (NULL: none). Returns its index. */
+static unsigned req(struct world *w, const char *method, const char *path, const char *fmt, ...)
+{
+	struct step *s = &w->steps[w->n];
+	va_list ap;
+
+	assert_true(w->n < MAX_STEPS);
+	s->method = method;
+	s->path = path;
+	if (fmt) {
+		va_start(ap, fmt);
+		assert_true(vasprintf(&s->body, fmt, ap) >= 0);
+		va_end(ap);
+	}
+	return w->n++;
+}
+
+/* One request on its own connection: status and JSON body (NULL when none). */
+static void exchange(const char *sock, struct step *s)
+{
+	struct http_reply r;
+
+	http_request(sock, s->method, s->path, s->body, &r);
+	s->status = r.status;
+	s->reply = *r.body ? json_loads(r.body, 0, NULL) : NULL;
+	free(r.body);
+}
+
+static void stop_loop(void *arg)
+{
+	loop_stop(arg, 0);
+}
+
+static void *client(void *arg)
+{
+	struct world *w = arg;
+
+	for (unsigned i = 0; i < w->n; i++)
+		exchange(w->sock, &w->steps[i]);
+	loop_post(vmm_loop(w->vmm), stop_loop, vmm_loop(w->vmm));
+	return NULL;
+}
+
+/* Sends every queued request, in order, while the loop serves them. */
+static void run(struct world *w)
+{
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, client, w), 0);
+	assert_int_equal(vmm_wait(w->vmm), 0);
+	pthread_join(t, NULL);
+}
+
+static const char *str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : "";
+}
+
+static void assert_fault(struct world *w, unsigned i, const char *want)
+{
+	const char *msg = str(w->steps[i].reply, "fault_message");
+
+	if (w->steps[i].status != 400 || !strstr(msg, want))
+		fail_msg("%s %s: status %d, fault \"%s\"; want 400 with \"%s\"", w->steps[i].method,
+		         w->steps[i].path, w->steps[i].status, msg, want);
+}
+
+static void test_instance_and_version(void **state)
+{
+	struct world *w = w_new();
+	unsigned a = req(w, "GET", "/", NULL), b = req(w, "GET", "/version", NULL);
+
+	(void)state;
+	run(w);
+	assert_int_equal(w->steps[a].status, 200);
+	assert_string_equal(str(w->steps[a].reply, "id"), "t1");
+	assert_string_equal(str(w->steps[a].reply, "state"), "Not started");
+	assert_string_equal(str(w->steps[a].reply, "vmm_version"), API_FIRECRACKER_VERSION);
+	assert_int_equal(w->steps[b].status, 200);
+	assert_string_equal(str(w->steps[b].reply, "firecracker_version"), API_FIRECRACKER_VERSION);
+	w_free(w);
+}
+
+static void test_machine_config(void **state)
+{
+	struct world *w = w_new();
+	unsigned d = req(w, "GET", "/machine-config", NULL);
+	unsigned p = req(w, "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256}");
+	unsigned g = req(w, "PATCH", "/machine-config", "{\"vcpu_count\": 4}");
+	unsigned bad = req(w, "PATCH", "/machine-config", "{\"vcpu_count\": 0}");
+	unsigned x = req(w, "GET", "/machine-config", NULL);
+
+	(void)state;
+	run(w);
+	assert_int_equal(w->steps[d].status, 200);
+	assert_int_equal(json_integer_value(json_object_get(w->steps[d].reply, "vcpu_count")), 1);
+	assert_int_equal(json_integer_value(json_object_get(w->steps[d].reply, "mem_size_mib")),
+	                 128);
+	assert_int_equal(w->steps[p].status, 204);
+	assert_null(w->steps[p].reply);
+	assert_int_equal(w->steps[g].status, 204);
+	assert_fault(w, bad, "vcpu_count");
+	/* The PATCH that failed changed nothing; the one before it kept PUT's memory size. */
+	assert_int_equal(json_integer_value(json_object_get(w->steps[x].reply, "vcpu_count")), 4);
+	assert_int_equal(json_integer_value(json_object_get(w->steps[x].reply, "mem_size_mib")),
+	                 256);
+	assert_string_equal(str(w->steps[x].reply, "huge_pages"), "None");
+	w_free(w);
+}
+
+static void test_drives(void **state)
+{
+	struct world *w = w_new();
+	const char *fmt = "{\"drive_id\": \"%s\", \"path_on_host\": \"%s\", "
+	                  "\"is_root_device\": %s, \"is_read_only\": false}";
+	unsigned mismatch = req(w, "PUT", "/drives/rootfs", fmt, "other", w->disk, "true");
+	unsigned badid = req(w, "PUT", "/drives/root-fs", fmt, "root-fs", w->disk, "true");
+	unsigned missing = req(w, "PUT", "/drives/rootfs", fmt, "rootfs", "/nonexistent", "true");
+	unsigned ok = req(w, "PUT", "/drives/rootfs", fmt, "rootfs", w->disk, "true");
+	unsigned again = req(w, "PUT", "/drives/rootfs", fmt, "rootfs", w->disk, "false");
+	unsigned root2 = req(w, "PUT", "/drives/data", fmt, "data", w->disk, "true");
+	unsigned cfg = req(w, "GET", "/vm/config", NULL);
+
+	(void)state;
+	run(w);
+	assert_fault(w, mismatch, "The id from the path does not match the id from the body!");
+	assert_fault(w, badid, "alphanumeric characters and underscores");
+	assert_fault(w, missing, "/nonexistent");
+	assert_int_equal(w->steps[ok].status, 204);
+	assert_int_equal(w->steps[again].status, 204); /* the same id replaces */
+	assert_int_equal(w->steps[root2].status, 204); /* rootfs is no longer the root */
+	{
+		json_t *drives = json_object_get(w->steps[cfg].reply, "drives");
+		assert_int_equal(json_array_size(drives), 2);
+		assert_string_equal(str(json_array_get(drives, 0), "drive_id"), "rootfs");
+		assert_false(
+		        json_is_true(json_object_get(json_array_get(drives, 0), "is_root_device")));
+	}
+	w_free(w);
+}
+
+static void test_bad_requests(void **state)
+{
+	struct world *w = w_new();
+	unsigned path = req(w, "GET", "/nope", NULL);
+	unsigned getbody = req(w, "GET", "/", "{}");
+	unsigned empty = req(w, "PUT", "/boot-source", NULL);
+	unsigned json = req(w, "PUT", "/boot-source", "{\"kernel_image_path\": ");
+	unsigned big = req(w, "PUT", "/boot-source", "{\"boot_args\": \"%060000d\"}", 0);
+	unsigned key = req(w, "PUT", "/boot-source", "{\"kernel\": \"x\"}");
+	unsigned early = req(w, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}");
+	unsigned action = req(w, "PUT", "/actions", "{\"action_type\": \"Reboot\"}");
+	unsigned later = req(w, "PATCH", "/drives/rootfs", "{\"drive_id\": \"rootfs\"}");
+	unsigned alive = req(w, "GET", "/", NULL);
+
+	(void)state;
+	run(w);
+	assert_fault(w, path, "Invalid request method and/or path: GET /nope.");
+	assert_fault(w, getbody, "GET request cannot have a body.");
+	assert_fault(w, empty, "Empty PUT request.");
+	assert_fault(w, json, "An error occurred when deserializing the json body");
+	assert_fault(w, big, "is larger than the limit of 51200 allowed by server");
+	assert_fault(w, key, "kernel");
+	assert_fault(w, early, "not supported before starting the microVM");
+	assert_fault(w, action, "unknown variant `Reboot`");
+	assert_fault(w, later, "not supported before starting the microVM");
+	assert_int_equal(w->steps[alive].status, 200);
+	w_free(w);
+}
+
+/* InstanceStart fails (a kernel no loader takes): the reason, then no more pre-boot changes. */
+static void test_start_fails(void **state)
+{
+	struct world *w = w_new();
+	unsigned boot = req(w, "PUT", "/boot-source", "{\"kernel_image_path\": \"%s\"}", w->kernel);
+	unsigned mc = req(w, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}");
+	unsigned start = req(w, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	unsigned after =
+	        req(w, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}");
+	unsigned again = req(w, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+
+	(void)state;
+	run(w);
+	assert_int_equal(w->steps[boot].status, 204);
+	assert_int_equal(w->steps[mc].status, 204);
+	assert_fault(w, start, "Start microvm error: ");
+	assert_fault(w, start, "vmlinux");
+	assert_fault(w, after, "not supported after starting the microVM");
+	assert_fault(w, again, "not supported after starting the microVM");
+	w_free(w);
+}
+
+/* The socket: 0600; a live one refused; a stale one replaced; a plain file refused. */
+static void test_socket_file(void **state)
+{
+	struct world *w = w_new();
+	struct api *second = NULL;
+	struct api_params p = { .sock_path = w->sock, .vmm = w->vmm, .cfg = &w->cfg };
+	char plain[128];
+	struct stat st;
+	int fd;
+
+	(void)state;
+	assert_int_equal(stat(w->sock, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(api_open(&second, &p), -EADDRINUSE);
+	assert_null(second);
+	/* A stale socket: bound, then its owner gone. */
+	snprintf(plain, sizeof(plain), "%s/stale.sock", w->dir);
+	{
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		strcpy(a.sun_path, plain);
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+		close(fd);
+	}
+	p.sock_path = plain;
+	assert_int_equal(api_open(&second, &p), 0);
+	api_close(second);
+	fd = open(plain, O_CREAT | O_WRONLY, 0600);
+	close(fd);
+	assert_int_equal(api_open(&second, &p), -EEXIST);
+	unlink(plain);
+	w_free(w);
+}
+
+/* A client that connects and says nothing holds up nobody else. */
+static void test_silent_client(void **state)
+{
+	struct world *w = w_new();
+	int idle = http_connect(w->sock, 0);
+	unsigned a = req(w, "GET", "/", NULL);
+
+	(void)state;
+	assert_true(idle >= 0);
+	run(w);
+	assert_int_equal(w->steps[a].status, 200);
+	close(idle);
+	w_free(w);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_instance_and_version),
+		cmocka_unit_test(test_machine_config),
+		cmocka_unit_test(test_drives),
+		cmocka_unit_test(test_bad_requests),
+		cmocka_unit_test(test_start_fails),
+		cmocka_unit_test(test_socket_file),
+		cmocka_unit_test(test_silent_client),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,50 @@
+/* Inside the API: the server's state and the request as the resources see it. */
+#ifndef FLINT_API_HTTP_H
+#define FLINT_API_HTTP_H
+
+#include "vmm/api/api.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+struct evhttp;
+struct evhttp_request;
+
+enum api_state { API_NOT_STARTED, API_RUNNING, API_PAUSED };
+
+struct api {
+	struct evhttp *http;
+	char *sock_path; /* removed on close; NULL when not ours (yet) */
+	char id[65];
+	size_t max_payload;
+	struct vmm *vmm;
+	struct vm_config *cfg;
+	int (*prepare)(void *ctx, struct vm_config *cfg);
+	void *prepare_ctx;
+	json_t *doc; /* the config so far, as a --config-file would hold it */
+	enum api_state state;
+	bool start_failed;
+};
+
+#define API_PATH_TOKENS 4
+
+struct api_request {
+	struct evhttp_request *req;
+	int method; /* enum evhttp_cmd_type */
+	const char *method_name;
+	const char *tok[API_PATH_TOKENS]; /* the path split at '/', tok[0] the resource */
+	unsigned ntok;
+	json_t *body;   /* NULL: no body */
+	char name[128]; /* "PUT /drives/rootfs": prefixes config messages */
+};
+
+/* Answers @r->req: 204, 200 with @body (consumed), or 400 with a fault message. */
+void api_reply_empty(struct api_request *r);
+void api_reply_json(struct api_request *r, json_t *body);
+void api_reply_fault(struct api_request *r, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+/* Serves one parsed request (resources.c). */
+void api_resource(struct api *a, struct api_request *r);
+
+#endif
