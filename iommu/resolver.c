@@ -9,13 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ  22
-#define MADV_POPULATE_WRITE 23
-#endif
 
 #define REC_SIZE       sizeof(struct iommu_hwpt_pgfault)
 #define PREFETCH_SLOTS 64  /* queued ranges; more are dropped (the device faults again) */
@@ -455,10 +450,11 @@ static const char *map_unit(struct resolver *r, const struct guest_region *g, ui
 	}
 	if (r->cap && (why = cap_room(r, len, need)))
 		return why;
-	/* IOAS_MAP pins the pages: have them exist first, in one call, not fault by fault. */
-	if (madvise(g->hva + off, len, g->readonly ? MADV_POPULATE_READ : MADV_POPULATE_WRITE) &&
-	    errno != EINVAL)
-		return "host memory for the chunk could not be populated";
+	/*
+	 * No MADV_POPULATE first: IOAS_MAP's pinning faults absent pages in itself, as fast,
+	 * and on present pages a populate is a second walk that costs more than the map
+	 * (measured: make bench-fault-cold, bench/README.md).
+	 */
 	e = r->backend->map(r->ctx, g->gpa + off, g->hva + off, len, !g->readonly);
 	if (e && e != -EEXIST)
 		return "mapping the chunk into the IOAS failed";
