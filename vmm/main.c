@@ -148,6 +148,7 @@ static int run_api(struct cli *cli, const char *sock)
 	p.vmm = m;
 	p.cfg = &cfg;
 	p.started = cli->config != NULL;
+	p.config_path = cli->config;
 	if (!code && api_open(&a, &p))
 		code = FLINT_EXIT_INTERNAL;
 	if (!code && cli->config)

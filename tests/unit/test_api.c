@@ -4,7 +4,9 @@
  * loader refuses, so it fails the same way on every machine.
  */
 #include "tests/lib/http_client.h"
+#include "tests/lib/util.h"
 #include "vmm/api/api.h"
+#include "vmm/base/log.h"
 #include "vmm/base/loop.h"
 #include "vmm/config/config.h"
 #include "vmm/vmm.h"
@@ -261,6 +263,66 @@ static void test_bad_requests(void **state)
 	w_free(w);
 }
 
+/* GET /vm/config is a config file: flint --dry-run --config-file takes it as it is. */
+static void test_vm_config_replays(void **state)
+{
+	struct world *w = w_new();
+	unsigned cfg;
+	char path[128], *text, *argv[5];
+	static struct child_result res;
+	FILE *f;
+
+	(void)state;
+	req(w, "PUT", "/boot-source", "{\"kernel_image_path\": \"%s\", \"boot_args\": \"x\"}",
+	    w->kernel);
+	req(w, "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64}");
+	cfg = req(w, "GET", "/vm/config", NULL);
+	run(w);
+	assert_int_equal(w->steps[cfg].status, 200);
+	assert_true(json_is_array(json_object_get(w->steps[cfg].reply, "drives")));
+	snprintf(path, sizeof(path), "%s/saved.json", w->dir);
+	text = json_dumps(w->steps[cfg].reply, 0);
+	f = fopen(path, "w");
+	assert_true(f && text && fputs(text, f) >= 0);
+	fclose(f);
+	free(text);
+	argv[0] = (char *)test_flint_bin(), argv[1] = "--dry-run", argv[2] = "--config-file";
+	argv[3] = path, argv[4] = NULL;
+	assert_int_equal(test_run(argv, 20, 0, 0, &res), 0);
+	/* The saved config is taken; the "kernel" only fails at the loader, as it would at start. */
+	assert_null(strstr(res.err, "saved.json: "));
+	assert_non_null(strstr(res.err, "not a kernel flint can boot"));
+	unlink(path);
+	w_free(w);
+}
+
+/* PUT /logger takes effect at once: the file gets the next lines, at the level asked. */
+static void test_logger(void **state)
+{
+	struct world *w = w_new();
+	char log[128], buf[4096] = "";
+	unsigned bad, ok, after;
+	FILE *f;
+
+	(void)state;
+	snprintf(log, sizeof(log), "%s/flint.log", w->dir);
+	bad = req(w, "PUT", "/logger", "{\"log_path\": \"%s/no/such/dir/x.log\"}", w->dir);
+	ok = req(w, "PUT", "/logger", "{\"log_path\": \"%s\", \"level\": \"Info\"}", log);
+	after = req(w, "PUT", "/nope", "{}"); /* logged at info: must reach the file */
+	run(w);
+	assert_fault(w, bad, "/no/such/dir/x.log");
+	assert_int_equal(w->steps[ok].status, 204);
+	assert_fault(w, after, "Invalid request method and/or path");
+	log_close();
+	f = fopen(log, "r");
+	assert_non_null(f);
+	assert_true(fread(buf, 1, sizeof(buf) - 1, f) > 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "API: PUT /nope: 400"));
+	unlink(log);
+	w_free(w);
+}
+
 /* InstanceStart fails (a kernel no loader takes): the reason, then no more pre-boot changes. */
 static void test_start_fails(void **state)
 {
@@ -340,7 +402,8 @@ int main(void)
 		cmocka_unit_test(test_machine_config),
 		cmocka_unit_test(test_drives),
 		cmocka_unit_test(test_bad_requests),
-		cmocka_unit_test(test_start_fails),
+		cmocka_unit_test(test_start_fails),          cmocka_unit_test(test_logger),
+		cmocka_unit_test(test_vm_config_replays),
 		cmocka_unit_test(test_socket_file),
 		cmocka_unit_test(test_silent_client),
 	};

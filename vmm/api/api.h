@@ -28,12 +28,13 @@ struct api;
 
 struct api_params {
 	const char *sock_path;
-	const char *id;        /* the instance id (--id), "anonymous-instance" when NULL */
-	size_t max_payload;    /* request bodies larger than this are refused */
-	struct vmm *vmm;       /* the VM lifecycle: its loop, vmm_start() */
-	struct vm_config *cfg; /* where InstanceStart puts the config it starts; the caller
-	                        * frees it with config_free() after vmm_free() */
-	bool started;          /* the VM runs already (--config-file with --api-sock) */
+	const char *id;          /* the instance id (--id), "anonymous-instance" when NULL */
+	size_t max_payload;      /* request bodies larger than this are refused */
+	struct vmm *vmm;         /* the VM lifecycle: its loop, vmm_start() */
+	struct vm_config *cfg;   /* where InstanceStart puts the config it starts; the caller
+	                          * frees it with config_free() after vmm_free() */
+	bool started;            /* the VM runs already (--config-file with --api-sock) */
+	const char *config_path; /* then its config file, for GET /vm/config */
 	/* Called on the parsed config before InstanceStart starts it: 0 or an exit code. */
 	int (*prepare)(void *ctx, struct vm_config *cfg);
 	void *prepare_ctx;

@@ -74,6 +74,31 @@ static void put_section(struct api *a, struct api_request *r, const char *key, c
 	api_reply_empty(r);
 }
 
+/* PUT /logger: checked as the config's logger section, and in effect at once (as Firecracker). */
+static void put_logger(struct api *a, struct api_request *r)
+{
+	struct vm_config scratch;
+	char err[1024], why[160];
+	struct cfg_ctx c = { r->name, err, sizeof(err), NULL };
+	int e;
+
+	if (!before_start(a, r))
+		return;
+	config_init(&scratch);
+	e = cfg_logger(&c, r->body, "", &scratch);
+	if (e) {
+		api_reply_fault(r, "%s", e == -ENOMEM ? "out of memory" : err);
+	} else if (scratch.logger.path && log_set_file(scratch.logger.path, why, sizeof(why))) {
+		api_reply_fault(r, "Logger error: %s: %s", MSG_ESC(scratch.logger.path), why);
+	} else {
+		if (scratch.logger.has_level)
+			log_set_level(scratch.logger.level);
+		json_object_set(a->doc, "logger", r->body);
+		api_reply_empty(r);
+	}
+	config_free(&scratch);
+}
+
 /* PATCH /machine-config: the stored keys updated by the body's, then checked as a whole. */
 static void patch_machine(struct api *a, struct api_request *r)
 {
@@ -165,10 +190,20 @@ static void get_machine(struct api *a, struct api_request *r)
 	api_reply_json(r, m);
 }
 
-/* The config as a --config-file would hold it: save it, replay it with --config-file. */
+/*
+ * The config as a --config-file would hold it: save it, replay it with --config-file. A file
+ * needs "drives", which the API does not: an empty list when none was PUT.
+ */
 static void get_vm_config(struct api *a, struct api_request *r)
 {
-	api_reply_json(r, json_deep_copy(a->doc));
+	json_t *doc = json_deep_copy(a->doc);
+
+	if (doc && !json_object_get(doc, "drives") &&
+	    json_object_set_new(doc, "drives", json_array())) {
+		json_decref(doc);
+		doc = NULL;
+	}
+	api_reply_json(r, doc);
 }
 
 /* --- actions ---------------------------------------------------------------------------- */
@@ -285,11 +320,14 @@ static bool route_put(struct api *a, struct api_request *r, const char *res)
 		      { "machine-config", cfg_machine },
 		      { "vsock", cfg_vsock },
 		      { "entropy", cfg_entropy },
-		      { "logger", cfg_logger },
 		      { "metrics", cfg_metrics } };
 
 	if (is(res, "actions") && r->ntok == 1) {
 		put_actions(a, r);
+		return true;
+	}
+	if (is(res, "logger") && r->ntok == 1) {
+		put_logger(a, r);
 		return true;
 	}
 	if (is(res, "drives") || is(res, "network-interfaces")) {

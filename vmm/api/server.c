@@ -277,7 +277,11 @@ int api_open(struct api **out, const struct api_params *p)
 	int fd, r = -ENOMEM;
 
 	*out = NULL;
-	if (!a || !(a->doc = json_object()))
+	if (!a)
+		goto fail;
+	/* Already checked by config_load(): read again only to be shown by GET /vm/config. */
+	a->doc = p->config_path ? json_load_file(p->config_path, 0, NULL) : json_object();
+	if (!a->doc)
 		goto fail;
 	snprintf(a->id, sizeof(a->id), "%s", p->id ? p->id : "anonymous-instance");
 	a->max_payload = p->max_payload ? p->max_payload : API_DEFAULT_MAX_PAYLOAD;
