@@ -111,9 +111,8 @@ static void usage(FILE *out)
 	        "Without --config-file flint serves Firecracker's API on --api-sock "
 	        "(default\n" CLI_DEFAULT_API_SOCK
 	        "); with both, it runs the file's VM and serves the API.\n"
-	        "Not supported yet: seccomp filters (flint runs without one), metrics (not\n"
-	        "written), --module, --show-log-origin, --enable-pci, --snapshot-version,\n"
-	        "--describe-snapshot.\n"
+	        "Not supported yet: seccomp filters (flint runs without one), --module,\n"
+	        "--show-log-origin, --enable-pci, --snapshot-version, --describe-snapshot.\n"
 	        "\n"
 	        "Exit codes: 0 guest shut down, 64 usage, 70 internal error, 78 config error,\n"
 	        "80 guest crashed, 124 timeout, 130/143 SIGINT/SIGTERM, odd codes from the\n"
@@ -489,9 +488,6 @@ void cli_report(const struct cli *cli)
 		         MSG_ESC(cli->seccomp_filter));
 	else if (cli->no_seccomp)
 		log_info("--no-seccomp: flint has no seccomp filter yet to leave out");
-	if (cli->metrics_path)
-		log_warn("--metrics-path %s: flint does not write metrics yet; it stays untouched",
-		         MSG_ESC(cli->metrics_path));
 	if (cli->metadata)
 		log_info("--metadata %s: kept; flint has no MMDS yet to serve it",
 		         MSG_ESC(cli->metadata_path));

@@ -57,7 +57,7 @@ struct cli {
 	json_t *metadata; /* --metadata's JSON, within mmds_size_limit: the MMDS store to be */
 	bool boot_timer;  /* --boot-timer: flint's boot timer device is always there */
 	bool show_level;  /* --show-level: flint's log lines always show their level */
-	const char *metrics_path;   /* --metrics-path: flint writes no metrics yet */
+	const char *metrics_path;   /* --metrics-path: opened when the process starts */
 	const char *seccomp_filter; /* --seccomp-filter: checked, not applied (no seccomp yet) */
 	bool no_seccomp;
 	struct cli_time start_time, start_time_cpu, parent_cpu_time;

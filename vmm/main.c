@@ -5,6 +5,7 @@
 #include "vmm/config/config.h"
 #include "vmm/exitcode.h"
 #include "vmm/base/log.h"
+#include "vmm/metrics.h"
 #include "vmm/vmm.h"
 
 #include <signal.h>
@@ -82,6 +83,16 @@ static int dry_run(const struct vm_config *cfg)
 	return FLINT_EXIT_OK;
 }
 
+/* Metrics are configured once (Firecracker's rule): --metrics-path, or the file's metrics. */
+static int check_metrics(const struct cli *cli, const struct vm_config *cfg)
+{
+	if (!cli->metrics_path || !cfg->metrics_path)
+		return -1;
+	log_error("%s: metrics: %s (--metrics-path configured them already)", MSG_ESC(cli->config),
+	          METRICS_REINIT_MSG);
+	return FLINT_EXIT_CONFIG;
+}
+
 /* --config-file into @cfg, with the command line's log and exit-port settings. -1 or a code. */
 static int load_config(struct cli *cli, struct vm_config *cfg)
 {
@@ -93,6 +104,8 @@ static int load_config(struct cli *cli, struct vm_config *cfg)
 		return FLINT_EXIT_CONFIG;
 	}
 	code = apply_logging(cli, cfg);
+	if (code < 0)
+		code = check_metrics(cli, cfg);
 	if (code < 0)
 		code = apply_exit_port(cli, cfg);
 	if (code < 0)
@@ -132,7 +145,10 @@ static int run_api(struct cli *cli, const char *sock)
 		                .id = cli->id,
 		                .max_payload = cli->max_payload,
 		                .prepare = api_prepare,
-		                .prepare_ctx = cli };
+		                .prepare_ctx = cli,
+		                .start_time = cli->start_time,
+		                .start_time_cpu = cli->start_time_cpu,
+		                .parent_cpu_time = cli->parent_cpu_time };
 	struct vm_config cfg;
 	struct vmm *m = NULL;
 	struct api *a = NULL;
@@ -172,6 +188,8 @@ int main(int argc, char **argv)
 	/* A closed console pipe must be an error on write, not the end of the VM. */
 	signal(SIGPIPE, SIG_IGN);
 	code = cli_parse(argc, argv, &cli);
+	cli.run.metrics_path = cli.metrics_path;
+	cli.run.id = cli.id;
 	if (code < 0) {
 		if (cli.level_set)
 			log_set_level(cli.level);

@@ -76,6 +76,13 @@ int vcpu_create(struct vcpu *v, struct vm *vm, unsigned id, const struct kvm_cpu
 	return r;
 }
 
+/* One more, from the vCPU's own thread (the only writer: see struct vcpu_counters). */
+static void count(_Atomic uint64_t *c)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+}
+
 static void handle_io(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
@@ -113,6 +120,7 @@ static void crash(struct vcpu *v, const char *what)
 {
 	char why[160];
 
+	count(&v->counters.failures);
 	log_error("vcpu %u: %s", v->id, what);
 	x86_regs_dump(v->fd, v->id);
 	snprintf(why, sizeof(why), "vcpu %u: %s", v->id, what);
@@ -127,9 +135,13 @@ static bool vcpu_exit(struct vcpu *v)
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
+		count(run->io.direction == KVM_EXIT_IO_OUT ? &v->counters.exit_io_out
+		                                           : &v->counters.exit_io_in);
 		handle_io(v);
 		return true;
 	case KVM_EXIT_MMIO:
+		count(run->mmio.is_write ? &v->counters.exit_mmio_write
+		                         : &v->counters.exit_mmio_read);
 		handle_mmio(v);
 		return true;
 	case KVM_EXIT_SHUTDOWN:

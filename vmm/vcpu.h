@@ -6,10 +6,22 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 struct vm;
 struct x86_boot_cpu;
+
+/*
+ * Exits counted for the metrics (Firecracker's vcpu section). Only the vCPU's own thread
+ * writes them, so an increment is a relaxed load and store, no locked instruction; the loop
+ * reads them whenever it writes a metrics line.
+ */
+struct vcpu_counters {
+	_Atomic uint64_t exit_io_in, exit_io_out, exit_mmio_read, exit_mmio_write;
+	_Atomic uint64_t failures; /* exits that crashed the VM, a failed KVM_RUN */
+};
 
 struct vcpu {
 	struct vm *vm;
@@ -20,6 +32,7 @@ struct vcpu {
 	bool started;
 	/* Only this vCPU's thread logs through it: each vCPU limits its own messages. */
 	struct log_ratelimit unhandled_rl;
+	struct vcpu_counters counters;
 };
 
 /*

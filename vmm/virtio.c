@@ -227,3 +227,29 @@ void vmm_virtio_destroy(struct vmm_virtio *v)
 	}
 	v->n = 0;
 }
+
+static struct virtio_dev *find(struct vmm_virtio *v, const struct vm_config *cfg,
+                               enum vmm_virtio_kind kind, const char *id)
+{
+	for (unsigned i = 0; i < v->n; i++) {
+		const struct vmm_virtio_slot *s = &v->slots[i];
+		if (s->kind != kind || !s->dev)
+			continue;
+		if (!strcmp(kind == VIRTIO_KIND_DRIVE ? cfg->drives[s->index].id
+		                                      : cfg->nets[s->index].id,
+		            id))
+			return s->dev;
+	}
+	return NULL;
+}
+
+struct virtio_blk *vmm_virtio_drive(struct vmm_virtio *v, const struct vm_config *cfg,
+                                    const char *id)
+{
+	return (struct virtio_blk *)find(v, cfg, VIRTIO_KIND_DRIVE, id);
+}
+
+struct virtio_net *vmm_virtio_net(struct vmm_virtio *v, const struct vm_config *cfg, const char *id)
+{
+	return (struct virtio_net *)find(v, cfg, VIRTIO_KIND_NET, id);
+}

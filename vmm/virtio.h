@@ -15,6 +15,8 @@
 
 struct vm;
 struct loop;
+struct virtio_blk;
+struct virtio_net;
 
 enum vmm_virtio_kind { VIRTIO_KIND_DRIVE, VIRTIO_KIND_NET, VIRTIO_KIND_VSOCK, VIRTIO_KIND_RNG };
 
@@ -45,5 +47,11 @@ int vmm_virtio_create(struct vmm_virtio *v, const struct vm_config *cfg, struct 
                       struct loop *loop);
 /* After the vCPUs stopped, before the loop is freed. Safe on a partly created set. */
 void vmm_virtio_destroy(struct vmm_virtio *v);
+
+/* The created drive or interface whose config id (drive_id, iface_id) is @id; NULL: none. */
+struct virtio_blk *vmm_virtio_drive(struct vmm_virtio *v, const struct vm_config *cfg,
+                                    const char *id);
+struct virtio_net *vmm_virtio_net(struct vmm_virtio *v, const struct vm_config *cfg,
+                                  const char *id);
 
 #endif

@@ -70,7 +70,9 @@ struct vm_config {
 	size_t nnets;
 	struct vsock_config vsock;
 	struct logger_config logger;
-	char *metrics_path; /* NULL when absent */
+	char *metrics_path;       /* NULL when absent */
+	bool metrics_emit_id;     /* metrics.emit_id: the instance id on every line */
+	char *metrics_properties; /* metrics.properties as compact JSON, keys sorted; or NULL */
 	struct config_ignored ignored;
 	bool entropy;
 	struct rate_limiter entropy_limiter;

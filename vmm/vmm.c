@@ -1,6 +1,8 @@
 /* Assembles one VM from its config: memory, KVM, devices, kernel, vCPUs; runs the loop. */
 #include "vmm/vmm.h"
 #include "boot/boot.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/net.h"
 #include "devices/pseudo/boot_timer.h"
 #include "devices/pseudo/exit_port.h"
 #include "devices/legacy/i8042.h"
@@ -12,7 +14,9 @@
 #include "vmm/x86/layout.h"
 #include "vmm/base/log.h"
 #include "vmm/base/loop.h"
+#include "vmm/metrics.h"
 #include "vmm/vcpu.h"
+#include "vmm/vm_metrics.h"
 #include "vmm/pci.h"
 #include "vmm/virtio.h"
 #include "vmm/vm.h"
@@ -43,10 +47,12 @@ struct vmm {
 	bool iommu_used;
 	struct vmm_virtio virtio;
 	struct vmm_pci pci; /* only with assigned devices */
-	char *cmdline; /* boot_args and what the devices add to them */
+	char *cmdline;      /* boot_args and what the devices add to them */
 	int serial_irq;
 	int kbd_irq; /* the i8042's IRQ 1 */
 	struct loop_watch *stdin_watch;
+	struct metrics *metrics;
+	bool started; /* the vCPUs ran: the last metrics line is written at the end */
 };
 
 /* The terminal is restored on every way out, including exit() from anywhere. */
@@ -347,6 +353,30 @@ int vmm_check(const struct vm_config *cfg)
 	return code < 0 ? FLINT_EXIT_OK : code;
 }
 
+/*
+ * The config's metrics section, as Firecracker takes it: once only, so not when
+ * --metrics-path or PUT /metrics configured them already. -1, or an exit code.
+ */
+static int config_metrics(struct vmm *m)
+{
+	const struct vm_config *cfg = m->cfg;
+	struct metrics_params p = { cfg->metrics_path, cfg->metrics_emit_id, m->opts->id,
+		                    cfg->metrics_properties };
+	char why[160];
+	int r;
+
+	if (!cfg->metrics_path)
+		return -1;
+	r = metrics_configure(m->metrics, &p, why, sizeof(why));
+	if (!r)
+		return -1;
+	if (r == -EALREADY)
+		log_error("metrics: %s (--metrics-path configured them already)", why);
+	else
+		log_error("metrics.metrics_path: %s: %s", MSG_ESC(cfg->metrics_path), why);
+	return r == -ENOMEM ? FLINT_EXIT_INTERNAL : FLINT_EXIT_CONFIG;
+}
+
 /* Everything up to the first KVM_RUN. Returns an exit code, or -1 to run the loop. */
 static int vmm_build(struct vmm *m)
 {
@@ -354,11 +384,9 @@ static int vmm_build(struct vmm *m)
 	struct boot_info boot;
 	int r;
 
-	if (cfg->metrics_path)
-		log_warn("metrics.metrics_path: flint does not write metrics yet; %s stays "
-		         "untouched",
-		         MSG_ESC(cfg->metrics_path));
-	r = vmm_prepare(m, &boot);
+	r = config_metrics(m);
+	if (r < 0)
+		r = vmm_prepare(m, &boot);
 	if (r >= 0)
 		return r;
 	if (vm_create(&m->vm, "/dev/kvm", &m->mem, cfg->track_dirty_pages, m->loop))
@@ -398,6 +426,7 @@ static void vmm_teardown(struct vmm *m)
 	if (m->iommu_used)
 		iommu_teardown(&m->iommu); /* before the loop: it answers open page requests */
 	vmm_virtio_destroy(&m->virtio);    /* before the loop: it removes its watches */
+	metrics_free(m->metrics);          /* before the loop: its timer and watch */
 	loop_free(m->loop);                /* removes the stdin, timer and post watches */
 	if (m->serial_irq >= 0) {
 		serial_destroy(&m->serial);
@@ -423,10 +452,30 @@ static int open_serial_log(const char *path)
 	return fd;
 }
 
+/* The writer, and --metrics-path opened now, as Firecracker opens it at start-up. 0 or a code. */
+static int open_metrics(struct vmm *m)
+{
+	struct metrics_params p = { .path = m->opts->metrics_path, .id = m->opts->id };
+	char why[160];
+	int r;
+
+	m->metrics = metrics_new(m->loop);
+	if (!m->metrics) {
+		log_error("out of memory");
+		return FLINT_EXIT_INTERNAL;
+	}
+	if (!p.path)
+		return 0;
+	r = metrics_configure(m->metrics, &p, why, sizeof(why));
+	if (r)
+		log_error("--metrics-path %s: %s", MSG_ESC(p.path), why);
+	return !r ? 0 : r == -ENOMEM ? FLINT_EXIT_INTERNAL : FLINT_EXIT_USAGE;
+}
+
 int vmm_new(struct vmm **out, const struct run_opts *opts)
 {
 	struct vmm *m = calloc(1, sizeof(*m));
-	int serial_log_fd = -1;
+	int serial_log_fd = -1, code;
 
 	*out = NULL;
 	if (!m)
@@ -455,6 +504,11 @@ int vmm_new(struct vmm **out, const struct run_opts *opts)
 		return FLINT_EXIT_INTERNAL;
 	}
 	m->console_up = true;
+	code = open_metrics(m);
+	if (code) {
+		vmm_free(m);
+		return code;
+	}
 	*out = m;
 	return 0;
 }
@@ -462,6 +516,24 @@ int vmm_new(struct vmm **out, const struct run_opts *opts)
 struct loop *vmm_loop(struct vmm *m)
 {
 	return m->loop;
+}
+
+static void vm_source(void *ctx, struct metrics_line *l)
+{
+	struct vmm *m = ctx;
+	struct vm_metrics_parts p = { m->vcpus, m->vm.nvcpus, &m->virtio, m->cfg,
+		                      vmm_iommu_stats(m) };
+
+	vm_metrics_add(l, &p);
+}
+
+/* The VM runs: its counters join the lines, one now and one every 60 s (Firecracker's). */
+static void metrics_running(struct vmm *m)
+{
+	m->started = true;
+	if (metrics_add_source(m->metrics, vm_source, m) ||
+	    metrics_start(m->metrics, METRICS_PERIOD_US))
+		log_error("metrics: cannot write them: out of memory");
 }
 
 int vmm_start(struct vmm *m, const struct vm_config *cfg)
@@ -472,8 +544,10 @@ int vmm_start(struct vmm *m, const struct vm_config *cfg)
 		return FLINT_EXIT_USAGE; /* one VM per process, started once */
 	m->cfg = cfg;
 	code = vmm_build(m);
-	if (code < 0)
+	if (code < 0) {
+		metrics_running(m);
 		return 0;
+	}
 	/* Nothing of a VM that failed to start runs on: what did start stops now. */
 	stop_vcpus(m);
 	return code;
@@ -508,11 +582,75 @@ int vmm_ctrl_alt_del(struct vmm *m)
 	return i8042_ctrl_alt_del(&m->i8042);
 }
 
+static bool vm_runs(const struct vmm *m)
+{
+	return m->vm.nvcpus && !atomic_load(&m->vm.stopping);
+}
+
+int vmm_drive_find(struct vmm *m, const char *id, bool *read_only)
+{
+	struct virtio_blk *b;
+
+	if (!vm_runs(m))
+		return -ESRCH;
+	b = vmm_virtio_drive(&m->virtio, m->cfg, id);
+	if (!b)
+		return -ENOENT;
+	*read_only = b->read_only;
+	return 0;
+}
+
+int vmm_drive_update(struct vmm *m, const char *id, int fd, const struct rate_limiter *limiter)
+{
+	struct virtio_blk *b;
+	int r;
+
+	if (!vm_runs(m))
+		return -ESRCH;
+	b = vmm_virtio_drive(&m->virtio, m->cfg, id);
+	if (!b)
+		return -ENOENT;
+	/* Firecracker's order: the file first; a file that fails leaves the limiter alone. */
+	if (fd >= 0 && (r = virtio_blk_set_image(b, fd)))
+		return r;
+	if (limiter)
+		virtio_blk_set_limiter(b, limiter);
+	return 0;
+}
+
+int vmm_net_update(struct vmm *m, const char *id, const struct rate_limiter *rx,
+                   const struct rate_limiter *tx)
+{
+	struct virtio_net *n;
+
+	if (!vm_runs(m))
+		return -ESRCH;
+	n = vmm_virtio_net(&m->virtio, m->cfg, id);
+	if (!n)
+		return -ENOENT;
+	virtio_net_set_limiters(n, rx, tx);
+	return 0;
+}
+
 int vmm_wait(struct vmm *m)
 {
 	int code = loop_run(m->loop);
+	char why[160];
 
+	/* Firecracker writes a last line as its VM goes: what the last minute counted. */
+	if (m->started)
+		metrics_flush(m->metrics, why, sizeof(why));
 	return code < 0 ? FLINT_EXIT_INTERNAL : code;
+}
+
+struct metrics *vmm_metrics(struct vmm *m)
+{
+	return m->metrics;
+}
+
+const struct resolver_stats *vmm_iommu_stats(struct vmm *m)
+{
+	return m->iommu_used && m->iommu.resolver ? resolver_stats(m->iommu.resolver) : NULL;
 }
 
 void vmm_free(struct vmm *m)

@@ -4,11 +4,16 @@
 
 #include "vmm/vm_config.h"
 
+struct metrics;
+struct resolver_stats;
+
 struct run_opts {
-	double timeout_s;       /* 0: none */
-	const char *serial_log; /* also (or only) write the console here */
-	bool console_stdout;    /* write the console to stdout */
-	long long start_ns;     /* CLOCK_MONOTONIC at process start, for the boot timer */
+	double timeout_s;         /* 0: none */
+	const char *serial_log;   /* also (or only) write the console here */
+	bool console_stdout;      /* write the console to stdout */
+	long long start_ns;       /* CLOCK_MONOTONIC at process start, for the boot timer */
+	const char *metrics_path; /* --metrics-path: metrics configured when the process starts */
+	const char *id;           /* the instance id (--id), for metrics' emit_id */
 };
 
 /*
@@ -23,12 +28,16 @@ int vmm_run(const struct vm_config *cfg, const struct run_opts *opts);
  * vmm_run() in steps, for the API, which serves requests on the loop before the VM exists.
  * Main thread only.
  *
- * vmm_new: the process around a VM: the loop (with SIGINT/SIGTERM), the console. Returns
- * 0, or an exit code with *out NULL.
+ * vmm_new: the process around a VM: the loop (with SIGINT/SIGTERM), the console, the
+ * metrics (opts->metrics_path opened now, as Firecracker opens --metrics-path: a bad one is
+ * FLINT_EXIT_USAGE). Returns 0, or an exit code with *out NULL.
  * vmm_start: builds and starts the VM of @cfg, which must outlive @m. Returns 0 when the
  * vCPUs run, else an exit code (the reason logged): what had started is stopped, and the
- * process cannot start a VM again (as one that ran cannot).
- * vmm_wait: runs the loop until the VM ends or, before a start, a signal or loop_stop().
+ * process cannot start a VM again (as one that ran cannot). cfg->metrics_path is
+ * configured first (metrics are configured once: when they are already, it is
+ * FLINT_EXIT_CONFIG); once the vCPUs run, a metrics line is written and then every 60 s.
+ * vmm_wait: runs the loop until the VM ends or, before a start, a signal or loop_stop();
+ * after a VM ran, writes the last metrics line.
  * vmm_free: stops and releases everything (safe with NULL).
  */
 struct vmm;
@@ -48,5 +57,24 @@ void vmm_free(struct vmm *m);
 int vmm_pause(struct vmm *m);
 void vmm_resume(struct vmm *m);
 int vmm_ctrl_alt_del(struct vmm *m);
+
+/* The process's metrics writer (vmm/metrics.h), for the API: PUT /metrics, FlushMetrics. */
+struct metrics *vmm_metrics(struct vmm *m);
+/* The fault resolver's counters; NULL when no VM runs or no device is in fault mode. */
+const struct resolver_stats *vmm_iommu_stats(struct vmm *m);
+
+/*
+ * The running VM's devices changed from the loop thread (the API's PATCH), each by its
+ * config id; -ESRCH when no VM runs, -ENOENT when it has no such device.
+ * vmm_drive_find: the drive is there, *read_only says how a new file for it is opened.
+ * vmm_drive_update: @fd (opened so, checked by the caller; -1: none) backs the drive from
+ * now on and the VM owns it (but for an error: the caller closes it then); @limiter
+ * (NULL: none) updates its rate limiter's buckets (ratelimit_update()).
+ * vmm_net_update: the same for an interface's RX and TX limiters.
+ */
+int vmm_drive_find(struct vmm *m, const char *id, bool *read_only);
+int vmm_drive_update(struct vmm *m, const char *id, int fd, const struct rate_limiter *limiter);
+int vmm_net_update(struct vmm *m, const char *id, const struct rate_limiter *rx,
+                   const struct rate_limiter *tx);
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define SECTOR 512ULL
 
@@ -209,6 +210,15 @@ static void execute(struct virtio_blk *b, struct virtio_blk_req *r)
 		finish(b, r, get_id(b, r));
 		return;
 	}
+	/* Checked when parsed, but a request the limiter held may meet a smaller new image. */
+	if (r->type != VIRTIO_BLK_T_FLUSH && !in_disk(b, r->sector, r->want)) {
+		guest_error(b,
+		            "request at sector %llu: outside the disk's %llu sectors since the "
+		            "image was swapped",
+		            (unsigned long long)r->sector, (unsigned long long)b->capacity);
+		finish(b, r, VIRTIO_BLK_S_IOERR);
+		return;
+	}
 	r->io = (struct blk_io_req){ .op = in                            ? BLK_IO_READ
 		                           : r->type == VIRTIO_BLK_T_OUT ? BLK_IO_WRITE
 		                                                         : BLK_IO_FLUSH,
@@ -220,6 +230,8 @@ static void execute(struct virtio_blk *b, struct virtio_blk_req *r)
 	r->generation = b->generation;
 	if (blk_io_submit(b->io, &r->io))
 		finish(b, r, VIRTIO_BLK_S_IOERR);
+	else
+		b->inflight++;
 }
 
 /*
@@ -262,8 +274,8 @@ static void blk_notify(struct virtio_dev *d, unsigned q)
 	unsigned budget = VIRTIO_DEV_BUDGET;
 	int n = 0;
 
-	if (b->held)
-		return; /* the rate limiter's timer resumes */
+	if (b->held || b->next_fd >= 0)
+		return; /* the rate limiter's timer resumes, or the swapped-in image taking over */
 	do {
 		/* A slot first, then the chain: a popped chain always has somewhere to go. */
 		while (budget && !b->held && (r = req_get(b)) && (n = virtqueue_pop(vq, &c)) == 1) {
@@ -290,14 +302,11 @@ static void blk_notify(struct virtio_dev *d, unsigned q)
 	virtio_dev_used(d, q);
 }
 
-/* On the loop: the rate limiter lets the held request try again. */
-static void on_limit_timer(void *arg)
+/* With the lock: the held request tries the limiter again, then the queue goes on. */
+static void retry_held(struct virtio_blk *b)
 {
-	struct virtio_blk *b = arg;
-	struct virtio_blk_req *r;
+	struct virtio_blk_req *r = b->held;
 
-	virtio_dev_lock(&b->dev);
-	r = b->held;
 	if (r && virtio_dev_active(&b->dev)) {
 		b->held = NULL;
 		if (!throttled(b, r))
@@ -305,20 +314,54 @@ static void on_limit_timer(void *arg)
 		virtio_dev_used(&b->dev, 0);
 		blk_notify(&b->dev, 0);
 	}
+}
+
+/* On the loop: the rate limiter lets the held request try again. */
+static void on_limit_timer(void *arg)
+{
+	struct virtio_blk *b = arg;
+
+	virtio_dev_lock(&b->dev);
+	retry_held(b);
 	virtio_dev_unlock(&b->dev);
 }
 
-/* On the loop, for every request the engine finished. */
-static void on_done(void *arg, struct blk_io_req *io)
+/*
+ * With the lock, no request on the engine: the swapped-in image takes over, the driver
+ * hears of its size, and the chains that waited for it are served.
+ */
+static void switch_image(struct virtio_blk *b)
 {
-	struct virtio_blk_req *r = io->cookie;
-	struct virtio_blk *b = arg;
-	bool ok = io->result >= 0 && (uint64_t)io->result == r->want;
+	int r = blk_io_set_fd(b->io, b->next_fd), old = b->own_fd;
 
-	if (io->stale) {
-		r->busy = false; /* the device was reset: the guest no longer waits for it */
+	if (r) { /* a bug (nothing is in flight by our count): the old image serves on */
+		log_error("%s: cannot switch to the new image: %s", b->dev.name, strerror(-r));
+		close(b->next_fd);
+		b->next_fd = -1;
+		if (virtio_dev_active(&b->dev))
+			blk_notify(&b->dev, 0);
 		return;
 	}
+	log_info("%s: the new image took over: %llu sectors (were %llu)", b->dev.name,
+	         (unsigned long long)b->next_capacity, (unsigned long long)b->capacity);
+	b->own_fd = b->next_fd;
+	b->next_fd = -1;
+	b->capacity = b->next_capacity;
+	b->swaps++;
+	if (old >= 0)
+		close(old); /* no worker holds it: nothing was in flight */
+	virtio_dev_config_changed(&b->dev);
+	if (virtio_dev_active(&b->dev)) {
+		b->stalled = false;
+		blk_notify(&b->dev, 0);
+	}
+}
+
+/* A completion not made stale by a reset: to the guest, if the device still runs. */
+static void answer(struct virtio_blk *b, struct virtio_blk_req *r, const struct blk_io_req *io)
+{
+	bool ok = io->result >= 0 && (uint64_t)io->result == r->want;
+
 	virtio_dev_lock(&b->dev);
 	if (r->generation != b->generation || !virtio_dev_active(&b->dev)) {
 		r->busy = false;
@@ -341,6 +384,25 @@ static void on_done(void *arg, struct blk_io_req *io)
 		}
 	}
 	virtio_dev_unlock(&b->dev);
+}
+
+/* On the loop, for every request the engine finished. */
+static void on_done(void *arg, struct blk_io_req *io)
+{
+	struct virtio_blk_req *r = io->cookie;
+	struct virtio_blk *b = arg;
+
+	b->inflight--; /* loop thread only, as every change of it */
+	if (io->stale)
+		r->busy = false; /* the device was reset: the guest no longer waits for it */
+	else
+		answer(b, r, io);
+	/* The last request on the old image is done: the swapped-in one takes over. */
+	if (!b->inflight && b->next_fd >= 0) {
+		virtio_dev_lock(&b->dev);
+		switch_image(b);
+		virtio_dev_unlock(&b->dev);
+	}
 }
 
 /* Under the lock, maybe on a vCPU thread: no worker touches guest memory after this. */
@@ -375,18 +437,12 @@ static int image_size(int fd, uint64_t *bytes)
 	return 0;
 }
 
-int virtio_blk_init(struct virtio_blk *b, const struct virtio_blk_options *o)
+/* The image's size in whole sectors, what the guest sees; problems logged. */
+static int image_sectors(const struct virtio_blk *b, int fd, uint64_t *sectors)
 {
 	uint64_t bytes;
-	int r;
+	int r = image_size(fd, &bytes);
 
-	memset(b, 0, sizeof(*b));
-	b->rl = (struct log_ratelimit){ .burst = 10 };
-	snprintf(b->dev.name, sizeof(b->dev.name), "virtio-blk %s", MSG_ESC(o->id));
-	snprintf(b->id, sizeof(b->id), "%s", o->id);
-	b->read_only = o->read_only;
-	b->flush = o->flush;
-	r = image_size(o->fd, &bytes);
 	if (r) {
 		log_error("%s: cannot size the image: %s", b->dev.name, strerror(-r));
 		return r;
@@ -396,7 +452,24 @@ int virtio_blk_init(struct virtio_blk *b, const struct virtio_blk_options *o)
 		         "bytes are out of the guest's reach",
 		         b->dev.name, (unsigned long long)bytes,
 		         (unsigned long long)(bytes % SECTOR));
-	b->capacity = bytes / SECTOR;
+	*sectors = bytes / SECTOR;
+	return 0;
+}
+
+int virtio_blk_init(struct virtio_blk *b, const struct virtio_blk_options *o)
+{
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	b->own_fd = b->next_fd = -1;
+	b->rl = (struct log_ratelimit){ .burst = 10 };
+	snprintf(b->dev.name, sizeof(b->dev.name), "virtio-blk %s", MSG_ESC(o->id));
+	snprintf(b->id, sizeof(b->id), "%s", o->id);
+	b->read_only = o->read_only;
+	b->flush = o->flush;
+	r = image_sectors(b, o->fd, &b->capacity);
+	if (r)
+		return r;
 	b->dev.ops = &blk_ops;
 	b->dev.device_id = VIRTIO_ID_BLOCK;
 	b->dev.features = VIRTIO_FEATURE(VIRTIO_BLK_F_SEG_MAX) |
@@ -420,6 +493,44 @@ int virtio_blk_init(struct virtio_blk *b, const struct virtio_blk_options *o)
 void virtio_blk_destroy(struct virtio_blk *b)
 {
 	ratelimit_timer_cancel(&b->timer);
+	/* A swap still waiting never takes over: the transport and its lock are gone. */
+	if (b->next_fd >= 0)
+		close(b->next_fd);
+	b->next_fd = -1;
 	blk_io_close(b->io); /* completions not delivered come back stale: nothing to lock */
 	b->io = NULL;
+	if (b->own_fd >= 0)
+		close(b->own_fd); /* after the workers are gone */
+	b->own_fd = -1;
+}
+
+int virtio_blk_set_image(struct virtio_blk *b, int fd)
+{
+	uint64_t sectors;
+	int r = image_sectors(b, fd, &sectors);
+
+	if (r)
+		return r;
+	virtio_dev_lock(&b->dev);
+	if (b->next_fd >= 0)
+		close(b->next_fd); /* swapped again before it took over: the newest wins */
+	b->next_fd = fd;
+	b->next_capacity = sectors;
+	/* Else the last completion on the old image switches (on_done). */
+	if (!b->inflight)
+		switch_image(b);
+	virtio_dev_unlock(&b->dev);
+	return 0;
+}
+
+void virtio_blk_set_limiter(struct virtio_blk *b, const struct rate_limiter *l)
+{
+	virtio_dev_lock(&b->dev);
+	ratelimit_update(&b->limit, l, (uint64_t)clock_now_ns());
+	/* The held request waited for the old limits: the new ones decide now. */
+	if (ratelimit_timer_armed(&b->timer)) {
+		ratelimit_timer_cancel(&b->timer);
+		retry_held(b);
+	}
+	virtio_dev_unlock(&b->dev);
 }

@@ -56,6 +56,10 @@ struct virtio_blk {
 	uint64_t capacity;     /* 512-byte sectors */
 	bool read_only, flush;
 	struct blk_io *io;
+	unsigned inflight; /* requests on the I/O engine, done() not run yet: loop thread only */
+	int own_fd;        /* a swapped-in image, the device's to close; -1: the caller's */
+	int next_fd;       /* swapped in, waiting for the requests on the old image; -1: none */
+	uint64_t next_capacity;
 	unsigned generation; /* bumped on every reset: completions of an older one are dropped */
 	bool stalled;        /* chains wait for a request slot */
 	struct ratelimit limit;
@@ -65,12 +69,31 @@ struct virtio_blk {
 	struct log_ratelimit rl;
 	struct virtqueue_seg segs[VIRTIO_BLK_SEG_MAX + 2];
 	struct virtio_blk_req reqs[VIRTIO_BLK_QUEUE_SIZE];
-	uint64_t reads, writes, flushes, errors; /* counters */
+	uint64_t reads, writes, flushes, errors, swaps; /* counters */
 };
 
 /* Sizes the image and starts the I/O engine on the loop. Returns 0 or -errno (logged). */
 int virtio_blk_init(struct virtio_blk *b, const struct virtio_blk_options *o);
 /* After the transport is destroyed: finishes I/O in flight and stops the engine. */
 void virtio_blk_destroy(struct virtio_blk *b);
+
+/*
+ * The host swapped the drive's file (Firecracker's PATCH /drives: path_on_host): @fd,
+ * opened as the first image was (read-only or not), backs the drive from now on; the
+ * rest (read-only, flush, id) stays. The requests already taken from the guest finish on
+ * the old image first, and until they have the device takes no new one, so no request
+ * ever sees both images and the loop never waits for the disk. Then the capacity in the
+ * config space changes and the driver hears of it (config change interrupt, new
+ * ConfigGeneration), as Linux needs to re-read the size.
+ * Loop thread, device bound to its transport. Returns 0, the device then owning @fd
+ * (closed by the next swap or destroy; the fd of init stays the caller's), or -errno
+ * (logged) when @fd cannot be sized: nothing changed and @fd is still the caller's.
+ */
+int virtio_blk_set_image(struct virtio_blk *b, int fd);
+/*
+ * Firecracker's PATCH /drives: rate_limiter: ratelimit_update() of the running limiter; a
+ * request held for the old limits tries the new ones at once. Loop thread, device bound.
+ */
+void virtio_blk_set_limiter(struct virtio_blk *b, const struct rate_limiter *l);
 
 #endif

@@ -21,7 +21,7 @@ struct ring {
 };
 
 struct blk_io {
-	int fd;
+	int fd; /* under lock: blk_io_set_fd() changes it while nothing is outstanding */
 	blk_io_done_fn done;
 	void *arg;
 	pthread_mutex_t lock; /* everything below */
@@ -153,10 +153,11 @@ static void *worker(void *arg)
 	/* One lock round per request: finishing one and taking the next go together. */
 	pthread_mutex_lock(&io->lock);
 	while ((req = next_locked(io))) {
+		int fd = io->fd; /* the one the request was submitted for */
 		int64_t result;
 
 		pthread_mutex_unlock(&io->lock);
-		result = run(io->fd, req);
+		result = run(fd, req);
 		pthread_mutex_lock(&io->lock);
 		if (finish_locked(io, req, result)) {
 			/* Unlocked: a spurious wake-up (the loop took it already) is harmless. */
@@ -233,6 +234,21 @@ int blk_io_submit(struct blk_io *io, struct blk_io_req *req)
 		ring_push(&io->queued, req);
 		pthread_cond_signal(&io->work);
 	}
+	pthread_mutex_unlock(&io->lock);
+	return r;
+}
+
+int blk_io_set_fd(struct blk_io *io, int fd)
+{
+	int r = 0;
+
+	if (fd < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&io->lock);
+	if (io->outstanding || io->busy)
+		r = -EBUSY;
+	else
+		io->fd = fd;
 	pthread_mutex_unlock(&io->lock);
 	return r;
 }

@@ -81,6 +81,14 @@ void blk_io_drain(struct blk_io *io);
 void blk_io_cancel(struct blk_io *io);
 
 /*
+ * Runs the requests submitted from now on against @fd instead (a drive whose backing file
+ * the host swapped; the caller closes the old fd, and later @fd). Only while nothing is
+ * outstanding (every done() has run), so no worker can be inside a request on the old fd:
+ * -EBUSY otherwise, and nothing changes. Any thread.
+ */
+int blk_io_set_fd(struct blk_io *io, int fd);
+
+/*
  * Finishes every request (queued ones still run: a write the guest sent should land),
  * stops and joins the workers, calls done() with stale set for every completion not yet
  * delivered, and frees @io. done() is never called after it returns. Not from inside

@@ -79,7 +79,10 @@ void virtio_dev_used(struct virtio_dev *d, unsigned q);
  * runs on a later loop turn, as after the guest's own notification.
  */
 void virtio_dev_kick_later(struct virtio_dev *d, unsigned q);
-/* The device's config changed: bumps ConfigGeneration and raises the config interrupt. */
+/*
+ * The device's config changed: bumps ConfigGeneration and, once the driver set DRIVER_OK,
+ * raises the config interrupt (InterruptStatus bit 1 and the irqfd).
+ */
 void virtio_dev_config_changed(struct virtio_dev *d);
 /*
  * Queue @q (or the device, q < 0) is unusable by the driver's doing: sets

@@ -80,8 +80,12 @@ void virtio_dev_kick_later(struct virtio_dev *d, unsigned q)
 
 void virtio_dev_config_changed(struct virtio_dev *d)
 {
-	d->transport->config_generation++;
-	raise_irq(d->transport, VIRTIO_MMIO_INT_CONFIG);
+	struct virtio_transport *t = d->transport;
+
+	t->config_generation++;
+	/* A driver not up yet reads the config space anyway, checking the generation. */
+	if (t->status & VIRTIO_STATUS_DRIVER_OK)
+		raise_irq(t, VIRTIO_MMIO_INT_CONFIG);
 }
 
 void virtio_dev_needs_reset(struct virtio_dev *d, int q, int err)

@@ -835,6 +835,39 @@ int virtio_net_init(struct virtio_net *n, const struct net_config *cfg, struct l
 	return virtio_net_init_fd(n, fd, cfg, loop);
 }
 
+/* Disarms @t. true when it was armed: a frame waits for limits that just changed. */
+static bool disarm(struct ratelimit_timer *t)
+{
+	bool armed = ratelimit_timer_armed(t);
+
+	ratelimit_timer_cancel(t);
+	return armed;
+}
+
+void virtio_net_set_limiters(struct virtio_net *n, const struct rate_limiter *rx,
+                             const struct rate_limiter *tx)
+{
+	uint64_t now = (uint64_t)clock_now_ns();
+	bool retry_rx = false, retry_tx = false;
+
+	virtio_dev_lock(&n->dev);
+	if (rx) {
+		ratelimit_update(&n->rx_rl, rx, now);
+		retry_rx = disarm(&n->rx_timer);
+	}
+	if (tx) {
+		ratelimit_update(&n->tx_rl, tx, now);
+		retry_tx = disarm(&n->tx_timer);
+	}
+	if (virtio_dev_active(&n->dev)) {
+		if (retry_tx)
+			tx_run(n);
+		if (retry_rx)
+			rx_run(n);
+	}
+	virtio_dev_unlock(&n->dev);
+}
+
 void virtio_net_destroy(struct virtio_net *n)
 {
 	loop_remove(n->rx_watch);

@@ -110,4 +110,12 @@ int virtio_net_init_fd(struct virtio_net *n, int fd, const struct net_config *cf
  */
 void virtio_net_destroy(struct virtio_net *n);
 
+/*
+ * Firecracker's PATCH /network-interfaces: ratelimit_update() of the running RX limiter
+ * with @rx and of the TX one with @tx (NULL: that direction unchanged); a frame held for
+ * the old limits tries the new ones at once. Loop thread, device bound to its transport.
+ */
+void virtio_net_set_limiters(struct virtio_net *n, const struct rate_limiter *rx,
+                             const struct rate_limiter *tx);
+
 #endif

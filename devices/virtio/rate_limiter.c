@@ -171,6 +171,14 @@ void ratelimit_init(struct ratelimit *rl, const struct rate_limiter *cfg, uint64
 	bucket_init(&rl->ops, &cfg->ops, now_ns);
 }
 
+void ratelimit_update(struct ratelimit *rl, const struct rate_limiter *cfg, uint64_t now_ns)
+{
+	if (cfg->bandwidth.present)
+		bucket_init(&rl->bw, &cfg->bandwidth, now_ns);
+	if (cfg->ops.present)
+		bucket_init(&rl->ops, &cfg->ops, now_ns);
+}
+
 bool ratelimit_unlimited(const struct ratelimit *rl)
 {
 	return !rl->bw.limited && !rl->ops.limited;

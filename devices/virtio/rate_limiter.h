@@ -61,6 +61,13 @@ struct ratelimit {
 };
 
 void ratelimit_init(struct ratelimit *rl, const struct rate_limiter *cfg, uint64_t now_ns);
+/*
+ * Firecracker's update of a running limiter (PATCH /drives, /network-interfaces): each
+ * bucket present in @cfg replaces that bucket, which starts afresh (full, its one-time
+ * burst unspent, no debt); a present bucket with size 0 or refill_time 0 lifts that limit;
+ * an absent one stays as it is, its budget and debt included.
+ */
+void ratelimit_update(struct ratelimit *rl, const struct rate_limiter *cfg, uint64_t now_ns);
 /* Both buckets unlimited: the device may skip the limiter altogether. */
 bool ratelimit_unlimited(const struct ratelimit *rl);
 /* Takes @bytes of bandwidth and @ops operations at @now_ns, all or nothing. true: go ahead. */

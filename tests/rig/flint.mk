@@ -32,6 +32,12 @@ $(RIG_OUT)/flint/apireq: tests/rig/flint/apireq.c tests/lib/http_client.c tests/
 	$(RIG_CC) $(RIG_CFLAGS) -D_GNU_SOURCE -I. -static -o $@ tests/rig/flint/apireq.c \
 	  tests/lib/http_client.c
 
+# Many clients at once on flint's API while a guest runs (case 66).
+$(RIG_OUT)/flint/apiload: tests/rig/flint/apiload.c tests/lib/http_client.c tests/lib/http_client.h
+	@mkdir -p $(@D)
+	$(RIG_CC) $(RIG_CFLAGS) -D_GNU_SOURCE -I. -static -o $@ tests/rig/flint/apiload.c \
+	  tests/lib/http_client.c -lpthread
+
 # A pattern in a PCI memory BAR through sysfs, for L1 and L2 (case 65).
 $(RIG_OUT)/l2/barpat: tests/rig/l2/barpat.c
 	@mkdir -p $(@D)
@@ -53,7 +59,8 @@ $(RIG_OUT)/l2/rootfs.ext4: tests/rig/l2/mkrootfs.sh $(RIG_OUT)/l2/exitport
 $(RIG_OUT)/initramfs.cpio.gz: $(BUILD)/flint $(RIG_FLINT_PROGS) $(RIG_OUT)/l2/initramfs.cpio.gz \
 	$(RIG_OUT)/l2/rootfs.ext4
 # The host end of the virtio-vsock case (Firecracker's hybrid handshake over Unix sockets).
-$(RIG_OUT)/initramfs.cpio.gz: $(RIG_OUT)/flint/vsock-host $(RIG_OUT)/l2/barpat $(RIG_OUT)/flint/apireq
+$(RIG_OUT)/initramfs.cpio.gz: $(RIG_OUT)/flint/vsock-host $(RIG_OUT)/l2/barpat $(RIG_OUT)/flint/apireq \
+	$(RIG_OUT)/flint/apiload
 $(RIG_OUT)/flint/vsock-host: tests/rig/stream.h
 RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--add $(RIG_OUT)/l2/initramfs.cpio.gz:/rig/l2/initramfs.cpio.gz \
@@ -65,6 +72,7 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--add $(RIG_OUT)/flint/vsock-host:/rig/bin/vsock-host \
 	--add $(RIG_OUT)/l2/barpat:/rig/bin/barpat \
 	--add $(RIG_OUT)/flint/apireq:/rig/bin/apireq \
+	--add $(RIG_OUT)/flint/apiload:/rig/bin/apiload \
 	--case $(RIG_FLINT_DIR)/50-l2-boot-1cpu.sh:50-flint-l2-boot-1cpu \
 	--case $(RIG_FLINT_DIR)/51-l2-boot-2cpu.sh:51-flint-l2-boot-2cpu \
 	--case $(RIG_FLINT_DIR)/52-l2-boot-edu.sh:52-flint-l2-boot-edu \
@@ -81,7 +89,8 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--case $(RIG_FLINT_DIR)/63-l2-firecracker-config.sh:63-flint-l2-firecracker-config \
 	--case $(RIG_FLINT_DIR)/64-l2-edu-fault-refused.sh:64-flint-l2-edu-fault-refused \
 	--case $(RIG_FLINT_DIR)/65-l2-pci-ivshmem.sh:65-flint-l2-pci-ivshmem \
-	--case $(RIG_FLINT_DIR)/66-l2-api.sh:66-flint-l2-api
+	--case $(RIG_FLINT_DIR)/66-l2-api.sh:66-flint-l2-api \
+	--case $(RIG_FLINT_DIR)/67-l2-api-patch-drive.sh:67-flint-l2-api-patch-drive
 
 # The KVM tests (tests/kvm), each test a case of its own, plain and ASan, when this host
 # cannot run them (tests/kvm/where.sh); the args file is empty when they ran on the host.

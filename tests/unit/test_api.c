@@ -9,6 +9,8 @@
 #include "vmm/base/log.h"
 #include "vmm/base/loop.h"
 #include "vmm/config/config.h"
+#include "vmm/exitcode.h"
+#include "vmm/metrics.h"
 #include "vmm/vmm.h"
 
 #include <errno.h>
@@ -38,7 +40,7 @@ struct step {
 };
 
 struct world {
-	char sock[108], dir[64], kernel[96], disk[96];
+	char sock[108], dir[64], kernel[96], disk[96], metrics[96];
 	struct vmm *vmm;
 	struct api *api;
 	struct vm_config cfg;
@@ -47,7 +49,8 @@ struct world {
 	unsigned n;
 };
 
-static struct world *w_new(void)
+/* A world whose process was given --metrics-path @metrics (in its directory), or none. */
+static struct world *w_new_with(const char *metrics)
 {
 	struct world *w = calloc(1, sizeof(*w));
 	struct api_params p;
@@ -68,10 +71,17 @@ static struct world *w_new(void)
 	close(fd);
 	config_init(&w->cfg);
 	w->opts.console_stdout = false;
+	snprintf(w->metrics, sizeof(w->metrics), "%s/%s", w->dir, metrics ? metrics : "metrics");
+	w->opts.metrics_path = metrics ? w->metrics : NULL;
 	assert_int_equal(vmm_new(&w->vmm, &w->opts), 0);
 	p = (struct api_params){ .sock_path = w->sock, .id = "t1", .vmm = w->vmm, .cfg = &w->cfg };
 	assert_int_equal(api_open(&w->api, &p), 0);
 	return w;
+}
+
+static struct world *w_new(void)
+{
+	return w_new_with(NULL);
 }
 
 static void w_free(struct world *w)
@@ -88,6 +98,7 @@ static void w_free(struct world *w)
 	}
 	unlink(w->kernel);
 	unlink(w->disk);
+	unlink(w->metrics);
 	rmdir(w->dir);
 	free(w);
 }
@@ -263,6 +274,59 @@ static void test_bad_requests(void **state)
 	w_free(w);
 }
 
+/*
+ * PATCH /drives and /network-interfaces: the body is checked as Firecracker's serde structs
+ * check it (its messages), then refused before InstanceStart, as Firecracker refuses it.
+ */
+static void test_patch_devices_before_start(void **state)
+{
+	struct world *w = w_new();
+	unsigned drive = req(w, "PATCH", "/drives/rootfs",
+	                     "{\"drive_id\": \"rootfs\", \"path_on_host\": \"%s\"}", w->disk);
+	unsigned net = req(w, "PATCH", "/network-interfaces/eth0",
+	                   "{\"iface_id\": \"eth0\", \"rx_rate_limiter\": {\"ops\": {\"size\": 1, "
+	                   "\"refill_time\": 100}}}");
+	unsigned field = req(w, "PATCH", "/drives/rootfs",
+	                     "{\"drive_id\": \"rootfs\", \"is_read_only\": true}");
+	unsigned missing = req(w, "PATCH", "/drives/rootfs", "{\"path_on_host\": \"x\"}");
+	unsigned type = req(w, "PATCH", "/drives/rootfs", "{\"drive_id\": 1000}");
+	unsigned mismatch = req(w, "PATCH", "/drives/rootfs", "{\"drive_id\": \"data\"}");
+	unsigned badid = req(w, "PATCH", "/drives/root-fs", "{\"drive_id\": \"root-fs\"}");
+	unsigned noid = req(w, "PATCH", "/drives", "{\"drive_id\": \"rootfs\"}");
+	unsigned net_mismatch =
+	        req(w, "PATCH", "/network-interfaces/eth0", "{\"iface_id\": \"eth1\"}");
+	unsigned bytes = req(w, "PATCH", "/network-interfaces/eth0",
+	                     "{\"iface_id\": \"eth0\", \"tx_rate_limiter\": {\"bytes\": {}}}");
+	unsigned negative = req(w, "PATCH", "/drives/rootfs",
+	                        "{\"drive_id\": \"rootfs\", \"rate_limiter\": {\"bandwidth\": "
+	                        "{\"size\": -1, \"refill_time\": 100}}}");
+	unsigned refill = req(w, "PATCH", "/drives/rootfs",
+	                      "{\"drive_id\": \"rootfs\", \"rate_limiter\": {\"ops\": "
+	                      "{\"size\": 1}}}");
+	unsigned shape = req(w, "PATCH", "/drives/rootfs", "[1]");
+
+	(void)state;
+	run(w);
+	assert_fault(w, drive, "not supported before starting the microVM.");
+	assert_fault(w, net, "not supported before starting the microVM.");
+	assert_fault(w, field,
+	             "An error occurred when deserializing the json body of a request: "
+	             "unknown field `is_read_only`, expected one of `drive_id`, "
+	             "`path_on_host`, `rate_limiter`.");
+	assert_fault(w, missing, "missing field `drive_id`");
+	assert_fault(w, type, "invalid type: integer `1000`, expected a string");
+	assert_fault(w, mismatch, "The id from the path does not match the id from the body!");
+	assert_fault(w, badid, "alphanumeric characters and underscores");
+	assert_fault(w, noid, "The ID cannot be empty.");
+	assert_fault(w, net_mismatch,
+	             "The id from the path [eth0] does not match the id from the body [eth1]!");
+	assert_fault(w, bytes, "unknown field `bytes`, expected `bandwidth` or `ops`");
+	assert_fault(w, negative, "invalid value: integer `-1`, expected u64");
+	assert_fault(w, refill, "missing field `refill_time`");
+	assert_fault(w, shape, "invalid type: sequence, expected struct BlockDeviceUpdateConfig");
+	w_free(w);
+}
+
 /* GET /vm/config is a config file: flint --dry-run --config-file takes it as it is. */
 static void test_vm_config_replays(void **state)
 {
@@ -345,6 +409,110 @@ static void test_start_fails(void **state)
 	w_free(w);
 }
 
+static uint64_t num(json_t *line, const char *section, const char *key)
+{
+	json_t *v = json_object_get(json_object_get(line, section), key);
+
+	if (!json_is_integer(v))
+		fail_msg("%s.%s: missing", section, key);
+	return (uint64_t)json_integer_value(v);
+}
+
+/*
+ * PUT /metrics before the start, as Firecracker: checked, opened at once (a FIFO needs no
+ * reader), once only; FlushMetrics and GET /flint/iommu wait for a running VM. A line
+ * flushed then (as FlushMetrics does once the VM runs) counts the requests.
+ */
+static void test_metrics(void **state)
+{
+	struct world *w = w_new();
+	static char line[65536];
+	unsigned early, iommu, missing, bad, ok, again, cfg, boot, start;
+	char why[160];
+	json_t *o;
+	ssize_t n;
+	int rd;
+
+	(void)state;
+	snprintf(w->metrics, sizeof(w->metrics), "%s/metrics.fifo", w->dir);
+	assert_int_equal(mkfifo(w->metrics, 0600), 0);
+	early = req(w, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}");
+	iommu = req(w, "GET", "/flint/iommu", NULL);
+	missing = req(w, "PUT", "/metrics", "{}");
+	bad = req(w, "PUT", "/metrics", "{\"metrics_path\": \"%s/no/such/m.json\"}", w->dir);
+	ok = req(w, "PUT", "/metrics",
+	         "{\"metrics_path\": \"%s\", \"emit_id\": true, "
+	         "\"properties\": {\"b\": \"2\", \"a\": \"1\"}}",
+	         w->metrics);
+	again = req(w, "PUT", "/metrics", "{\"metrics_path\": \"%s\"}", w->disk);
+	cfg = req(w, "GET", "/vm/config", NULL);
+	boot = req(w, "PUT", "/boot-source", "{\"kernel_image_path\": \"%s\"}", w->kernel);
+	start = req(w, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	run(w);
+	assert_fault(w, early,
+	             "The requested operation is not supported before starting the "
+	             "microVM.");
+	assert_fault(w, iommu, "not supported before starting the microVM");
+	assert_fault(w, missing, "PUT /metrics: metrics_path: required key is missing");
+	assert_fault(w, bad,
+	             "Metrics error: Cannot initialize the metrics system due to bad "
+	             "user input: ");
+	assert_fault(w, bad, "/no/such/m.json: No such file or directory");
+	assert_int_equal(w->steps[ok].status, 204);
+	assert_fault(w, again,
+	             "Metrics error: Cannot initialize the metrics system due to bad "
+	             "user input: Reinitialization of metrics not allowed.");
+	assert_string_equal(str(json_object_get(w->steps[cfg].reply, "metrics"), "metrics_path"),
+	                    w->metrics);
+	assert_int_equal(w->steps[boot].status, 204);
+	/* The start fails at the loader, not at metrics configured a second time. */
+	assert_fault(w, start, "Start microvm error: ");
+	assert_null(strstr(str(w->steps[start].reply, "fault_message"), "Reinitialization"));
+	/* A line, as FlushMetrics writes it: the API's counts, its id and properties. */
+	rd = open(w->metrics, O_RDONLY | O_NONBLOCK);
+	assert_true(rd >= 0);
+	assert_int_equal(metrics_flush(vmm_metrics(w->vmm), why, sizeof(why)), 0);
+	n = read(rd, line, sizeof(line) - 1);
+	close(rd);
+	assert_true(n > 0 && line[n - 1] == '\n');
+	line[n] = 0;
+	assert_ptr_equal(strchr(line, '\n'), line + n - 1); /* one line */
+	assert_non_null(strstr(line, "\"id\":\"t1\",\"properties\":{\"a\":\"1\",\"b\":\"2\"}"));
+	o = json_loads(line, 0, NULL);
+	assert_non_null(o);
+	assert_int_equal(num(o, "put_api_requests", "metrics_count"), 4);
+	assert_int_equal(num(o, "put_api_requests", "metrics_fails"), 3);
+	assert_int_equal(num(o, "put_api_requests", "actions_count"), 2);
+	assert_int_equal(num(o, "put_api_requests", "actions_fails"), 2);
+	assert_int_equal(num(o, "put_api_requests", "boot_source_count"), 1);
+	assert_int_equal(num(o, "put_api_requests", "boot_source_fails"), 0);
+	assert_int_equal(num(o, "get_api_requests", "instance_info_count"), 0);
+	assert_int_equal(num(o, "logger", "missed_metrics_count"), 0);
+	assert_null(json_object_get(o, "api_server")); /* no jailer times given */
+	assert_null(json_object_get(o, "vcpu"));       /* no VM ran */
+	json_decref(o);
+	w_free(w);
+}
+
+/* --metrics-path configured them: PUT /metrics is a second time; a bad one stops vmm_new. */
+static void test_metrics_flag(void **state)
+{
+	struct world *w = w_new_with("flag.json");
+	unsigned put = req(w, "PUT", "/metrics", "{\"metrics_path\": \"%s\"}", w->disk);
+	struct run_opts o = { .metrics_path = "/nonexistent-dir/m.json" };
+	struct vmm *m = NULL;
+	struct stat st;
+
+	(void)state;
+	run(w);
+	assert_fault(w, put, "Reinitialization of metrics not allowed.");
+	assert_int_equal(stat(w->metrics, &st), 0); /* created when the process started */
+	assert_true(S_ISREG(st.st_mode));
+	w_free(w);
+	assert_int_equal(vmm_new(&m, &o), FLINT_EXIT_USAGE);
+	assert_null(m);
+}
+
 /* The socket: 0600; a live one refused; a stale one replaced; a plain file refused. */
 static void test_socket_file(void **state)
 {
@@ -402,10 +570,14 @@ int main(void)
 		cmocka_unit_test(test_machine_config),
 		cmocka_unit_test(test_drives),
 		cmocka_unit_test(test_bad_requests),
-		cmocka_unit_test(test_start_fails),          cmocka_unit_test(test_logger),
+		cmocka_unit_test(test_patch_devices_before_start),
+		cmocka_unit_test(test_start_fails),
+		cmocka_unit_test(test_logger),
 		cmocka_unit_test(test_vm_config_replays),
 		cmocka_unit_test(test_socket_file),
 		cmocka_unit_test(test_silent_client),
+		cmocka_unit_test(test_metrics),
+		cmocka_unit_test(test_metrics_flag),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -560,6 +560,32 @@ static void test_workers_block_signals(void **state)
 	close(fd);
 }
 
+/* A new fd only while nothing is outstanding; the requests after it read the new file. */
+static void test_set_fd(void **state)
+{
+	int a = pattern_file("set-fd-a", 4096, O_RDWR), b = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	uint8_t buf[512];
+	struct iovec iov[] = { { buf, sizeof(buf) } };
+	struct blk_io_req req = req_of(BLK_IO_READ, 512, iov, 1, 0);
+	struct ctx c;
+
+	(void)state;
+	assert_true(b >= 0);
+	ctx_open(&c, a, 2);
+	assert_int_equal(blk_io_set_fd(c.io, -1), -EINVAL);
+	assert_int_equal(blk_io_submit(c.io, &req), 0);
+	assert_int_equal(blk_io_set_fd(c.io, b), -EBUSY); /* done() has not run */
+	run_until(&c, 1);
+	assert_int_equal(req.result, sizeof(buf));
+	assert_int_equal(buf[0], pattern(512));
+	assert_int_equal(blk_io_set_fd(c.io, b), 0);
+	assert_int_equal(do_req(&c, BLK_IO_READ, 512, iov, 1), sizeof(buf));
+	assert_int_equal(buf[0], 0);
+	ctx_close(&c);
+	close(a);
+	close(b);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -573,6 +599,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_drain_loop_thread),
 		cmocka_unit_test(test_close_in_flight),
 		cmocka_unit_test(test_workers_block_signals),
+		cmocka_unit_test(test_set_fd),
 	};
 	return TEST_MAIN(tests, NULL, test_group_teardown);
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -150,8 +151,8 @@ static void test_logging_flags(void **state)
 	free(log);
 }
 
-/* What flint takes but does not do yet is said: seccomp, metrics. */
-static void test_seccomp_and_metrics(void **state)
+/* What flint takes but does not do yet is said: seccomp. */
+static void test_seccomp(void **state)
 {
 	(void)state;
 	RUN(true, "--seccomp-filter", config);
@@ -160,12 +161,42 @@ static void test_seccomp_and_metrics(void **state)
 	expect(64, "--seccomp-filter /nonexistent.bpf: No such file or directory");
 	RUN(true, "--seccomp-filter", config, "--no-seccomp");
 	expect(64, "--no-seccomp and --seccomp-filter exclude each other");
-	RUN(true, "--metrics-path", "/tmp/fc-metrics");
-	expect(0, "--metrics-path /tmp/fc-metrics: flint does not write metrics yet");
 	RUN(true, "--enable-pci");
 	expect(64, "--enable-pci: not supported yet");
 	RUN(true, "--snapshot-version");
 	expect(64, "--snapshot-version: not supported yet");
+}
+
+/*
+ * --metrics-path: opened when the process starts (before /dev/kvm, so a bad one is a usage
+ * error on any host), not by --dry-run; with the config's metrics section it would be a
+ * second configuration, which Firecracker refuses.
+ */
+static void test_metrics_path(void **state)
+{
+	char json[1024], dry[256];
+	char *k = tiny_elf_file("vmlinux", (const uint8_t[]){ 0xeb, 0xfe }, 2), *both;
+	struct stat st;
+
+	(void)state;
+	snprintf(dry, sizeof(dry), "%s/dry-metrics.json", test_tmpdir());
+	RUN(true, "--metrics-path", dry);
+	expect(0, NULL);
+	assert_int_not_equal(stat(dry, &st), 0); /* a dry run touches no file */
+	RUN(false, "--config-file", config, "--metrics-path", test_tmpdir());
+	expect(64, "is a directory, not a regular file, a character device or a FIFO");
+	RUN(false, "--config-file", config, "--metrics-path", "/nonexistent-dir/m");
+	expect(64, "--metrics-path /nonexistent-dir/m: No such file or directory");
+	snprintf(json, sizeof(json),
+	         "{\"boot-source\":{\"kernel_image_path\":\"%s\"},\"drives\":[],"
+	         "\"metrics\":{\"metrics_path\":\"%s\"}}",
+	         k, dry);
+	both = test_write_file("metrics-vm.json", json, strlen(json));
+	RUN(false, "--dry-run", "--config-file", both, "--metrics-path", dry);
+	expect(78, "metrics: Reinitialization of metrics not allowed. (--metrics-path configured "
+	           "them already)");
+	free(both);
+	free(k);
 }
 
 /* The jailer's flags: numbers (u64 microseconds), checked and kept. */
@@ -252,9 +283,9 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_api_flags),     cmocka_unit_test(test_id),
-		cmocka_unit_test(test_logging_flags), cmocka_unit_test(test_seccomp_and_metrics),
-		cmocka_unit_test(test_jailer_flags),  cmocka_unit_test(test_metadata),
-		cmocka_unit_test(test_version),
+		cmocka_unit_test(test_logging_flags), cmocka_unit_test(test_seccomp),
+		cmocka_unit_test(test_metrics_path),  cmocka_unit_test(test_jailer_flags),
+		cmocka_unit_test(test_metadata),      cmocka_unit_test(test_version),
 	};
 	return TEST_MAIN(tests, setup, test_group_teardown);
 }

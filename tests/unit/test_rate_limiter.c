@@ -304,6 +304,39 @@ static void test_time_going_backwards(void **state)
 	assert_true(ratelimit_consume(&rl, 10, 0, T0 + 51 * MS));
 }
 
+/* Firecracker's PATCH: a bucket given starts afresh, one of size 0 lifts, an absent one stays. */
+static void test_update(void **state)
+{
+	struct rate_limiter both = { .bandwidth = bucket(1000, 0, 100), .ops = bucket(2, 0, 100) };
+	struct rate_limiter ops_only = { .ops = bucket(5, 0, 100) };
+	struct rate_limiter lift_bw = { .bandwidth = bucket(0, 0, 0) };
+	struct ratelimit rl;
+
+	(void)state;
+	ratelimit_init(&rl, &both, T0);
+	assert_true(ratelimit_consume(&rl, 1000, 2, T0)); /* both buckets empty now */
+	assert_false(ratelimit_consume(&rl, 1, 0, T0));
+	assert_false(ratelimit_consume(&rl, 0, 1, T0));
+	/* New ops bucket, full; the bandwidth bucket keeps its (empty) budget. */
+	ratelimit_update(&rl, &ops_only, T0);
+	assert_true(ratelimit_consume(&rl, 0, 5, T0));
+	assert_false(ratelimit_consume(&rl, 0, 1, T0));
+	assert_false(ratelimit_consume(&rl, 1, 0, T0));
+	/* Bandwidth lifted: any number of bytes; ops still limited. */
+	ratelimit_update(&rl, &lift_bw, T0);
+	assert_true(ratelimit_consume(&rl, UINT64_MAX, 0, T0));
+	assert_false(ratelimit_consume(&rl, 0, 1, T0));
+	assert_false(ratelimit_unlimited(&rl));
+	/* A replaced bucket takes its debt with it: the new one starts full. */
+	ratelimit_init(&rl, &both, T0);
+	assert_true(ratelimit_consume(&rl, 5000, 0, T0)); /* oversized: 4000 owed */
+	ratelimit_update(&rl, &(struct rate_limiter){ .bandwidth = bucket(1000, 0, 100) }, T0);
+	assert_true(ratelimit_consume(&rl, 1000, 0, T0));
+	ratelimit_update(&rl, &(struct rate_limiter){ .ops = bucket(0, 0, 0) }, T0);
+	ratelimit_update(&rl, &lift_bw, T0);
+	assert_true(ratelimit_unlimited(&rl));
+}
+
 struct retry {
 	struct loop *loop;
 	int fired;
@@ -359,6 +392,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_refund),
 		cmocka_unit_test(test_huge_values),
 		cmocka_unit_test(test_time_going_backwards),
+		cmocka_unit_test(test_update),
 		cmocka_unit_test(test_timer),
 	};
 	return TEST_MAIN(tests, NULL, NULL);

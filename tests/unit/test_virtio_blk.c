@@ -2,7 +2,9 @@
  * virtio-blk through the virtio-mmio transport and the test driver: reads and writes land
  * on the image byte for byte, read-only and flush behave as Firecracker's, GET_ID, and a
  * hostile driver (requests outside the disk, overflowing sectors, chains without a status
- * byte, odd lengths, unknown types, resets with I/O in flight) never crashes flint.
+ * byte, odd lengths, unknown types, resets with I/O in flight) never crashes flint. The
+ * host's updates of a running drive (Firecracker's PATCH /drives): a new image swapped in
+ * mid-stream, a new rate limiter.
  */
 #include "devices/virtio/blk.h"
 #include "tests/lib/util.h"
@@ -45,22 +47,35 @@ static uint8_t pattern(uint64_t i)
 	return (uint8_t)(i * 7 + (i >> 9));
 }
 
-static int make_image(void)
+/* Byte i of the images swapped in: unlike the first one's anywhere. */
+static uint8_t pattern2(uint64_t i)
+{
+	return (uint8_t)(pattern(i) ^ 0x5a);
+}
+
+/* An image of @sectors sectors, byte i being @fill(i), open read-write. */
+static int make_image_of(uint64_t sectors, uint8_t (*fill)(uint64_t))
 {
 	static unsigned n;
+	uint64_t bytes = sectors * 512;
 	char path[512];
-	uint8_t *img = malloc(DISK_BYTES);
+	uint8_t *img = malloc(bytes);
 	int fd;
 
 	assert_non_null(img);
-	for (uint64_t i = 0; i < DISK_BYTES; i++)
-		img[i] = pattern(i);
+	for (uint64_t i = 0; i < bytes; i++)
+		img[i] = fill(i);
 	snprintf(path, sizeof(path), "%s/disk%u.img", test_tmpdir(), n++);
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, img, DISK_BYTES, 0), (ssize_t)DISK_BYTES);
+	assert_int_equal(pwrite(fd, img, bytes, 0), (ssize_t)bytes);
 	free(img);
 	return fd;
+}
+
+static int make_image(void)
+{
+	return make_image_of(DISK_SECTORS, pattern);
 }
 
 static const struct rate_limiter *limiter; /* for the next setup */
@@ -437,6 +452,247 @@ static void test_reset_in_flight(void **state)
 	assert_int_equal(complete(f, &r[0], 513), VIRTIO_BLK_S_OK);
 }
 
+/* ---- The host's updates of a running drive (PATCH /drives) ---- */
+
+static uint8_t pattern3(uint64_t i)
+{
+	return (uint8_t)(pattern(i) ^ 0xa5);
+}
+
+static uint64_t capacity(struct fixture *f)
+{
+	uint64_t cap;
+
+	vdrv_read_n(&f->d, VIRTIO_MMIO_CONFIG, &cap, 8);
+	return cap;
+}
+
+/* Every byte @r read is @fill's byte of the image at its sector. */
+static void expect_read(struct fixture *f, const struct req *r, uint64_t sector,
+                        uint8_t (*fill)(uint64_t))
+{
+	const uint8_t *d = vdrv_hva(&f->d, r->data, r->len);
+
+	assert_int_equal(status_of(f, r), VIRTIO_BLK_S_OK);
+	for (uint32_t i = 0; i < r->len; i++)
+		if (d[i] != fill(sector * 512 + i))
+			fail_msg("read of sector %llu, byte %u: %#x, not the image's %#x",
+			         (unsigned long long)sector, i, d[i], fill(sector * 512 + i));
+}
+
+static void wait_answers(struct fixture *f, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(vdrv_wait_used(&f->d, 0, NULL, NULL, 5000), 1);
+}
+
+#define SWAP_BATCH 32
+/* Sector of the i-th read after the swap: every other one beyond the old image's end. */
+#define AFTER_SECTOR(i) (8 * (i) + ((i) % 2 ? DISK_SECTORS : 0))
+
+/*
+ * Reads in flight when the host swaps the image finish on the old one; the device takes
+ * no chain until they have, then everything reads the new one, whose size the driver is
+ * told of (capacity, ConfigGeneration, config interrupt).
+ */
+static void test_swap_mid_stream(void **state)
+{
+	struct fixture *f = *state;
+	int img = make_image_of(2 * DISK_SECTORS, pattern2);
+	struct req before[SWAP_BATCH], after[SWAP_BATCH];
+	uint32_t gen;
+	unsigned long irqs;
+
+	start(f);
+	gen = vdrv_read(&f->d, VIRTIO_MMIO_CONFIG_GENERATION);
+	for (unsigned i = 0; i < SWAP_BATCH; i++)
+		before[i] = submit(f, VIRTIO_BLK_T_IN, i * 8, 4096);
+	vdrv_write(&f->d, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	loop_run_once(f->d.loop, 0); /* on the workers; their answers wait for the loop */
+	assert_int_equal(f->blk.inflight, SWAP_BATCH);
+	irqs = f->d.t.irqs;
+	assert_int_equal(virtio_blk_set_image(&f->blk, img), 0);
+	assert_int_equal(f->blk.next_fd, img); /* waits for the old image's reads */
+	assert_int_equal(capacity(f), DISK_SECTORS);
+	for (unsigned i = 0; i < SWAP_BATCH; i++)
+		after[i] = submit(f, VIRTIO_BLK_T_IN, AFTER_SECTOR(i), 4096);
+	vdrv_kick(&f->d, 0);
+	wait_answers(f, 2 * SWAP_BATCH);
+	for (unsigned i = 0; i < SWAP_BATCH; i++) {
+		expect_read(f, &before[i], i * 8, pattern);
+		expect_read(f, &after[i], AFTER_SECTOR(i), pattern2);
+	}
+	assert_int_equal(capacity(f), 2 * DISK_SECTORS);
+	assert_int_equal(vdrv_read(&f->d, VIRTIO_MMIO_CONFIG_GENERATION), gen + 1);
+	assert_true(vdrv_read(&f->d, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
+	assert_true(f->d.t.irqs > irqs);
+	assert_int_equal(f->blk.swaps, 1);
+	assert_int_equal(f->blk.next_fd, -1);
+}
+
+/* Nothing in flight: the new image takes over at once. A driver not up gets no interrupt. */
+static void test_swap_before_driver_ok(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t gen = vdrv_read(&f->d, VIRTIO_MMIO_CONFIG_GENERATION);
+	struct req r;
+
+	assert_int_equal(virtio_blk_set_image(&f->blk, make_image_of(DISK_SECTORS / 2, pattern2)),
+	                 0);
+	assert_int_equal(capacity(f), DISK_SECTORS / 2);
+	assert_int_equal(vdrv_read(&f->d, VIRTIO_MMIO_CONFIG_GENERATION), gen + 1);
+	assert_int_equal(f->d.t.irqs, 0);
+	start(f);
+	r = submit(f, VIRTIO_BLK_T_IN, 100, 512);
+	assert_int_equal(complete(f, &r, 513), VIRTIO_BLK_S_OK);
+	expect_read(f, &r, 100, pattern2);
+	r = submit(f, VIRTIO_BLK_T_IN, DISK_SECTORS / 2, 512); /* the old image went that far */
+	assert_int_equal(complete(f, &r, 0), VIRTIO_BLK_S_IOERR);
+}
+
+/* An image that cannot be sized is refused: the old one serves on, nothing changed. */
+static void test_swap_refused_keeps_old(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t gen = vdrv_read(&f->d, VIRTIO_MMIO_CONFIG_GENERATION);
+	int closed = make_image_of(1, pattern2);
+	struct req r;
+
+	close(closed);
+	start(f);
+	log_set_level(LOG_OFF); /* its error is the point */
+	assert_int_equal(virtio_blk_set_image(&f->blk, closed), -EBADF);
+	log_set_level(LOG_ERROR);
+	assert_int_equal(capacity(f), DISK_SECTORS);
+	assert_int_equal(vdrv_read(&f->d, VIRTIO_MMIO_CONFIG_GENERATION), gen);
+	assert_int_equal(f->blk.next_fd, -1);
+	r = submit(f, VIRTIO_BLK_T_IN, 7, 512);
+	assert_int_equal(complete(f, &r, 513), VIRTIO_BLK_S_OK);
+	expect_read(f, &r, 7, pattern);
+}
+
+/* A read-only drive stays read-only on its new image, even one open for writing. */
+static void test_swap_read_only(void **state)
+{
+	struct fixture *f = *state;
+	int img = make_image_of(DISK_SECTORS, pattern2);
+	uint8_t before[512];
+	struct req r;
+
+	for (unsigned i = 0; i < 512; i++)
+		before[i] = pattern2(512 * 3 + i);
+	start(f);
+	assert_int_equal(virtio_blk_set_image(&f->blk, img), 0);
+	r = submit(f, VIRTIO_BLK_T_OUT, 3, 512);
+	memset(vdrv_hva(&f->d, r.data, 512), 0, 512);
+	assert_int_equal(complete(f, &r, 1), VIRTIO_BLK_S_IOERR);
+	r = submit(f, VIRTIO_BLK_T_IN, 3, 512);
+	assert_int_equal(complete(f, &r, 513), VIRTIO_BLK_S_OK);
+	expect_read(f, &r, 3, pattern2);
+	{
+		uint8_t got[512];
+		assert_int_equal(pread(img, got, 512, 512 * 3), 512);
+		assert_memory_equal(got, before, 512);
+	}
+	assert_true(f->blk.dev.features & VIRTIO_FEATURE(VIRTIO_BLK_F_RO));
+}
+
+/* Swapped twice before the first took over: the newest wins, the other is closed. */
+static void test_swap_twice_newest_wins(void **state)
+{
+	struct fixture *f = *state;
+	int first = make_image_of(DISK_SECTORS, pattern2), second = make_image_of(64, pattern3);
+	struct req r[4];
+
+	start(f);
+	for (unsigned i = 0; i < 4; i++)
+		r[i] = submit(f, VIRTIO_BLK_T_IN, i, 512);
+	vdrv_write(&f->d, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	loop_run_once(f->d.loop, 0);
+	assert_true(f->blk.inflight > 0);
+	assert_int_equal(virtio_blk_set_image(&f->blk, first), 0);
+	assert_int_equal(virtio_blk_set_image(&f->blk, second), 0);
+	assert_int_equal(fcntl(first, F_GETFD), -1); /* closed: it never served */
+	wait_answers(f, 4);
+	for (unsigned i = 0; i < 4; i++)
+		expect_read(f, &r[i], i, pattern);
+	assert_int_equal(capacity(f), 64);
+	r[0] = submit(f, VIRTIO_BLK_T_IN, 63, 512);
+	assert_int_equal(complete(f, &r[0], 513), VIRTIO_BLK_S_OK);
+	expect_read(f, &r[0], 63, pattern3);
+	assert_int_equal(f->blk.swaps, 1);
+}
+
+/* One read per 100 s: the second waits for a refill the test never sees. */
+static int setup_strict(void **state)
+{
+	static const struct rate_limiter one_per_100s = {
+		.ops = { .present = true, .size = 1, .refill_time_ms = 100000 }
+	};
+	int r;
+
+	limiter = &one_per_100s;
+	r = setup_with(state, false, true);
+	limiter = NULL;
+	return r;
+}
+
+/*
+ * PATCH's rate_limiter: the held request goes at once when the limit is lifted; a bucket
+ * given again starts full, so one more read passes before the next is held.
+ */
+static void test_limiter_update(void **state)
+{
+	struct fixture *f = *state;
+	const struct rate_limiter lift = { .ops = { .present = true } };
+	const struct rate_limiter again = {
+		.ops = { .present = true, .size = 1, .refill_time_ms = 100000 }
+	};
+	struct req r[4];
+
+	start(f);
+	r[0] = submit(f, VIRTIO_BLK_T_IN, 0, 512);
+	r[1] = submit(f, VIRTIO_BLK_T_IN, 1, 512);
+	vdrv_kick(&f->d, 0);
+	wait_answers(f, 1);
+	assert_non_null(f->blk.held);
+	assert_true(ratelimit_timer_armed(&f->blk.timer));
+	virtio_blk_set_limiter(&f->blk, &lift);
+	assert_false(ratelimit_timer_armed(&f->blk.timer));
+	wait_answers(f, 1);
+	expect_read(f, &r[1], 1, pattern);
+	virtio_blk_set_limiter(&f->blk, &again);
+	r[2] = submit(f, VIRTIO_BLK_T_IN, 2, 512);
+	r[3] = submit(f, VIRTIO_BLK_T_IN, 3, 512);
+	vdrv_kick(&f->d, 0);
+	wait_answers(f, 1);
+	expect_read(f, &r[2], 2, pattern);
+	assert_non_null(f->blk.held);
+	assert_int_equal(vdrv_wait_used(&f->d, 0, NULL, NULL, 100), 0);
+	assert_int_equal(status_of(f, &r[3]), IN_FLIGHT);
+}
+
+/* A request the limiter held meets the new, smaller image: refused, not read past its end. */
+static void test_swap_held_request_checked_again(void **state)
+{
+	struct fixture *f = *state;
+	const struct rate_limiter lift = { .ops = { .present = true } };
+	struct req r[2];
+
+	start(f);
+	r[0] = submit(f, VIRTIO_BLK_T_IN, 0, 512);
+	r[1] = submit(f, VIRTIO_BLK_T_IN, DISK_SECTORS - 1, 512);
+	vdrv_kick(&f->d, 0);
+	wait_answers(f, 1);
+	assert_non_null(f->blk.held);
+	assert_int_equal(virtio_blk_set_image(&f->blk, make_image_of(DISK_SECTORS / 2, pattern2)),
+	                 0);
+	assert_int_equal(capacity(f), DISK_SECTORS / 2); /* nothing was on the engine */
+	virtio_blk_set_limiter(&f->blk, &lift);
+	wait_answers(f, 1);
+	assert_int_equal(status_of(f, &r[1]), VIRTIO_BLK_S_IOERR);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,6 +708,14 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_reset_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_limited, setup_limited, teardown),
 		cmocka_unit_test_setup_teardown(test_notification_storm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swap_mid_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swap_before_driver_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swap_refused_keeps_old, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swap_read_only, setup_ro, teardown),
+		cmocka_unit_test_setup_teardown(test_swap_twice_newest_wins, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limiter_update, setup_strict, teardown),
+		cmocka_unit_test_setup_teardown(test_swap_held_request_checked_again, setup_strict,
+		                                teardown),
 	};
 	log_set_level(LOG_ERROR); /* hostile requests make the device complain, as it should */
 	return TEST_MAIN(tests, NULL, test_group_teardown);

@@ -112,6 +112,17 @@ static int setup_limited(void **state)
 	return 0;
 }
 
+/* One frame each way per 100 s: the second waits for a refill the test never sees. */
+static int setup_strict(void **state)
+{
+	struct net_config cfg = { .id = "strict" };
+
+	cfg.tx.ops = (struct token_bucket){ .present = true, .size = 1, .refill_time_ms = 100000 };
+	cfg.rx.ops = cfg.tx.ops;
+	*state = fixture_new(&cfg);
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	fixture_free(*state);
@@ -779,6 +790,45 @@ static void test_rate_limit_rx(void **state)
 	assert_true(f->n.rx_wakeups <= 3);
 }
 
+/*
+ * PATCH /network-interfaces: a direction whose limit is lifted sends its held frame at
+ * once; the other direction, not in the update, stays held.
+ */
+static void test_rate_limit_update(void **state)
+{
+	struct fixture *f = *state;
+	const struct rate_limiter lift = { .ops = { .present = true } };
+	struct virtio_net_hdr_v1 h = hdr_plain();
+	uint8_t frame[100], got[200];
+
+	vdrv_start(&f->d, MRG, 256);
+	for (unsigned i = 0; i < 2; i++) {
+		memset(frame, (int)i, sizeof(frame));
+		guest_tx_add(f, &h, frame, sizeof(frame), 1);
+		rx_post(f, 2048);
+		host_send(f, &h, frame, sizeof(frame));
+	}
+	vdrv_kick(&f->d, TX);
+	vdrv_kick(&f->d, RX);
+	run_loop(f, 4, 0);
+	assert_int_equal(f->n.tx_packets, 1);
+	assert_int_equal(f->n.rx_packets, 1);
+	assert_true(ratelimit_timer_armed(&f->n.tx_timer));
+	assert_true(ratelimit_timer_armed(&f->n.rx_timer));
+	virtio_net_set_limiters(&f->n, NULL, &lift);
+	run_loop(f, 4, 0);
+	assert_int_equal(f->n.tx_packets, 2);
+	assert_int_equal(host_recv(f, got, sizeof(got)), HDR + sizeof(frame));
+	assert_int_equal(host_recv(f, got, sizeof(got)), HDR + sizeof(frame));
+	assert_int_equal(got[HDR], 1);
+	assert_int_equal(f->n.rx_packets, 1); /* RX was not in the update */
+	assert_true(ratelimit_timer_armed(&f->n.rx_timer));
+	virtio_net_set_limiters(&f->n, &lift, NULL);
+	run_loop(f, 4, 0);
+	assert_int_equal(f->n.rx_packets, 2);
+	assert_false(ratelimit_timer_armed(&f->n.rx_timer));
+}
+
 /* ---- A real TAP ---- */
 
 static void tap_name(char *buf, size_t len, const char *tag)
@@ -1015,6 +1065,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_reset_mid_traffic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_limit_tx, setup_limited, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_limit_rx, setup_limited, teardown),
+		cmocka_unit_test_setup_teardown(test_rate_limit_update, setup_strict, teardown),
 		cmocka_unit_test(test_tap_open_errors),
 		cmocka_unit_test(test_tap_traffic),
 	};

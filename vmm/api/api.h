@@ -35,6 +35,8 @@ struct api_params {
 	                          * frees it with config_free() after vmm_free() */
 	bool started;            /* the VM runs already (--config-file with --api-sock) */
 	const char *config_path; /* then its config file, for GET /vm/config */
+	/* The jailer's times, for the metrics' api_server section (as Firecracker reports them). */
+	struct cli_time start_time, start_time_cpu, parent_cpu_time;
 	/* Called on the parsed config before InstanceStart starts it: 0 or an exit code. */
 	int (*prepare)(void *ctx, struct vm_config *cfg);
 	void *prepare_ctx;

@@ -9,6 +9,7 @@
 
 struct evhttp;
 struct evhttp_request;
+struct api_counts;
 
 enum api_state { API_NOT_STARTED, API_RUNNING, API_PAUSED };
 
@@ -24,6 +25,7 @@ struct api {
 	json_t *doc; /* the config so far, as a --config-file would hold it */
 	enum api_state state;
 	bool start_failed;
+	struct api_counts *counts; /* requests, for the metrics (vmm/api/metrics.h) */
 };
 
 #define API_PATH_TOKENS 4
@@ -36,6 +38,7 @@ struct api_request {
 	unsigned ntok;
 	json_t *body;   /* NULL: no body */
 	char name[128]; /* "PUT /drives/rootfs": prefixes config messages */
+	int status;     /* the answer's, once sent: 200, 204, 400 */
 };
 
 /* Answers @r->req: 204, 200 with @body (consumed), or 400 with a fault message. */
@@ -46,5 +49,14 @@ void api_reply_fault(struct api_request *r, const char *fmt, ...)
 
 /* Serves one parsed request (resources.c). */
 void api_resource(struct api *a, struct api_request *r);
+
+/*
+ * PATCH /drives/{id} and /network-interfaces/{id} (devices.c): Firecracker's updates of
+ * the running VM's devices, refused before InstanceStart.
+ */
+void api_patch_drive(struct api *a, struct api_request *r);
+void api_patch_net(struct api *a, struct api_request *r);
+/* Firecracker's rule for an {id} in a path: false when it failed, @r answered then. */
+bool api_id_valid(struct api_request *r, const char *id);
 
 #endif

@@ -4,6 +4,7 @@
  * of the config; InstanceStart parses the whole document as config_parse() parses a file.
  */
 #include "vmm/api/http.h"
+#include "vmm/api/metrics.h"
 #include "vmm/base/log.h"
 #include "vmm/config/config.h"
 #include "vmm/config/sections.h"
@@ -65,7 +66,7 @@ static bool before_start(struct api *a, struct api_request *r)
 	return false;
 }
 
-/* PUT of a whole section (boot-source, machine-config, vsock, entropy, logger, metrics). */
+/* PUT of a whole section (boot-source, machine-config, vsock, entropy). */
 static void put_section(struct api *a, struct api_request *r, const char *key, cfg_section_fn *fn)
 {
 	if (!before_start(a, r) || !check_section(r, fn, r->body, ""))
@@ -206,6 +207,15 @@ static void get_vm_config(struct api *a, struct api_request *r)
 	api_reply_json(r, doc);
 }
 
+/* flint's own: the fault resolver's counters, once a VM runs. */
+static void get_flint_iommu(struct api *a, struct api_request *r)
+{
+	if (a->state == API_NOT_STARTED)
+		api_reply_fault(r, NOT_BEFORE_START);
+	else
+		api_get_iommu(a, r);
+}
+
 /* --- actions ---------------------------------------------------------------------------- */
 
 /* InstanceStart: the document parsed as a config file is, then the VM built and started. */
@@ -227,6 +237,7 @@ static void instance_start(struct api *a, struct api_request *r)
 		api_reply_fault(r, "Start microvm error: %s", err);
 		return;
 	}
+	api_metrics_before_start(a);
 	log_capture_first_error(err, sizeof(err));
 	code = a->prepare ? a->prepare(a->prepare_ctx, a->cfg) : 0;
 	if (!code)
@@ -265,8 +276,7 @@ static void put_actions(struct api *a, struct api_request *r)
 		else
 			api_reply_empty(r);
 	} else if (is(type, "FlushMetrics")) {
-		api_reply_fault(r, "The requested operation is not supported: FlushMetrics is not "
-		                   "implemented by flint yet.");
+		api_flush_metrics(a, r);
 	} else {
 		api_reply_fault(r,
 		                "An error occurred when deserializing the json body of a request: "
@@ -306,6 +316,8 @@ static bool route_get(struct api *a, struct api_request *r, const char *res)
 		get_machine(a, r);
 	else if (is(res, "vm") && r->ntok == 2 && is(r->tok[1], "config"))
 		get_vm_config(a, r);
+	else if (is(res, "flint") && r->ntok == 2 && is(r->tok[1], "iommu"))
+		get_flint_iommu(a, r);
 	else
 		return false;
 	return true;
@@ -319,8 +331,7 @@ static bool route_put(struct api *a, struct api_request *r, const char *res)
 	} whole[] = { { "boot-source", cfg_boot_source },
 		      { "machine-config", cfg_machine },
 		      { "vsock", cfg_vsock },
-		      { "entropy", cfg_entropy },
-		      { "metrics", cfg_metrics } };
+		      { "entropy", cfg_entropy } };
 
 	if (is(res, "actions") && r->ntok == 1) {
 		put_actions(a, r);
@@ -328,6 +339,11 @@ static bool route_put(struct api *a, struct api_request *r, const char *res)
 	}
 	if (is(res, "logger") && r->ntok == 1) {
 		put_logger(a, r);
+		return true;
+	}
+	if (is(res, "metrics") && r->ntok == 1) {
+		if (before_start(a, r))
+			api_put_metrics(a, r);
 		return true;
 	}
 	if (is(res, "drives") || is(res, "network-interfaces")) {
@@ -377,14 +393,10 @@ static bool route_patch(struct api *a, struct api_request *r, const char *res)
 		patch_machine(a, r);
 	} else if (is(res, "vm") && r->ntok == 1) {
 		patch_vm(a, r);
-	} else if (is(res, "drives") || is(res, "network-interfaces")) {
-		if (a->state == API_NOT_STARTED)
-			api_reply_fault(r, NOT_BEFORE_START);
-		else
-			api_reply_fault(r,
-			                "The requested operation is not supported: PATCH /%s is "
-			                "not implemented by flint yet.",
-			                res);
+	} else if (is(res, "drives")) {
+		api_patch_drive(a, r);
+	} else if (is(res, "network-interfaces")) {
+		api_patch_net(a, r);
 	} else {
 		return false;
 	}

@@ -1,5 +1,6 @@
 /* The API's socket and HTTP: evhttp on the loop's event_base, requests parsed and answered. */
 #include "vmm/api/http.h"
+#include "vmm/api/metrics.h"
 #include "vmm/base/log.h"
 #include "vmm/base/loop.h"
 #include "vmm/vmm.h"
@@ -44,6 +45,7 @@ static void send_json(struct evhttp_request *req, int code, const char *reason, 
 
 void api_reply_empty(struct api_request *r)
 {
+	r->status = 204;
 	evhttp_send_reply(r->req, 204, "No Content", NULL);
 }
 
@@ -56,6 +58,7 @@ void api_reply_json(struct api_request *r, json_t *body)
 		api_reply_fault(r, "out of memory");
 		return;
 	}
+	r->status = 200;
 	send_json(r->req, 200, "OK", text);
 	free(text);
 }
@@ -82,6 +85,7 @@ void api_reply_fault(struct api_request *r, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_info("API: %s: 400: %s", r->name, msg);
+	r->status = 400;
 	fault_text(r->req, msg);
 }
 
@@ -174,9 +178,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 		                MSG_ESC(p));
 		return;
 	}
-	if (read_body(a, &r) < 0)
-		return;
-	api_resource(a, &r);
+	if (read_body(a, &r) == 0)
+		api_resource(a, &r);
+	api_count(a, &r);
 	json_decref(r.body);
 }
 
@@ -290,6 +294,10 @@ int api_open(struct api **out, const struct api_params *p)
 	a->prepare = p->prepare;
 	a->prepare_ctx = p->prepare_ctx;
 	a->state = p->started ? API_RUNNING : API_NOT_STARTED;
+	r = api_metrics_open(a, p);
+	if (r)
+		goto fail;
+	r = -ENOMEM;
 	fd = listen_at(p->sock_path, why, sizeof(why));
 	if (fd < 0) {
 		log_error("--api-sock %s: %s", MSG_ESC(p->sock_path), why);
@@ -324,6 +332,7 @@ void api_close(struct api *a)
 		evhttp_free(a->http); /* closes the listening socket and every connection */
 	if (a->sock_path)
 		unlink(a->sock_path);
+	api_metrics_close(a);
 	free(a->sock_path);
 	json_decref(a->doc);
 	free(a);

@@ -48,7 +48,8 @@ void log_capture_first_error(char *buf, size_t len)
 }
 
 /* The first error while capturing, escaped as a log line is. Under the lock. */
-static void capture(enum log_level level, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0)))
+capture(enum log_level level, const char *fmt, va_list ap)
 {
 	char msg[2048];
 

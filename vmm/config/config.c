@@ -176,5 +176,6 @@ void config_free(struct vm_config *cfg)
 	free(cfg->vsock.uds_path);
 	free(cfg->logger.path);
 	free(cfg->metrics_path);
+	free(cfg->metrics_properties);
 	config_init(cfg);
 }

@@ -85,6 +85,17 @@ static json_t *describe_ignored(const struct config_ignored *ig)
 	return a;
 }
 
+static json_t *describe_metrics(const struct vm_config *cfg)
+{
+	json_t *props;
+
+	if (!cfg->metrics_path)
+		return json_null();
+	props = cfg->metrics_properties ? json_loads(cfg->metrics_properties, 0, NULL) : NULL;
+	return json_pack("{s:s,s:b,s:o?}", "metrics_path", cfg->metrics_path, "emit_id",
+	                 cfg->metrics_emit_id, "properties", props);
+}
+
 char *config_describe(const struct vm_config *cfg)
 {
 	json_t *root = json_object();
@@ -106,10 +117,7 @@ char *config_describe(const struct vm_config *cfg)
 	                                                   (json_int_t)cfg->vsock.guest_cid,
 	                                                   "uds_path", cfg->vsock.uds_path)
 	                                       : json_null());
-	json_object_set_new(root, "metrics",
-	                    cfg->metrics_path
-	                            ? json_pack("{s:s}", "metrics_path", cfg->metrics_path)
-	                            : json_null());
+	json_object_set_new(root, "metrics", describe_metrics(cfg));
 	json_object_set_new(root, "entropy",
 	                    cfg->entropy ? json_pack("{s:o}", "rate_limiter",
 	                                             describe_limiter(&cfg->entropy_limiter))

@@ -81,8 +81,11 @@ int cfg_logger(struct cfg_ctx *c, json_t *v, const char *path, struct vm_config 
 	return r;
 }
 
-/* metrics.properties: Firecracker's map of string to string, put on every metrics line. */
-static int properties(struct cfg_ctx *c, json_t *v, const char *path)
+/*
+ * metrics.properties: Firecracker's map of string to string, put on every metrics line; kept
+ * as JSON text with its keys sorted (Firecracker's BTreeMap writes them so).
+ */
+static int properties(struct cfg_ctx *c, json_t *v, const char *path, struct vm_config *cfg)
 {
 	char p[CFG_PATH_MAX], sub[CFG_PATH_MAX];
 	json_t *props = cfg_member(v, "properties"), *val;
@@ -96,16 +99,16 @@ static int properties(struct cfg_ctx *c, json_t *v, const char *path)
 		if (!json_is_string(val))
 			return cfg_fail(c, cfg_join(sub, p, key), "must be a string");
 	}
-	return 0;
+	if (!props)
+		return 0;
+	free(cfg->metrics_properties);
+	cfg->metrics_properties = json_dumps(props, JSON_COMPACT | JSON_SORT_KEYS);
+	return cfg->metrics_properties ? 0 : -ENOMEM;
 }
 
-/*
- * Firecracker's MetricsConfig does not deny unknown fields: they are ignored (and said).
- * emit_id and properties shape lines flint does not write yet (vmm_run says so).
- */
+/* Firecracker's MetricsConfig does not deny unknown fields: they are ignored (and said). */
 int cfg_metrics(struct cfg_ctx *c, json_t *v, const char *path, struct vm_config *cfg)
 {
-	bool emit_id = false;
 	int r;
 
 	if (!v)
@@ -114,8 +117,8 @@ int cfg_metrics(struct cfg_ctx *c, json_t *v, const char *path, struct vm_config
 	if (!r)
 		r = cfg_string(c, v, path, "metrics_path", true, &cfg->metrics_path);
 	if (!r)
-		r = cfg_bool(c, v, path, "emit_id", false, &emit_id);
+		r = cfg_bool(c, v, path, "emit_id", false, &cfg->metrics_emit_id);
 	if (!r)
-		r = properties(c, v, path);
+		r = properties(c, v, path, cfg);
 	return r;
 }
