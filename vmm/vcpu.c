@@ -210,12 +210,12 @@ int vcpus_pause(struct vcpu *v, unsigned n)
 	while (vm->parked < n && !atomic_load(&vm->stopping) &&
 	       pthread_cond_timedwait(&vm->park_cond, &vm->park_lock, &until) != ETIMEDOUT)
 		;
-	all = vm->parked >= n;
+	all = vm->parked >= n && !atomic_load(&vm->stopping);
 	pthread_mutex_unlock(&vm->park_lock);
 	if (all)
 		return 0;
 	vcpus_resume(v, n);
-	return -ETIMEDOUT;
+	return atomic_load(&vm->stopping) ? -ESRCH : -ETIMEDOUT;
 }
 
 void vcpus_resume(struct vcpu *v, unsigned n)

@@ -50,7 +50,8 @@ void vcpu_destroy(struct vcpu *v);
 /*
  * Pause and resume (the API's PATCH /vm), from the loop thread: the @n vCPUs leave KVM_RUN
  * and wait until resumed or stopped. vcpus_pause returns once all of them wait (guest code
- * runs no more), or -ETIMEDOUT after 5 s (then they run on). Interrupts raised meanwhile
+ * runs no more), -ESRCH when the VM stops meanwhile, or -ETIMEDOUT after 5 s (then they
+ * run on). Interrupts raised meanwhile
  * stay pending in KVM's irqchip and reach the guest when it runs again.
  */
 int vcpus_pause(struct vcpu *v, unsigned n);

@@ -199,6 +199,10 @@ void vm_stop(struct vm *vm, int code, const char *reason)
 	if (!atomic_compare_exchange_strong(&vm->stopping, &expected, true))
 		return;
 	atomic_store(&vm->exit_code, code);
+	/* A pause waiting for this vCPU to park would wait in vain: it ends instead. */
+	pthread_mutex_lock(&vm->park_lock);
+	pthread_cond_broadcast(&vm->park_cond);
+	pthread_mutex_unlock(&vm->park_lock);
 	if (reason)
 		log_info("%s", reason);
 	if (loop_post(vm->loop, exit_on_loop, vm) < 0)

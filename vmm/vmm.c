@@ -147,16 +147,16 @@ static void on_timeout(void *arg)
 
 /*
  * SIGINT/SIGTERM (the loop has said which): the VM ends as any other request ends it;
- * before there is one (the API waits for InstanceStart), the loop ends.
+ * when none runs (the API waits for InstanceStart, or the start failed), the loop ends.
  */
 static void on_signal(void *arg, int signo)
 {
 	struct vmm *m = arg;
 
-	if (m->vm.loop)
+	if (m->vm.nvcpus)
 		vm_stop(&m->vm, 128 + signo, NULL);
 	else
-		loop_stop(m->loop, 128 + signo);
+		loop_stop(m->loop, 128 + signo); /* no VM runs: none yet, or its start failed */
 }
 
 /* reboot=k: flint treats the guest's reset as the end of the VM. */
@@ -560,9 +560,9 @@ int vmm_pause(struct vmm *m)
 	if (!m->vm.nvcpus || atomic_load(&m->vm.stopping))
 		return -ESRCH;
 	r = vcpus_pause(m->vcpus, m->vm.nvcpus);
-	if (r)
+	if (r == -ETIMEDOUT)
 		log_error("cannot pause the VM: its vCPUs did not stop within 5 s");
-	else
+	else if (!r)
 		log_info("VM paused");
 	return r;
 }

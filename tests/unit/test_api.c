@@ -3,6 +3,7 @@
  * thread speaking raw HTTP/1.1. No KVM needed: InstanceStart is asked to boot an image the
  * loader refuses, so it fails the same way on every machine.
  */
+#include "tests/lib/flintrun.h"
 #include "tests/lib/http_client.h"
 #include "tests/lib/util.h"
 #include "vmm/api/api.h"
@@ -18,7 +19,9 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -513,6 +516,78 @@ static void test_metrics_flag(void **state)
 	assert_null(m);
 }
 
+static atomic_bool loop_ended;
+
+static void stop_loop_99(void *arg)
+{
+	loop_stop(arg, 99);
+}
+
+/* The queued requests, then SIGTERM; a loop still running 5 s later is stopped with 99. */
+static void *send_sigterm(void *arg)
+{
+	struct world *w = arg;
+
+	for (unsigned i = 0; i < w->n; i++)
+		exchange(w->sock, &w->steps[i]);
+	kill(getpid(), SIGTERM);
+	for (int i = 0; i < 500 && !atomic_load(&loop_ended); i++)
+		usleep(10000);
+	if (!atomic_load(&loop_ended))
+		loop_post(vmm_loop(w->vmm), stop_loop_99, vmm_loop(w->vmm));
+	return NULL;
+}
+
+/*
+ * A start that fails once the VM is being built (no /dev/kvm here; on a KVM host, the TAP
+ * that does not exist): SIGTERM still ends flint, with 143.
+ */
+static void test_signal_after_failed_start(void **state)
+{
+	struct world *w = w_new();
+	char *k = tiny_elf_file("vmlinux-ok", (const uint8_t[]){ 0xeb, 0xfe }, 2);
+	unsigned start;
+	pthread_t t;
+	int code;
+
+	(void)state;
+	req(w, "PUT", "/boot-source", "{\"kernel_image_path\": \"%s\"}", k);
+	req(w, "PUT", "/network-interfaces/eth0",
+	    "{\"iface_id\": \"eth0\", \"host_dev_name\": \"flint-no-such-tap\"}");
+	start = req(w, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	atomic_store(&loop_ended, false);
+	assert_int_equal(pthread_create(&t, NULL, send_sigterm, w), 0);
+	code = vmm_wait(w->vmm);
+	atomic_store(&loop_ended, true);
+	pthread_join(t, NULL);
+	assert_int_equal(code, 143);
+	assert_fault(w, start, "Start microvm error: ");
+	free(k);
+	w_free(w);
+}
+
+/* Methods Firecracker does not serve get its 400, not evhttp's 501 page; a log FIFO needs no reader. */
+static void test_methods_and_log_fifo(void **state)
+{
+	struct world *w = w_new();
+	char fifo[128];
+	unsigned post, head, logger;
+
+	(void)state;
+	snprintf(fifo, sizeof(fifo), "%s/log.fifo", w->dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	post = req(w, "POST", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	head = req(w, "OPTIONS", "/", NULL);
+	logger = req(w, "PUT", "/logger", "{\"log_path\": \"%s\"}", fifo);
+	run(w);
+	assert_fault(w, post, "Invalid request method and/or path: POST /actions.");
+	assert_fault(w, head, "Invalid request method and/or path: OPTIONS /.");
+	assert_int_equal(w->steps[logger].status, 204);
+	log_close();
+	unlink(fifo);
+	w_free(w);
+}
+
 /* The socket: 0600; a live one refused; a stale one replaced; a plain file refused. */
 static void test_socket_file(void **state)
 {
@@ -574,6 +649,8 @@ int main(void)
 		cmocka_unit_test(test_start_fails),
 		cmocka_unit_test(test_logger),
 		cmocka_unit_test(test_vm_config_replays),
+		cmocka_unit_test(test_signal_after_failed_start),
+		cmocka_unit_test(test_methods_and_log_fifo),
 		cmocka_unit_test(test_socket_file),
 		cmocka_unit_test(test_silent_client),
 		cmocka_unit_test(test_metrics),

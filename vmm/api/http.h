@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 
 struct evhttp;
 struct evhttp_request;
@@ -15,7 +16,8 @@ enum api_state { API_NOT_STARTED, API_RUNNING, API_PAUSED };
 
 struct api {
 	struct evhttp *http;
-	char *sock_path; /* removed on close; NULL when not ours (yet) */
+	char *sock_path;     /* removed on close; NULL when not ours (yet) */
+	struct stat sock_st; /* the socket file as bound: only that one is removed */
 	char id[65];
 	size_t max_payload;
 	struct vmm *vmm;

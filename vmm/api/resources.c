@@ -373,8 +373,12 @@ static void patch_vm(struct api *a, struct api_request *r)
 		                "the body must be {\"state\": \"Paused\"} or "
 		                "{\"state\": \"Resumed\"}.");
 	} else if (is(want, "Paused")) {
-		if (a->state == API_RUNNING && vmm_pause(a->vmm)) {
-			api_reply_fault(r, "Internal VMM error: the vCPUs did not pause.");
+		int e = a->state == API_RUNNING ? vmm_pause(a->vmm) : 0;
+		if (e) {
+			api_reply_fault(r, "%s",
+			                e == -ESRCH ? "Internal VMM error: the VM is stopping."
+			                            : "Internal VMM error: the vCPUs did not "
+			                              "pause.");
 			return;
 		}
 		a->state = API_PAUSED;

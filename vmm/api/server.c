@@ -19,8 +19,9 @@
 #include <unistd.h>
 
 /*
- * evhttp's own cap on a body; between the API's limit and this, the API answers as
- * Firecracker does (400 and the sizes), beyond it evhttp answers 413 and closes.
+ * evhttp's own cap on a body (at least twice the API's limit); between the API's limit and
+ * this, the API answers as Firecracker does (400 and the sizes), beyond it evhttp answers
+ * 413 and closes.
  */
 #define HTTP_BODY_HARD_MAX (1u << 20)
 #define HTTP_HEADERS_MAX   8192
@@ -93,18 +94,19 @@ void api_reply_fault(struct api_request *r, const char *fmt, ...)
 
 static const char *method_name(int m)
 {
-	switch (m) {
-	case EVHTTP_REQ_GET:
-		return "GET";
-	case EVHTTP_REQ_PUT:
-		return "PUT";
-	case EVHTTP_REQ_PATCH:
-		return "PATCH";
-	case EVHTTP_REQ_DELETE:
-		return "DELETE";
-	default:
-		return "?";
-	}
+	static const struct {
+		int m;
+		const char *name;
+	} names[] = { { EVHTTP_REQ_GET, "GET" },         { EVHTTP_REQ_PUT, "PUT" },
+		      { EVHTTP_REQ_PATCH, "PATCH" },     { EVHTTP_REQ_DELETE, "DELETE" },
+		      { EVHTTP_REQ_POST, "POST" },       { EVHTTP_REQ_HEAD, "HEAD" },
+		      { EVHTTP_REQ_OPTIONS, "OPTIONS" }, { EVHTTP_REQ_TRACE, "TRACE" },
+		      { EVHTTP_REQ_CONNECT, "CONNECT" } };
+
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].m == m)
+			return names[i].name;
+	return "?";
 }
 
 /* Splits @path ("/drives/rootfs") into @r->tok; false when it has too many parts. */
@@ -201,16 +203,21 @@ static int clear_path(const char *path, const struct sockaddr_un *addr, char *wh
 		snprintf(why, len, "exists and is not a socket");
 		return -EEXIST;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a live server with a full backlog must not hold flint up. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		snprintf(why, len, "socket: %s", strerror(errno));
 		return -errno;
 	}
-	r = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
+	r = connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0 ? 0 : errno;
 	close(fd);
-	if (r == 0) {
+	if (r == 0 || r == EAGAIN || r == EINPROGRESS) {
 		snprintf(why, len, "another process is serving it");
 		return -EADDRINUSE;
+	}
+	if (r != ECONNREFUSED) { /* only a refusal says nobody listens: else leave it be */
+		snprintf(why, len, "cannot tell whether a process serves it: %s", strerror(r));
+		return -r;
 	}
 	if (unlink(path) < 0 && errno != ENOENT) {
 		snprintf(why, len, "cannot remove the stale socket: %s", strerror(errno));
@@ -252,11 +259,16 @@ static int serve(struct api *a, int fd)
 	a->http = evhttp_new(loop_event_base(vmm_loop(a->vmm)));
 	if (!a->http)
 		return -ENOMEM;
-	evhttp_set_max_body_size(a->http, HTTP_BODY_HARD_MAX);
+	evhttp_set_max_body_size(a->http, a->max_payload < HTTP_BODY_HARD_MAX / 2
+	                                          ? HTTP_BODY_HARD_MAX
+	                                          : 2 * (ev_ssize_t)a->max_payload);
 	evhttp_set_max_headers_size(a->http, HTTP_HEADERS_MAX);
 	evhttp_set_timeout(a->http, HTTP_TIMEOUT_S);
-	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
-	                                            EVHTTP_REQ_DELETE);
+	/* Every method reaches flint, so that an unknown one gets Firecracker's 400, not 501. */
+	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+	                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+	                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(a->http, "application/json");
 	evhttp_set_gencb(a->http, on_request, a);
 	if (!evhttp_accept_socket_with_handle(a->http, fd))
@@ -305,6 +317,8 @@ int api_open(struct api **out, const struct api_params *p)
 		goto fail;
 	}
 	a->sock_path = strdup(p->sock_path);
+	if (stat(p->sock_path, &a->sock_st) < 0)
+		memset(&a->sock_st, 0, sizeof(a->sock_st));
 	if (!a->sock_path) {
 		close(fd);
 		unlink(p->sock_path);
@@ -326,11 +340,15 @@ fail:
 
 void api_close(struct api *a)
 {
+	struct stat st;
+
 	if (!a)
 		return;
 	if (a->http)
 		evhttp_free(a->http); /* closes the listening socket and every connection */
-	if (a->sock_path)
+	/* Ours only: a newer flint may have replaced a file it took for stale. */
+	if (a->sock_path && stat(a->sock_path, &st) == 0 && st.st_dev == a->sock_st.st_dev &&
+	    st.st_ino == a->sock_st.st_ino)
 		unlink(a->sock_path);
 	api_metrics_close(a);
 	free(a->sock_path);

@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
@@ -94,9 +95,15 @@ enum log_level log_get_level(void)
 
 int log_set_file(const char *path, char *why, size_t whylen)
 {
-	/* A FIFO stays non-blocking: lines a stalled reader cannot take are dropped. */
-	int fd = file_open(path, O_WRONLY | O_CREAT | O_APPEND, FILE_REG | FILE_CHR | FILE_FIFO, 0,
-	                   why, whylen);
+	struct stat st;
+	/*
+	 * A FIFO is opened read-write, as Firecracker opens its log FIFO: it needs no reader yet
+	 * (the Go SDK makes it and names it in PUT /logger before it reads it), and it stays
+	 * non-blocking: lines a stalled or absent reader cannot take are dropped.
+	 */
+	bool fifo = stat(path, &st) == 0 && S_ISFIFO(st.st_mode);
+	int fd = file_open(path, fifo ? O_RDWR : O_WRONLY | O_CREAT | O_APPEND,
+	                   FILE_REG | FILE_CHR | FILE_FIFO, 0, why, whylen);
 
 	if (fd < 0)
 		return fd;
