@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 /* As resources.c answers every change before the start. */
-#define NOT_BEFORE_START "The requested operation is not supported before starting the microVM."
 #define SERDE_PREFIX     "An error occurred when deserializing the json body of a request: "
 
 /* Firecracker's answers when the VM has no device by that id (FindDeviceError). */
@@ -34,6 +33,7 @@
 /* Neither path_on_host nor rate_limiter: Firecracker's vhost-user update, refused for virtio. */
 #define NOT_VHOST_USER "Block: Running method expected different backend."
 
+/* Firecracker's rule for the {id} of /drives/{id} and /network-interfaces/{id}. */
 bool api_id_valid(struct api_request *r, const char *id)
 {
 	if (!id || !*id) {

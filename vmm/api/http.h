@@ -61,4 +61,8 @@ void api_patch_net(struct api *a, struct api_request *r);
 /* Firecracker's rule for an {id} in a path: false when it failed, @r answered then. */
 bool api_id_valid(struct api_request *r, const char *id);
 
+/* Firecracker's words for a resource asked for at the wrong time. */
+#define NOT_AFTER_START  "The requested operation is not supported after starting the microVM."
+#define NOT_BEFORE_START "The requested operation is not supported before starting the microVM."
+
 #endif

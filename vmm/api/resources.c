@@ -15,29 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NOT_AFTER_START  "The requested operation is not supported after starting the microVM."
-#define NOT_BEFORE_START "The requested operation is not supported before starting the microVM."
 
 static bool is(const char *a, const char *b)
 {
 	return a && !strcmp(a, b);
-}
-
-/* Firecracker's rule for the {id} of /drives/{id} and /network-interfaces/{id}. */
-static bool id_valid(struct api_request *r, const char *id)
-{
-	if (!id || !*id) {
-		api_reply_fault(r, "The ID cannot be empty.");
-		return false;
-	}
-	for (const char *p = id; *p; p++)
-		if (!(*p == '_' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
-		      (*p >= 'A' && *p <= 'Z'))) {
-			api_reply_fault(r, "API Resource IDs can only contain alphanumeric "
-			                   "characters and underscores.");
-			return false;
-		}
-	return true;
 }
 
 /* Runs a section function on @v against a scratch config: its verdict, nothing kept. */
@@ -136,7 +117,7 @@ static void put_item(struct api *a, struct api_request *r, const char *key, cons
 	json_t *list, *id = json_object_get(r->body, id_key);
 	size_t i, n;
 
-	if (!before_start(a, r) || !id_valid(r, r->ntok == 2 ? r->tok[1] : NULL))
+	if (!before_start(a, r) || !api_id_valid(r, r->ntok == 2 ? r->tok[1] : NULL))
 		return;
 	if (json_is_string(id) && strcmp(json_string_value(id), r->tok[1])) {
 		api_reply_fault(r, "The id from the path does not match the id from the body!");
