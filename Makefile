@@ -3,18 +3,19 @@
 #   make check      install deps, build, run unit tests (plain + ASan/UBSan), then the rig
 #                   (which also runs the KVM tests when this host has no usable /dev/kvm)
 #   make check-unit the fast part of make check: the unit tests, and the KVM tests
-#                   when this host's /dev/kvm works (else they are left to the rig)
+#                   when this host's /dev/kvm works (else they are left to the rig), then
+#                   the fuzz targets briefly (make fuzz: longer; tests/fuzz/fuzz.mk)
 #   make demo       boot configs/demo.json
 BUILD   ?= build
 CC      ?= cc
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.0.0-dev)
 
 # Debian packages flint needs to build and test; `make deps` installs what is missing.
-# libfdt, libcap-ng and libseccomp join when the issues that use them land (least privilege).
+# libfdt and libseccomp join when the issues that use them land (least privilege).
 DEPS := build-essential pkg-config libevent-dev libjansson-dev libcmocka-dev linux-libc-dev \
-	qemu-system-x86
+	libcap-ng-dev qemu-system-x86
 
-PKGS     := libevent_core libevent_extra jansson
+PKGS     := libevent_core libevent_extra jansson libcap-ng
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -94,7 +95,8 @@ KVM_BINS  := $(addprefix $(BUILD)/tests/,$(KVM_SUITES)) $(addprefix $(BUILD)/asa
 include tests/guest/guest.mk
 include tests/rig/rig.mk
 include tests/rig/flint.mk
-DEPS += $(GUEST_DEPS) $(RIG_DEPS)
+include tests/fuzz/fuzz.mk
+DEPS += $(GUEST_DEPS) $(RIG_DEPS) $(FUZZ_DEPS)
 # Plain `make` builds flint, whatever the fragments above define first.
 .DEFAULT_GOAL := all
 
@@ -105,11 +107,14 @@ deps:
 check:
 	@MAKE="$(MAKE)" bash tests/check.sh $(BUILD)
 
-check-build: all tests $(GUEST_PAYLOADS)
+check-build: all tests $(GUEST_PAYLOADS) fuzz-build
 tests: $(TEST_BINS)
 
+# The unit tests, then the fuzz targets (tests/fuzz/fuzz.mk: a short run each and every
+# seed and regression input replayed); both run, either failing fails.
 check-unit: check-build
-	@sh tests/run-unit.sh $(BUILD) $(SUITES)
+	@sh tests/run-unit.sh $(BUILD) $(SUITES); s=$$?; \
+	sh tests/fuzz/run.sh check $(FUZZ_OUT) $(FUZZ_CHECK_SECONDS) $(FUZZ_NAMES) || s=1; exit $$s
 
 demo: deps
 	$(MAKE) all $(GUEST_PAYLOADS)

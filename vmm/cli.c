@@ -6,6 +6,7 @@
  */
 #include "vmm/cli.h"
 #include "vmm/base/file.h"
+#include "vmm/caps.h"
 #include "vmm/exitcode.h"
 
 #include <ctype.h>
@@ -25,6 +26,8 @@
 enum {
 	OPT_NO_CONSOLE = 256,
 	OPT_EXIT_PORT,
+	OPT_UID,
+	OPT_GID,
 	OPT_API_SOCK,
 	OPT_NO_API,
 	OPT_ID,
@@ -58,6 +61,8 @@ static const struct option options[] = {
 	{ "serial-log", required_argument, NULL, 's' },
 	{ "no-console", no_argument, NULL, OPT_NO_CONSOLE },
 	{ "exit-port", required_argument, NULL, OPT_EXIT_PORT },
+	{ "uid", required_argument, NULL, OPT_UID },
+	{ "gid", required_argument, NULL, OPT_GID },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
 	/* Firecracker's (--config-file, --version and --help are above) */
@@ -100,6 +105,9 @@ static void usage(FILE *out)
 	        "      --no-console        do not write the guest console to stdout\n"
 	        "      --exit-port PORT    turn on the CI exit port (isa-debug-exit) at PORT,\n"
 	        "                          e.g. 0xf4; it is off unless asked for\n"
+	        "      --uid UID --gid GID become this user and group (numbers) once the VM's\n"
+	        "                          files and devices are open; capabilities are\n"
+	        "                          dropped then in any case\n"
 	        "  -V, --version           print the version and exit\n"
 	        "  -h, --help              this text\n"
 	        "\n"
@@ -254,6 +262,19 @@ static int not_yet(const char *flag, const char *why)
 	return usage_error("%s: not supported yet (%s)", flag, why);
 }
 
+/* --uid, --gid: numbers, as the jailer takes them (no name lookup in a jail). */
+static int id_opt(struct cli *cli, bool uid, const char *arg)
+{
+	if (caps_parse_id(arg, uid ? &cli->run.run_as.uid : &cli->run.run_as.gid) < 0)
+		return usage_error("--%s: \"%s\" is not a %s id (a number 0-4294967294)",
+		                   uid ? "uid" : "gid", MSG_ESC(arg), uid ? "user" : "group");
+	if (uid)
+		cli->uid_set = true;
+	else
+		cli->gid_set = true;
+	return -1;
+}
+
 /* Firecracker's flags that take a value. */
 static int firecracker_value(struct cli *cli, int opt, const char *arg)
 {
@@ -351,6 +372,9 @@ static int flint_opt(struct cli *cli, int opt, const char *arg)
 			return usage_error("--exit-port: \"%s\" is not a port number 1-0xffff",
 			                   MSG_ESC(arg));
 		return -1;
+	case OPT_UID:
+	case OPT_GID:
+		return id_opt(cli, opt == OPT_UID, arg);
 	}
 	return firecracker_flag(cli, opt, arg);
 }
@@ -434,6 +458,10 @@ static int check_options(struct cli *cli)
 		return usage_error("--no-api needs --config-file");
 	if (cli->dry_run && !cli->config)
 		return usage_error("--dry-run needs --config-file");
+	if (cli->uid_set != cli->gid_set)
+		return usage_error("--uid and --gid go together: one alone would keep the group "
+		                   "or the user flint started as");
+	cli->run.run_as.set = cli->uid_set;
 	if (!cli->mmds_size_limit_set)
 		cli->mmds_size_limit = cli->max_payload;
 	if (cli->seccomp_filter)

@@ -40,7 +40,8 @@ struct cli {
 	const char *config; /* --config-file */
 	bool dry_run;
 	long exit_port;      /* --exit-port, or -1 */
-	struct run_opts run; /* --timeout, --serial-log, --no-console */
+	struct run_opts run; /* --timeout, --serial-log, --no-console, --uid/--gid */
+	bool uid_set, gid_set;
 	/* the log: flint's and Firecracker's spellings */
 	const char *log_file; /* --log-file, --log-path */
 	const char *log_flag; /* which of the two, for messages: "log-file" or "log-path" */

@@ -125,7 +125,8 @@ static int init_model(void *m, const struct vmm_virtio_slot *s, const struct vm_
 		                                         .read_only = d->read_only,
 		                                         .flush = d->cache == CACHE_WRITEBACK,
 		                                         .limiter = &d->limiter,
-		                                         .loop = loop });
+		                                         .loop = loop,
+		                                         .defer_io = true });
 	case VIRTIO_KIND_NET:
 		return virtio_net_init(m, &cfg->nets[s->index], loop);
 	case VIRTIO_KIND_VSOCK:
@@ -209,6 +210,16 @@ int vmm_virtio_create(struct vmm_virtio *v, const struct vm_config *cfg, struct 
 			          s->dev ? s->dev->name : "virtio device",
 			          (unsigned long long)s->base, s->gsi, strerror(-r));
 	}
+	return r;
+}
+
+int vmm_virtio_start(struct vmm_virtio *v)
+{
+	int r = 0;
+
+	for (unsigned i = 0; i < v->n && !r; i++)
+		if (v->slots[i].kind == VIRTIO_KIND_DRIVE)
+			r = virtio_blk_start((struct virtio_blk *)v->slots[i].dev);
 	return r;
 }
 

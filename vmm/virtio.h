@@ -45,6 +45,11 @@ int vmm_virtio_plan(struct vmm_virtio *v, const struct vm_config *cfg, char *cmd
 /* Creates every planned device, its transport, irqfd and ioeventfds, on @vm's MMIO bus. */
 int vmm_virtio_create(struct vmm_virtio *v, const struct vm_config *cfg, struct vm *vm,
                       struct loop *loop);
+/*
+ * The threads of the devices that have some (the drives' I/O), after flint dropped its
+ * privileges and before the guest runs. 0 or -errno (logged).
+ */
+int vmm_virtio_start(struct vmm_virtio *v);
 /* After the vCPUs stopped, before the loop is freed. Safe on a partly created set. */
 void vmm_virtio_destroy(struct vmm_virtio *v);
 

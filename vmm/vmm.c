@@ -8,6 +8,7 @@
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/serial.h"
 #include "iommu/iommu.h"
+#include "vmm/caps.h"
 #include "vmm/console.h"
 #include "vmm/exitcode.h"
 #include "vmm/base/file.h"
@@ -377,6 +378,19 @@ static int config_metrics(struct vmm *m)
 	return r == -ENOMEM ? FLINT_EXIT_INTERNAL : FLINT_EXIT_CONFIG;
 }
 
+/*
+ * Everything that needs privilege is open: /dev/kvm, the images, TAPs, sockets, /dev/iommu
+ * and the VFIO devices. No thread has started yet (the drives' I/O threads and the vCPUs
+ * start next), and that matters: capabilities are per thread, and a thread keeps those it
+ * was made with. -1, or an exit code.
+ */
+static int drop_privileges(struct vmm *m)
+{
+	bool fault_mode = m->iommu_used && m->iommu.resolver;
+
+	return caps_drop(fault_mode, &m->opts->run_as) ? FLINT_EXIT_INTERNAL : -1;
+}
+
 /* Everything up to the first KVM_RUN. Returns an exit code, or -1 to run the loop. */
 static int vmm_build(struct vmm *m)
 {
@@ -406,7 +420,10 @@ static int vmm_build(struct vmm *m)
 	if (m->opts->timeout_s > 0 &&
 	    !loop_add_timer(m->loop, (uint64_t)(m->opts->timeout_s * 1e6), false, on_timeout, m))
 		return FLINT_EXIT_INTERNAL;
-	if (start_vcpus(m, &boot))
+	r = drop_privileges(m);
+	if (r >= 0)
+		return r;
+	if (vmm_virtio_start(&m->virtio) || start_vcpus(m, &boot))
 		return FLINT_EXIT_INTERNAL;
 	tty_make_raw();
 	stdin_watch(m);

@@ -2,6 +2,7 @@
 #ifndef FLINT_VMM_H
 #define FLINT_VMM_H
 
+#include "vmm/caps.h"
 #include "vmm/vm_config.h"
 
 struct metrics;
@@ -14,6 +15,7 @@ struct run_opts {
 	long long start_ns;       /* CLOCK_MONOTONIC at process start, for the boot timer */
 	const char *metrics_path; /* --metrics-path: metrics configured when the process starts */
 	const char *id;           /* the instance id (--id), for metrics' emit_id */
+	struct caps_id run_as;    /* --uid/--gid: who flint becomes once the VM is built */
 };
 
 /*
@@ -33,7 +35,10 @@ int vmm_run(const struct vm_config *cfg, const struct run_opts *opts);
  * FLINT_EXIT_USAGE). Returns 0, or an exit code with *out NULL.
  * vmm_start: builds and starts the VM of @cfg, which must outlive @m. Returns 0 when the
  * vCPUs run, else an exit code (the reason logged): what had started is stopped, and the
- * process cannot start a VM again (as one that ran cannot). cfg->metrics_path is
+ * process cannot start a VM again (as one that ran cannot). Once the VM's files and
+ * devices are open, before any of its threads starts, flint drops its privileges
+ * (caps.h) and becomes opts->run_as: until then (an API waiting for InstanceStart) it
+ * keeps them. cfg->metrics_path is
  * configured first (metrics are configured once: when they are already, it is
  * FLINT_EXIT_CONFIG); once the vCPUs run, a metrics line is written and then every 60 s.
  * vmm_wait: runs the loop until the VM ends or, before a start, a signal or loop_stop();

@@ -503,9 +503,14 @@ static int irqs_resize(struct vfio_pci *p, struct vfio_pci_irqs *s, unsigned n)
 	return 0;
 }
 
+/*
+ * An interrupt message: an address in the x86 MSI window, whose upper 32 bits are 0. With
+ * them set it is a memory write on real hardware, not an interrupt; and KVM, which flint
+ * does not give the x2APIC format, ignores address_hi and would deliver it all the same.
+ */
 static bool msg_valid(uint64_t addr)
 {
-	return ((uint32_t)addr & MSI_WINDOW_MASK) == MSI_WINDOW;
+	return addr >> 32 == 0 && ((uint32_t)addr & MSI_WINDOW_MASK) == MSI_WINDOW;
 }
 
 static uint16_t msi_ctl(const struct vfio_pci *p)

@@ -484,7 +484,18 @@ int virtio_blk_init(struct virtio_blk *b, const struct virtio_blk_options *o)
 	ratelimit_init(&b->limit, o->limiter ? o->limiter : &(struct rate_limiter){ 0 },
 	               (uint64_t)clock_now_ns());
 	ratelimit_timer_init(&b->timer, o->loop, on_limit_timer, b);
-	r = blk_io_open(&b->io, o->fd, o->loop, VIRTIO_BLK_THREADS, on_done, b);
+	b->image_fd = o->fd;
+	b->loop = o->loop;
+	return o->defer_io ? 0 : virtio_blk_start(b);
+}
+
+int virtio_blk_start(struct virtio_blk *b)
+{
+	int r;
+
+	if (b->io)
+		return 0;
+	r = blk_io_open(&b->io, b->image_fd, b->loop, VIRTIO_BLK_THREADS, on_done, b);
 	if (r)
 		log_error("%s: cannot start its I/O threads: %s", b->dev.name, strerror(-r));
 	return r;

@@ -48,6 +48,12 @@ struct virtio_blk_options {
 	bool flush; /* cache_type Writeback: offer FLUSH, and fdatasync on it */
 	const struct rate_limiter *limiter; /* NULL: unlimited */
 	struct loop *loop;
+	/*
+	 * No I/O threads until virtio_blk_start(): flint opens its drives before it drops its
+	 * privileges and starts their threads after, as a thread keeps the capabilities it
+	 * was made with.
+	 */
+	bool defer_io;
 };
 
 struct virtio_blk {
@@ -55,7 +61,9 @@ struct virtio_blk {
 	char id[21];           /* VIRTIO_BLK_ID_BYTES, NUL-terminated */
 	uint64_t capacity;     /* 512-byte sectors */
 	bool read_only, flush;
-	struct blk_io *io;
+	struct blk_io *io; /* NULL until the I/O engine starts (before the guest can reset) */
+	int image_fd;      /* init's image, and the loop: for virtio_blk_start() */
+	struct loop *loop;
 	unsigned inflight; /* requests on the I/O engine, done() not run yet: loop thread only */
 	int own_fd;        /* a swapped-in image, the device's to close; -1: the caller's */
 	int next_fd;       /* swapped in, waiting for the requests on the old image; -1: none */
@@ -72,8 +80,13 @@ struct virtio_blk {
 	uint64_t reads, writes, flushes, errors, swaps; /* counters */
 };
 
-/* Sizes the image and starts the I/O engine on the loop. Returns 0 or -errno (logged). */
+/*
+ * Sizes the image and starts the I/O engine on the loop (with o->defer_io, later:
+ * virtio_blk_start()). Returns 0 or -errno (logged).
+ */
 int virtio_blk_init(struct virtio_blk *b, const struct virtio_blk_options *o);
+/* Starts the I/O engine of a drive made with defer_io, before the guest runs; 0 or -errno. */
+int virtio_blk_start(struct virtio_blk *b);
 /* After the transport is destroyed: finishes I/O in flight and stops the engine. */
 void virtio_blk_destroy(struct virtio_blk *b);
 

@@ -212,6 +212,26 @@ static void test_jailer_flags(void **state)
 	expect(64, "--parent-cpu-time-us: \"18446744073709551616\" is not a number");
 }
 
+/* --uid/--gid: numbers, both or neither (the drop itself: test_caps). */
+static void test_uid_gid(void **state)
+{
+	(void)state;
+	RUN(true, "--uid", "1000", "--gid", "1000");
+	expect(0, NULL);
+	RUN(true, "--gid", "0", "--uid", "4294967294");
+	expect(0, NULL);
+	RUN(true, "--uid", "1000");
+	expect(64, "--uid and --gid go together");
+	RUN(true, "--gid", "1000");
+	expect(64, "--uid and --gid go together");
+	RUN(true, "--uid", "root", "--gid", "0");
+	expect(64, "--uid: \"root\" is not a user id (a number 0-4294967294)");
+	RUN(true, "--uid", "0", "--gid", "-1");
+	expect(64, "--gid: \"-1\" is not a group id (a number 0-4294967294)");
+	RUN(true, "--uid", "4294967295", "--gid", "0");
+	expect(64, "--uid: \"4294967295\" is not a user id");
+}
+
 /*
  * --metadata: JSON, no larger (written compactly) than --mmds-size-limit, which defaults to
  * --http-api-max-payload-size, as in Firecracker's test_cmd_line_start.py.
@@ -286,6 +306,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_logging_flags), cmocka_unit_test(test_seccomp),
 		cmocka_unit_test(test_metrics_path),  cmocka_unit_test(test_jailer_flags),
 		cmocka_unit_test(test_metadata),      cmocka_unit_test(test_version),
+		cmocka_unit_test(test_uid_gid),
 	};
 	return TEST_MAIN(tests, setup, test_group_teardown);
 }

@@ -348,8 +348,10 @@ void api_close(struct api *a)
 		evhttp_free(a->http); /* closes the listening socket and every connection */
 	/* Ours only: a newer flint may have replaced a file it took for stale. */
 	if (a->sock_path && stat(a->sock_path, &st) == 0 && st.st_dev == a->sock_st.st_dev &&
-	    st.st_ino == a->sock_st.st_ino)
-		unlink(a->sock_path);
+	    st.st_ino == a->sock_st.st_ino && unlink(a->sock_path) < 0)
+		/* With --uid flint may no longer write to the socket's directory. */
+		log_warn("--api-sock %s: cannot remove it: %s", MSG_ESC(a->sock_path),
+		         strerror(errno));
 	api_metrics_close(a);
 	free(a->sock_path);
 	json_decref(a->doc);
