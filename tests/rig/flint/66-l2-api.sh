@@ -10,7 +10,14 @@ set -eu
 sock=/tmp/api.sock
 log=/tmp/api.log
 req() { /rig/bin/apireq "$sock" "$@"; }
-fail() { echo "$*"; cat /tmp/api.err /tmp/api-fc.log 2>/dev/null; tail -n 20 "$log"; exit 1; }
+fail() {
+    echo "$*"
+    cat /tmp/api.err /tmp/api-fc.log 2>/dev/null
+    tail -n 20 "$log"
+    # flint would run on to its --timeout and hold the case open that long.
+    [ -z "${pid:-}" ] || kill -9 "$pid" 2>/dev/null
+    exit 1
+}
 size() { wc -c <"$log"; }
 # Up to $2 tries of 0.2 s for "$1" in L2's console.
 wait_for() {

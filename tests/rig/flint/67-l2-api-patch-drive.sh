@@ -12,7 +12,13 @@ set -eu
 sock=/tmp/patch.sock
 log=/tmp/patch.log
 req() { /rig/bin/apireq "$sock" "$@"; }
-fail() { echo "$*"; cat /tmp/patch.err; tail -n 30 "$log"; exit 1; }
+fail() {
+    echo "$*"
+    cat /tmp/patch.err
+    tail -n 30 "$log"
+    [ -z "${pid:-}" ] || kill -9 "$pid" 2>/dev/null # else it holds the case to its --timeout
+    exit 1
+}
 # Up to $2 tries of 0.2 s for "$1" in L2's console.
 wait_for() {
     n=0

@@ -12,7 +12,13 @@
 #     flint, without CAP_DAC_OVERRIDE, opens what its own uid may (Firecracker's jailer).
 set -eu
 l2_args='console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd rdinit=/init flint.check=caps'
-fail() { echo "$*"; cat /tmp/caps-*.err 2>/dev/null; tail -n 20 "$log"; exit 1; }
+fail() {
+    echo "$*"
+    cat /tmp/caps-*.err 2>/dev/null
+    tail -n 20 "$log"
+    [ -z "${pid:-}" ] || kill -9 "$pid" 2>/dev/null # else it holds the case to its --timeout
+    exit 1
+}
 req() { /rig/bin/apireq "$sock" "$@"; }
 # Up to $2 tries of 0.2 s for "$1" in L2's console.
 wait_for() {
