@@ -31,6 +31,7 @@ static void run_unread(const char *kernel, char *extra_arg, int sig, int sig_ms)
 	if (extra_arg && strcmp(extra_arg, "--timeout") == 0)
 		argv[4] = "2", argv[5] = NULL;
 	/* Far longer than the stop needs: a flint blocked on its console is killed at 60 s. */
+	test_run_signal_when(sig ? "booting " : NULL); /* its handlers are in place by then */
 	assert_int_equal(test_run_unread(argv, 60, sig, sig_ms, &flint_res), 0);
 	free(argv[2]);
 }

@@ -44,6 +44,8 @@ void flint_boot(const char *kernel, const char *args, const char *initrd, unsign
 	for (int i = 0; extra_argv && extra_argv[i]; i++)
 		argv[n++] = extra_argv[i];
 	argv[n] = NULL;
+	/* flint says it boots after its signal handlers are in place. */
+	test_run_signal_when(sig ? "booting " : NULL);
 	assert_int_equal(test_run(argv, timeout, sig, sig_ms, &flint_res), 0);
 	free(argv[2]);
 }

@@ -101,6 +101,13 @@ int test_run(char *const argv[], double timeout_s, int sig, int sig_after_ms,
 static int run_child(char *const argv[], const char *input, bool unread, double timeout_s,
 		     int sig, int sig_after_ms, struct child_result *res);
 
+static const char *signal_when;
+
+void test_run_signal_when(const char *text)
+{
+	signal_when = text;
+}
+
 int test_run_input(char *const argv[], const char *input, double timeout_s, int sig,
 		   int sig_after_ms, struct child_result *res)
 {
@@ -136,8 +143,10 @@ static int run_child(char *const argv[], const char *input, bool unread, double 
 	size_t olen = 0, elen = 0;
 	long long start = now_ms();
 	int sent = 0;
+	const char *when = signal_when;
 	pid_t pid;
 
+	signal_when = NULL;
 	memset(res, 0, sizeof(*res));
 	if ((unread ? unread_pipe(&stuck, &out[1]) : pipe2(out, O_CLOEXEC)) < 0 ||
 	    pipe2(err, O_CLOEXEC) < 0 || (input && pipe2(in, O_CLOEXEC) < 0))
@@ -166,7 +175,7 @@ static int run_child(char *const argv[], const char *input, bool unread, double 
 	while (out[0] >= 0 || err[0] >= 0) {
 		struct pollfd p[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
 		long long el = now_ms() - start;
-		if (sig && !sent && el >= sig_after_ms) {
+		if (sig && !sent && el >= sig_after_ms && (!when || strstr(res->err, when))) {
 			kill(pid, sig);
 			sent = 1;
 		}

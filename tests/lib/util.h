@@ -26,6 +26,13 @@ char *test_write_file(const char *name, const void *data, size_t len);
  */
 int test_run(char *const argv[], double timeout_s, int sig, int sig_after_ms,
 	     struct child_result *res);
+/*
+ * The next run sends its signal only once the child's stderr also holds @text (e.g. a
+ * line the child logs after it installed its handlers): on a loaded machine a fixed delay
+ * can fire before that, and the default action kills it with the same exit status but
+ * without what the test looks for. One run only; NULL: the delay alone.
+ */
+void test_run_signal_when(const char *text);
 /* The same with the child's stdout a small pipe that is never read (stdout stays empty). */
 int test_run_unread(char *const argv[], double timeout_s, int sig, int sig_after_ms,
 		    struct child_result *res);
