@@ -61,11 +61,16 @@ struct metrics *metrics_new(struct loop *loop)
 	return m;
 }
 
+static bool tail_flush(struct metrics *m);
+
 void metrics_free(struct metrics *m)
 {
 	if (!m)
 		return;
 	loop_remove(m->timer);
+	/* A reader may have made room since the loop last looked: one more try, never a wait. */
+	if (m->tail && m->fd >= 0)
+		tail_flush(m);
 	loop_remove(m->tail_watch);
 	if (m->tail)
 		log_warn("metrics: %s: the end of the last line was never read; it is lost",

@@ -299,6 +299,46 @@ static void test_fifo_without_reader(void **state)
 	unlink(path);
 }
 
+/*
+ * flint ends while the FIFO holds a line's start and its reader has since made room: the
+ * end of the line goes out at close (before, the loop never ran again and the line stayed
+ * torn). Nothing waits for a reader that does not come.
+ */
+static void test_fifo_tail_at_free(void **state)
+{
+	static char buf[1 << 21];
+	struct loop *l = loop_new();
+	struct fake f = { .pad = 150 };
+	char *path = tmp_path("metrics-end.fifo"), why[160];
+	struct metrics *m;
+	json_t *lines;
+	unsigned written;
+	size_t len = 0;
+	int rd;
+
+	(void)state;
+	assert_int_equal(mkfifo(path, 0600), 0);
+	alarm(20);
+	m = configured(l, path, &f);
+	for (int i = 0; i < 100 && !metrics_stats(m)->pending; i++)
+		metrics_flush(m, why, sizeof(why));
+	assert_true(metrics_stats(m)->pending);
+	written = (unsigned)metrics_stats(m)->lines;
+	rd = open(path, O_RDONLY | O_NONBLOCK);
+	assert_true(rd >= 0);
+	len = drain(rd, buf, len, sizeof(buf)); /* room now; the loop does not run again */
+	metrics_free(m);
+	len = drain(rd, buf, len, sizeof(buf));
+	alarm(0);
+	assert_true(len > 0 && buf[len - 1] == '\n');
+	lines = parse_lines(buf); /* every line whole, the one cut short too */
+	assert_int_equal(json_array_size(lines), written);
+	json_decref(lines);
+	close(rd);
+	loop_free(l);
+	unlink(path);
+}
+
 /* The period: a line at the start, then one per period, from the loop. */
 static void test_period_timer(void **state)
 {
@@ -430,6 +470,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_file_lines),   cmocka_unit_test(test_configure_once),
 		cmocka_unit_test(test_char_device),  cmocka_unit_test(test_fifo_without_reader),
+		cmocka_unit_test(test_fifo_tail_at_free),
 		cmocka_unit_test(test_period_timer), cmocka_unit_test(test_percentile),
 		cmocka_unit_test(test_iommu_json),   cmocka_unit_test(test_vm_sections),
 	};
