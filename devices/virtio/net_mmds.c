@@ -548,6 +548,15 @@ static void conn_data(struct net_mmds *m, struct conn *c, const struct seg *s)
 	conn_serve(m, c);
 }
 
+/* Both FINs acknowledged, ours by the guest and the guest's by us: the connection ends. */
+static void conn_maybe_done(struct net_mmds *m, struct conn *c)
+{
+	if (c->state != CONN_FREE && c->fin_rcvd && c->fin_acked && !c->ack_pending) {
+		m->st.conns_closed++;
+		conn_free(m, c);
+	}
+}
+
 static void conn_segment(struct net_mmds *m, struct conn *c, const struct seg *s, long long now)
 {
 	c->last_rx_ns = now;
@@ -586,10 +595,7 @@ static void conn_segment(struct net_mmds *m, struct conn *c, const struct seg *s
 	if (!conn_ack(m, c, s))
 		return;
 	conn_data(m, c, s);
-	if (c->fin_rcvd && c->fin_acked) {
-		m->st.conns_closed++;
-		conn_free(m, c);
-	}
+	conn_maybe_done(m, c);
 }
 
 /*
@@ -893,6 +899,7 @@ size_t net_mmds_output(struct net_mmds *m, uint8_t *f, size_t cap)
 		len = conn_output(m, c, f, cap);
 		if (len) {
 			m->next_conn = k + 1;
+			conn_maybe_done(m, c); /* that was the ACK of its FIN, ours acknowledged */
 			return len;
 		}
 	}

@@ -771,6 +771,12 @@ static void test_resets(void **state)
 	assert_int_equal(s.len, 0);
 	assert_int_equal(s.ack, g.seq);
 	assert_int_equal(f->resp.served, 0);
+	/* Its FIN after ours was acknowledged: ACKed, then the connection is gone. */
+	g_send(f, &g, ACK | FIN, NULL, 0);
+	assert_true(rx_seg(f, &s));
+	assert_int_equal(s.flags, ACK);
+	assert_int_equal(s.ack, g.seq);
+	assert_int_equal(net_mmds_conns(f->n.mmds), 0);
 
 	/* A segment for no connection, and one to another port: RST, as RFC 793 makes it. */
 	g = (struct gconn){ .port = 40007, .seq = 555, .ack = 777, .win = 100 };
