@@ -11,11 +11,19 @@
 #include "devices/virtio/net_mmds_stack.h"
 #include "tests/lib/util.h"
 #include "tests/lib/virtio_driver.h"
+#include "vmm/base/clock.h"
 #include "vmm/base/log.h"
 
 #include <arpa/inet.h>
 #include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
 #include <linux/virtio_net.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,7 +31,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1108,6 +1118,222 @@ static void test_reset(void **state)
 	assert_int_equal(got[14 + 20 + 13], RST);
 }
 
+/* ---- The kernel's TCP as the guest ---- */
+
+/*
+ * In a forked child (cmocka's asserts would unwind into the child's copy of the runner):
+ * a check that ends the child with one line.
+ */
+#define CHILD_CHECK(cond, ...)                                                                     \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "kernel tcp: line %d: %s: ", __LINE__, #cond);             \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fprintf(stderr, "\n");                                                     \
+			_exit(1);                                                                  \
+		}                                                                                  \
+	} while (0)
+
+static int ifreq_ioctl(int s, unsigned long req, const char *name, uint32_t addr)
+{
+	struct ifreq ifr = { 0 };
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(addr);
+	return ioctl(s, req, &ifr);
+}
+
+/* A TAP in this (new) network namespace, 169.254.0.2/16, with the offloads a guest has. */
+static int kernel_tap(void)
+{
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+	int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC), hdr = HDR;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	FILE *fp;
+
+	CHILD_CHECK(fd >= 0 && s >= 0, "/dev/net/tun: %s", strerror(errno));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "mmds0");
+	CHILD_CHECK(ioctl(fd, TUNSETIFF, &ifr) == 0, "TUNSETIFF: %s", strerror(errno));
+	CHILD_CHECK(ioctl(fd, TUNSETVNETHDRSZ, &hdr) == 0, "TUNSETVNETHDRSZ: %s", strerror(errno));
+	/* What the kernel hands the TAP is what a Linux guest hands virtio-net with CSUM+TSO. */
+	CHILD_CHECK(ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) == 0,
+	            "TUNSETOFFLOAD: %s", strerror(errno));
+	fp = fopen("/proc/sys/net/ipv6/conf/mmds0/disable_ipv6", "w");
+	if (fp) {
+		fputs("1", fp);
+		fclose(fp);
+	}
+	CHILD_CHECK(ifreq_ioctl(s, SIOCSIFADDR, "mmds0", 0xa9fe0002) == 0, "address: %s",
+	            strerror(errno));
+	CHILD_CHECK(ifreq_ioctl(s, SIOCSIFNETMASK, "mmds0", 0xffff0000) == 0, "netmask: %s",
+	            strerror(errno));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "mmds0");
+	CHILD_CHECK(ioctl(s, SIOCGIFFLAGS, &ifr) == 0, "flags: %s", strerror(errno));
+	ifr.ifr_flags |= IFF_UP;
+	CHILD_CHECK(ioctl(s, SIOCSIFFLAGS, &ifr) == 0, "up: %s", strerror(errno));
+	close(s);
+	return fd;
+}
+
+struct pump {
+	struct fixture *f;
+	int tap;
+	uint64_t gso_frames, partial_frames; /* from the kernel, as a guest sends them */
+};
+
+/* Frames both ways between the kernel's TAP and the device, once. */
+static void pump_once(struct pump *p)
+{
+	static uint8_t buf[HDR + 70000];
+	struct fixture *f = p->f;
+	uint32_t id, len;
+	ssize_t r;
+
+	while ((r = read(p->tap, buf, sizeof(buf))) > HDR) {
+		const struct virtio_net_hdr_v1 *h = (const void *)buf;
+		p->gso_frames += h->gso_type != VIRTIO_NET_HDR_GSO_NONE;
+		p->partial_frames += !!(h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM);
+		if (f->d.brk + (uint64_t)r + (1 << 20) > (64 << 20))
+			f->d.brk = 8 << 20; /* old frames' memory: long since used */
+		tx_add(f, h, buf + HDR, (size_t)r - HDR);
+		vdrv_kick(&f->d, TX);
+	}
+	loop_run_once(f->d.loop, 0);
+	while (vdrv_used_idx(&f->d, RX) != f->d.q[RX].last_used &&
+	       vdrv_wait_used(&f->d, RX, &id, &len, 0)) {
+		uint8_t *q = vdrv_hva(&f->d, f->rx_gpa[id], len);
+		CHILD_CHECK(len > HDR && le16toh(((struct virtio_net_hdr_v1 *)q)->num_buffers) == 1,
+		            "RX of %u bytes", len);
+		CHILD_CHECK(write(p->tap, q, len) == (ssize_t)len, "write to the TAP: %s",
+		            strerror(errno));
+		rx_post(f, 4096);
+		vdrv_kick(&f->d, RX);
+	}
+}
+
+/* Pumps until @fd is ready for @events (or 10 s). */
+static void pump_until(struct pump *p, int fd, short events)
+{
+	long long deadline = clock_now_ns() + 10000000000LL;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = events };
+		pump_once(p);
+		if (poll(&pfd, 1, 1) == 1)
+			return;
+		CHILD_CHECK(clock_now_ns() < deadline, "nothing for 10 s");
+	}
+}
+
+/* Sends @req and reads @want bytes of answer, on the kernel's socket @fd. */
+static void kernel_exchange(struct pump *p, int fd, const char *req, const char *want,
+                            size_t want_len)
+{
+	static char got[200000];
+	size_t sent = 0, n = 0, len = strlen(req);
+
+	while (sent < len) {
+		ssize_t r = send(fd, req + sent, len - sent, MSG_NOSIGNAL);
+		if (r > 0)
+			sent += (size_t)r;
+		else
+			pump_until(p, fd, POLLOUT);
+	}
+	while (n < want_len) {
+		ssize_t r = recv(fd, got + n, sizeof(got) - n, 0);
+		CHILD_CHECK(r != 0, "EOF after %zu of %zu bytes", n, want_len);
+		if (r > 0)
+			n += (size_t)r;
+		else
+			pump_until(p, fd, POLLIN);
+	}
+	CHILD_CHECK(n == want_len && !memcmp(got, want, want_len), "the answer differs (%zu bytes)",
+	            n);
+}
+
+static void kernel_child(void)
+{
+	static char want[200000], big[2400];
+	struct pump p = { 0 };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(80) };
+	int fd, r;
+	size_t wlen;
+
+	CHILD_CHECK(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET): %s", strerror(errno));
+	p.tap = kernel_tap();
+	p.f = fixture_new(0);
+	CHILD_CHECK(!(vdrv_start(&p.f->d, MRG, 256) & VIRTIO_STATUS_DEVICE_NEEDS_RESET), "start");
+	rx_stock(p.f, 64, 4096);
+	p.f->rx_size = 0; /* pump_once posts them again */
+
+	/* ARP, handshake, 100,000 bytes back, then a second request on the connection. */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	sa.sin_addr.s_addr = htonl(MIP);
+	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	CHILD_CHECK(r == 0 || errno == EINPROGRESS, "connect: %s", strerror(errno));
+	pump_until(&p, fd, POLLOUT);
+	socklen_t sl = sizeof(r);
+	CHILD_CHECK(getsockopt(fd, SOL_SOCKET, SO_ERROR, &r, &sl) == 0 && r == 0, "connect: %s",
+	            strerror(r));
+	wlen = response(want, 100000);
+	kernel_exchange(&p, fd, "GET /size/100000 HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n", want,
+	                wlen);
+	kernel_exchange(&p, fd, "GET /again HTTP/1.1\r\n\r\n",
+	                "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nhello /again", 51);
+	/* A request larger than the MSS: the kernel sends it as one TSO frame or several. */
+	memset(big, 'p', sizeof(big));
+	memcpy(big, "GET /big HTTP/1.1\r\nX-Pad: ", 26);
+	memcpy(big + sizeof(big) - 5, "\r\n\r\n", 5);
+	kernel_exchange(&p, fd, big, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello /big", 49);
+	/* The kernel closes: our FIN comes back (EOF), and the connection ends on both sides. */
+	CHILD_CHECK(shutdown(fd, SHUT_WR) == 0, "shutdown: %s", strerror(errno));
+	char c;
+	for (;;) {
+		ssize_t n = recv(fd, &c, 1, 0);
+		CHILD_CHECK(n <= 0, "data after the answers");
+		if (n == 0)
+			break;
+		pump_until(&p, fd, POLLIN);
+	}
+	for (unsigned i = 0; i < 100 && net_mmds_conns(p.f->n.mmds); i++) {
+		pump_once(&p);
+		usleep(1000);
+	}
+	CHILD_CHECK(net_mmds_conns(p.f->n.mmds) == 0, "%u connections left",
+	            net_mmds_conns(p.f->n.mmds));
+	CHILD_CHECK(p.partial_frames > 0, "the kernel sent no partial checksum");
+	CHILD_CHECK(net_mmds_stats(p.f->n.mmds)->rx_bad_csum == 0 &&
+	                    net_mmds_stats(p.f->n.mmds)->rx_malformed == 0,
+	            "frames dropped");
+	fprintf(stderr,
+	        "kernel tcp: %llu frames from the kernel had partial checksums, %llu were TSO\n",
+	        (unsigned long long)p.partial_frames, (unsigned long long)p.gso_frames);
+	close(fd);
+	_exit(0);
+}
+
+/*
+ * Linux's own TCP (in a network namespace of its own, over a TAP with the offloads a
+ * guest negotiates: partial checksums, TSO) talks to the stack through the real device.
+ */
+static void test_kernel_tcp(void **state)
+{
+	int status;
+	pid_t pid;
+
+	(void)state;
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		kernel_child();
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* ---- main ---- */
 
 static int group_setup(void **state)
@@ -1141,6 +1367,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_out_of_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_flood, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
+		cmocka_unit_test(test_kernel_tcp),
 	};
 	return TEST_MAIN(tests, group_setup, group_teardown);
 }
