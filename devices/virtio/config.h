@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct net_mmds_config; /* devices/virtio/net_mmds_stack.h */
+
 enum cache_type { CACHE_UNSAFE, CACHE_WRITEBACK };
 enum io_engine { IO_ENGINE_SYNC, IO_ENGINE_ASYNC };
 
@@ -42,6 +44,11 @@ struct net_config {
 	bool has_mac;
 	uint8_t mac[6];
 	struct rate_limiter rx, tx;
+	/*
+	 * The MMDS on this interface (the VM's: the address from mmds-config, the responder
+	 * from the MMDS), or NULL: none. Read at init only.
+	 */
+	const struct net_mmds_config *mmds;
 };
 
 struct vsock_config {

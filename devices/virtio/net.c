@@ -181,6 +181,7 @@ static unsigned wanted_offloads(const struct virtio_net *n)
 static void on_readable(int fd, int events, void *arg);
 static void on_writable(int fd, int events, void *arg);
 static void on_resume(void *arg);
+static void rx_run(struct virtio_net *n);
 
 /* The RX watch is on only while the guest has buffers: a readable TAP must not spin. */
 static void rx_watch(struct virtio_net *n, bool on)
@@ -236,15 +237,27 @@ static bool admit(struct virtio_net *n, struct ratelimit *rl, struct ratelimit_t
 
 /* ---- TX: guest to TAP ---- */
 
-/* Copies the first @len readable bytes of @c to @dst: each guest byte is read once. */
-static void chain_read(const struct virtqueue_chain *c, uint8_t *dst, uint32_t len)
+/* Copies @len readable bytes of @c from offset @off to @dst: each guest byte is read once. */
+static void chain_read_from(const struct virtqueue_chain *c, uint32_t off, uint8_t *dst,
+                            uint32_t len)
 {
 	for (unsigned i = 0; i < c->nreadable && len; i++) {
-		uint32_t k = c->segs[i].len < len ? c->segs[i].len : len;
-		memcpy(dst, c->segs[i].hva, k);
+		uint32_t k;
+		if (off >= c->segs[i].len) {
+			off -= c->segs[i].len;
+			continue;
+		}
+		k = c->segs[i].len - off < len ? c->segs[i].len - off : len;
+		memcpy(dst, (const uint8_t *)c->segs[i].hva + off, k);
 		dst += k;
 		len -= k;
+		off = 0;
 	}
+}
+
+static void chain_read(const struct virtqueue_chain *c, uint8_t *dst, uint32_t len)
+{
+	chain_read_from(c, 0, dst, len);
 }
 
 /* The header as copied: what the driver may ask of the TAP is what it negotiated. */
@@ -269,16 +282,17 @@ static const char *tx_header_bad(const struct virtio_net *n)
 }
 
 /*
- * The TAP gets a copy of the header (checked, and safe from the guest rewriting it) and
- * then the frame straight from guest memory.
+ * The TAP gets the copy of the header and the frame's first bytes (checked, and safe from
+ * the guest rewriting them: what decided that the frame is not the MMDS's is what goes),
+ * then the rest of the frame straight from guest memory.
  */
 static void tx_build_iov(struct virtio_net *n)
 {
 	const struct virtqueue_chain *c = &n->tx_chain;
-	uint32_t skip = VIRTIO_NET_HDR_LEN;
+	uint32_t skip = n->tx_hdr_len;
 	unsigned k = 0;
 
-	n->tx_iov[k++] = (struct iovec){ n->tx_hdr, VIRTIO_NET_HDR_LEN };
+	n->tx_iov[k++] = (struct iovec){ n->tx_hdr, n->tx_hdr_len };
 	for (unsigned i = 0; i < c->nreadable; i++) {
 		const struct virtqueue_seg *s = &c->segs[i];
 		if (skip >= s->len) {
@@ -302,7 +316,9 @@ static const char *tx_prepare(struct virtio_net *n)
 		return "is shorter than the 12-byte header";
 	if (c->readable_len > VIRTIO_NET_MAX_PACKET)
 		return "is longer than 65562 bytes";
-	chain_read(c, n->tx_hdr, VIRTIO_NET_HDR_LEN);
+	n->tx_hdr_len = c->readable_len < VIRTIO_NET_TX_HEAD ? (uint32_t)c->readable_len
+	                                                     : VIRTIO_NET_TX_HEAD;
+	chain_read(c, n->tx_hdr, n->tx_hdr_len);
 	tx_build_iov(n);
 	return tx_header_bad(n);
 }
@@ -329,6 +345,25 @@ static int tx_send(struct virtio_net *n)
 	return 0;
 }
 
+/*
+ * A frame for the MMDS goes to the stack, copied whole (it parses what cannot change
+ * under it), never to the TAP and never charged to the rate limiter (as in Firecracker).
+ */
+static bool tx_mmds(struct virtio_net *n)
+{
+	uint32_t len = (uint32_t)n->tx_chain.readable_len - VIRTIO_NET_HDR_LEN;
+	uint32_t head = n->tx_hdr_len - VIRTIO_NET_HDR_LEN;
+
+	if (!n->mmds || !net_mmds_claims(n->mmds, n->tx_hdr + VIRTIO_NET_HDR_LEN, head))
+		return false;
+	/* The bytes that decided come from the copy, the rest from the chain. */
+	memcpy(n->tx_frame, n->tx_hdr + VIRTIO_NET_HDR_LEN, head);
+	chain_read_from(&n->tx_chain, n->tx_hdr_len, n->tx_frame + head, len - head);
+	net_mmds_input(n->mmds, n->tx_hdr, n->tx_frame, len);
+	n->tx_to_mmds = true;
+	return true;
+}
+
 /* The next chain to send into tx_chain: 1, or 2 when a bad one was returned, 0, -errno. */
 static int tx_next(struct virtio_net *n)
 {
@@ -339,6 +374,10 @@ static int tx_next(struct virtio_net *n)
 	if (r <= 0)
 		return r;
 	why = tx_prepare(n);
+	if (!why && tx_mmds(n)) {
+		virtqueue_push(vq, n->tx_chain.head, 0);
+		return 2;
+	}
 	if (!why) {
 		n->tx_pending = true;
 		n->tx_paid = false;
@@ -385,6 +424,12 @@ static void tx_run(struct virtio_net *n)
 	if (r < 0)
 		virtio_dev_needs_reset(&n->dev, VIRTIO_NET_Q_TX, r);
 	virtio_dev_used(&n->dev, VIRTIO_NET_Q_TX);
+	/* The stack may have answers now: into the guest's buffers, if it has some. */
+	if (n->tx_to_mmds) {
+		n->tx_to_mmds = false;
+		if (net_mmds_pending(n->mmds))
+			rx_run(n);
+	}
 }
 
 /* ---- RX: TAP to guest ---- */
@@ -425,7 +470,7 @@ static bool rx_header_ok(struct virtio_net *n)
 
 static void rx_drop(struct virtio_net *n)
 {
-	n->rx_dropped++;
+	n->rx_dropped++; /* the stack's frames too: a guest that posts buffers too small */
 	n->rx_len = n->rx_done = 0;
 	n->rx_paid = false;
 }
@@ -515,8 +560,10 @@ static uint8_t *chain_byte(const struct virtqueue_chain *c, uint32_t off)
 
 static void rx_delivered(struct virtio_net *n)
 {
-	n->rx_packets++;
-	n->rx_bytes += n->rx_len - VIRTIO_NET_HDR_LEN;
+	if (!n->rx_from_mmds) {
+		n->rx_packets++;
+		n->rx_bytes += n->rx_len - VIRTIO_NET_HDR_LEN;
+	}
 	n->rx_len = n->rx_done = 0;
 	n->rx_paid = false;
 }
@@ -604,6 +651,60 @@ static int rx_step(struct virtio_net *n)
 	return 1;
 }
 
+/*
+ * The stack's next frame into rx_buf: 1 with one, 2 when a bad chain was returned, 0 when
+ * it has none (or none that fits the chain waiting), -errno for a broken ring. Without
+ * MRG_RXBUF the frame is made for the chain it goes into, never larger.
+ */
+static int rx_mmds_frame(struct virtio_net *n)
+{
+	struct virtio_net_hdr_v1 *h = (void *)n->rx_buf;
+	size_t cap = VIRTIO_NET_MAX_PACKET, len;
+	int r;
+
+	if (!n->mmds || !net_mmds_pending(n->mmds))
+		return 0;
+	if (!acked(n, VIRTIO_NET_F_MRG_RXBUF)) {
+		r = rx_take_chain(n);
+		if (r != 1)
+			return r;
+		if (n->rx_chain.writable_len < cap)
+			cap = (size_t)n->rx_chain.writable_len;
+	}
+	len = net_mmds_output(n->mmds, n->rx_buf + VIRTIO_NET_HDR_LEN, cap - VIRTIO_NET_HDR_LEN);
+	if (!len)
+		return 0;
+	/* Full checksums, no offload: the header says nothing but its one buffer. */
+	memset(h, 0, VIRTIO_NET_HDR_LEN);
+	h->gso_type = VIRTIO_NET_HDR_GSO_NONE;
+	n->rx_len = (uint32_t)(VIRTIO_NET_HDR_LEN + len);
+	n->rx_done = 0;
+	n->rx_paid = true; /* not charged to the rate limiter, as in Firecracker */
+	n->rx_from_mmds = true;
+	return 1;
+}
+
+/*
+ * The next frame for the guest: the stack's and the TAP's take turns, so neither starves
+ * the other. As rx_read, 0 when both have none (the TAP is then watched).
+ */
+static int rx_next(struct virtio_net *n)
+{
+	int r;
+
+	if (n->rx_mmds_turn && (r = rx_mmds_frame(n)) != 0) {
+		n->rx_mmds_turn = false;
+		return r;
+	}
+	n->rx_from_mmds = false;
+	r = rx_read(n);
+	if (r != 0) {
+		n->rx_mmds_turn = true;
+		return r;
+	}
+	return rx_mmds_frame(n);
+}
+
 static void rx_run(struct virtio_net *n)
 {
 	unsigned steps = 0;
@@ -617,7 +718,7 @@ static void rx_run(struct virtio_net *n)
 			break;
 		}
 		if (!n->rx_len) {
-			r = rx_read(n);
+			r = rx_next(n);
 			if (r == 2)
 				continue;
 			if (r <= 0) {
@@ -757,6 +858,9 @@ static void net_reset(struct virtio_dev *d)
 
 	if (n->rx_len)
 		n->rx_dropped++;
+	if (n->mmds)
+		net_mmds_reset(n->mmds); /* the guest's connections are gone with its driver */
+	n->rx_from_mmds = false;
 	n->tx_pending = n->tx_paid = false;
 	n->rx_len = n->rx_done = 0;
 	n->rx_paid = false;
@@ -799,6 +903,15 @@ int virtio_net_init_fd(struct virtio_net *n, int fd, const struct net_config *cf
 		log_error("%s: out of memory", n->dev.name);
 		virtio_net_destroy(n);
 		return -ENOMEM;
+	}
+	if (cfg->mmds) {
+		n->mmds = net_mmds_new(cfg->mmds, n->dev.name);
+		n->tx_frame = malloc(VIRTIO_NET_MAX_PACKET);
+		if (!n->mmds || !n->tx_frame) {
+			log_error("%s: MMDS: out of memory", n->dev.name);
+			virtio_net_destroy(n);
+			return -ENOMEM;
+		}
 	}
 	n->tap_offloads = tap_probe_offloads(fd);
 	n->dev.ops = &net_ops;
@@ -881,4 +994,8 @@ void virtio_net_destroy(struct virtio_net *n)
 	n->fd = -1;
 	free(n->rx_buf);
 	n->rx_buf = NULL;
+	net_mmds_free(n->mmds);
+	n->mmds = NULL;
+	free(n->tx_frame);
+	n->tx_frame = NULL;
 }

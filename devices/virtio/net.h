@@ -6,6 +6,11 @@
  * guest's buffers (several with MRG_RXBUF); the TAP is watched only while the guest has
  * buffers, so frames wait in the TAP, never dropped and never spun on.
  *
+ * With an MMDS (cfg->mmds), a TX frame for its address goes to the stack (net_mmds.c)
+ * instead of the TAP, decided on a copy of its first bytes that is also what the TAP gets;
+ * the stack's frames go into the RX queue taking turns with the TAP's, made only when
+ * there is a buffer for them.
+ *
  * A chain the driver got wrong (TX: a writable buffer, shorter than the header, longer
  * than VIRTIO_NET_MAX_PACKET, offloads not negotiated; RX: a readable buffer, shorter than
  * the header) is returned with len 0 and a rate-limited warning: that packet is lost, the
@@ -17,6 +22,7 @@
 #include "devices/virtio/device.h"
 #include "devices/virtio/rate_limiter.h"
 #include "devices/virtio/config.h"
+#include "devices/virtio/net_mmds_stack.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,6 +40,9 @@
 #define VIRTIO_NET_MAX_PACKET 65562
 /* Config space: mac[6], status, max_virtqueue_pairs (1: no MQ). */
 #define VIRTIO_NET_CONFIG_LEN 10
+
+/* What the device copies of each TX frame: the header, and what decides the MMDS's. */
+#define VIRTIO_NET_TX_HEAD (VIRTIO_NET_HDR_LEN + NET_MMDS_CLAIM_LEN)
 
 /* A chain of the frame being received with MRG_RXBUF, filled and not yet pushed. */
 struct virtio_net_rx_part {
@@ -61,7 +70,8 @@ struct virtio_net {
 	struct virtqueue_chain tx_chain;
 	struct iovec tx_iov[VIRTIO_NET_QUEUE_MAX + 1];
 	unsigned tx_iovcnt;
-	uint8_t tx_hdr[VIRTIO_NET_HDR_LEN];
+	uint8_t tx_hdr[VIRTIO_NET_TX_HEAD]; /* the header and the frame's first bytes */
+	uint32_t tx_hdr_len;
 	bool tx_pending;
 	bool tx_paid; /* the pending chain's tokens are taken */
 	/* RX: one frame read from the TAP at a time, then copied into the guest's buffers. */
@@ -75,10 +85,16 @@ struct virtio_net {
 	unsigned rx_nparts;
 	uint8_t *rx_num_buffers[2]; /* where the first part's num_buffers bytes are */
 	bool rx_paid;               /* the waiting frame's tokens are taken */
+	/* The MMDS stack, or NULL; its TX frames are copied whole into tx_frame. */
+	struct net_mmds *mmds;
+	uint8_t *tx_frame; /* VIRTIO_NET_MAX_PACKET bytes, with an MMDS only */
+	bool rx_mmds_turn; /* the stack's frame goes next, if it has one */
+	bool rx_from_mmds; /* the frame in rx_buf is the stack's */
+	bool tx_to_mmds;   /* this TX run gave the stack frames */
 	/* cfg->tx and cfg->rx; a blocked direction waits for its timer, never sleeps. */
 	struct ratelimit tx_rl, rx_rl;
 	struct ratelimit_timer tx_timer, rx_timer;
-	/* Counters, for tests and metrics. */
+	/* Counters, for tests and metrics: the TAP's frames (the MMDS stack counts its own). */
 	uint64_t tx_packets, tx_bytes, tx_dropped, tx_wakeups;
 	uint64_t rx_packets, rx_bytes, rx_dropped, rx_wakeups;
 };

@@ -334,9 +334,49 @@ def pci_seeds():
         cfg_wr(4, 2, length=2) + cfg_wr(0x52, 0x8000, length=2) + win_wr(8, 0, 0xFEE00000))
 
 
+# --- net_mmds (tests/fuzz/fuzz_net_mmds.c) ------------------------------------------------
+
+def net_mmds_seeds():
+    SYN, ACK, FIN, RST, PSH, PARTIAL = 0x02, 0x10, 0x01, 0x04, 0x08, 0x80
+
+    def seg(port, flags, payload=b"", ds=0, da=0, win=0xFFFF, ipopts=0):
+        return (u8(1) + u8(port) + u8(flags) + u8(ds) + u8(da) + struct.pack(">H", win)[::-1] +
+                u8(ipopts) + u8(len(payload)) + payload)
+
+    def post(n):
+        return u8(2) + u8(n)
+
+    read = u8(3)
+    get = b"G" + bytes(30)  # made a whole request by the target
+
+    def conversation(port, flags=0):
+        return (seg(port, SYN | flags) + read + seg(port, ACK | flags) +
+                seg(port, ACK | PSH | flags, get) + read + read + seg(port, ACK | FIN | flags) +
+                read + seg(port, ACK | flags) + read)
+
+    # MRG_RXBUF, 2 KiB buffers: one connection start to end, full checksums then partial.
+    out("net_mmds", "get", u8(1) + post(30) + conversation(0) + post(30) + conversation(1, PARTIAL))
+    # Without MRG_RXBUF, 300- and 70-byte buffers: frames made to fit.
+    out("net_mmds", "small-buffers", u8(2 << 2) + post(31) + conversation(2) + post(31) + read)
+    out("net_mmds", "tiny-buffers", u8(3 << 2) + post(31) + conversation(3) + post(31) + read)
+    # Pipelined requests in a small window, the host sending frames meanwhile.
+    out("net_mmds", "pipelined", u8(1 | 2) + post(30) + seg(0, SYN) + read + seg(0, ACK, win=700) +
+        seg(0, ACK, get + b"\r\n\r\nGET /x HTTP/1.1\r\n\r\n", win=700) + read +
+        u8(5) + u8(60) + bytes(60) + seg(0, ACK, win=2000) + read + post(30) + read)
+    # ARP for the address and not, IP options, a raw frame, a RST, a reset mid-connection.
+    out("net_mmds", "mixed", u8(1) + post(20) + u8(4) + u8(1) + u8(4) + u8(0) + read +
+        seg(1, SYN, ipopts=2) + read + seg(1, RST) +
+        u8(0) + u16(54) + u8(1) + u16(34) + u16(16) + bytes(12) + b"\x08\x00\x45" + bytes(39) +
+        seg(2, SYN) + read + u8(6) + post(10) + seg(2, ACK) + read)
+    # A SYN flood with no buffers, then buffers.
+    out("net_mmds", "syn-flood", u8(1) + b"".join(seg(i % 4, SYN, ds=i) for i in range(120)) +
+        post(31) + read + post(31) + read)
+
+
 if __name__ == "__main__":
     json_seeds()
     loader_seeds()
     resolver_seeds()
     virtqueue_seeds()
     pci_seeds()
+    net_mmds_seeds()

@@ -43,14 +43,19 @@ $(RIG_OUT)/l2/barpat: tests/rig/l2/barpat.c
 	@mkdir -p $(@D)
 	$(RIG_CC) $(RIG_CFLAGS) -static -o $@ $<
 
+# L2's MMDS client: a guest's curl against the MMDS (GET with headers, a V2 token's PUT).
+$(RIG_OUT)/l2/mmds: tests/rig/l2/mmds.c
+	@mkdir -p $(@D)
+	$(RIG_CC) $(RIG_CFLAGS) -static -o $@ $<
+
 # L2's own initramfs: busybox, its init (checks nproc/MemTotal), the exit-port tool.
 $(RIG_OUT)/l2/initramfs.cpio.gz: $(RIG_OUT)/l2/exitport $(RIG_OUT)/l2/vsock $(RIG_OUT)/l2/edu \
-		$(RIG_OUT)/l2/barpat tests/rig/l2/init $(RIG_DIR)/mkinitramfs.sh \
+		$(RIG_OUT)/l2/barpat $(RIG_OUT)/l2/mmds tests/rig/l2/init $(RIG_DIR)/mkinitramfs.sh \
 		$(wildcard tests/rig/l2/checks/*.sh)
 	bash $(RIG_DIR)/mkinitramfs.sh -o $@ --init tests/rig/l2/init \
 	  --add $(RIG_OUT)/l2/exitport:/bin/exitport --add $(RIG_OUT)/l2/vsock:/bin/vsock \
 	  --add $(RIG_OUT)/l2/edu:/bin/edu --add $(RIG_OUT)/l2/barpat:/bin/barpat \
-	  --add tests/rig/l2/checks:/checks
+	  --add $(RIG_OUT)/l2/mmds:/bin/mmds --add tests/rig/l2/checks:/checks
 
 # L2's ext4 root disk for the virtio-blk case (mkfs.ext4 -d from e2fsprogs).
 $(RIG_OUT)/l2/rootfs.ext4: tests/rig/l2/mkrootfs.sh $(RIG_OUT)/l2/exitport
