@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -493,6 +494,56 @@ static void test_mmds(void **state)
 	w_free(w);
 }
 
+/*
+ * The flint binary with --metadata and --mmds-size-limit: the file is the store's first
+ * content (GET /mmds answers it, written as Firecracker writes it), PATCH merges into it
+ * within the limit, and the limit is the command line's.
+ */
+static void test_metadata_in_store(void **state)
+{
+	static const char text[] = "{\"b\": 12.12, \"a\": [1.0]}";
+	char dir[] = "/tmp/flint-meta-XXXXXX", sock[64], meta[64];
+	struct http_reply r;
+	int fd, status;
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/s", dir);
+	snprintf(meta, sizeof(meta), "%s/m.json", dir);
+	fd = open(meta, O_CREAT | O_WRONLY, 0600);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1), dup2(null, 2);
+		execl(test_flint_bin(), "flint", "--api-sock", sock, "--metadata", meta,
+		      "--mmds-size-limit", "30", (char *)NULL);
+		_exit(127);
+	}
+	close(http_connect(sock, 5000));
+	assert_int_equal(http_request(sock, "GET", "/mmds", NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "{\"a\":[1.0],\"b\":12.12}");
+	free(r.body);
+	assert_int_equal(http_request(sock, "PATCH", "/mmds", "{\"c\": \"0123456789\"}", &r), 0);
+	assert_int_equal(r.status, 413); /* 39 bytes, the limit 30 */
+	free(r.body);
+	assert_int_equal(http_request(sock, "PATCH", "/mmds", "{\"b\": null, \"c\": 1}", &r), 0);
+	assert_int_equal(r.status, 204);
+	free(r.body);
+	assert_int_equal(http_request(sock, "GET", "/mmds", NULL, &r), 0);
+	assert_string_equal(r.body, "{\"a\":[1.0],\"c\":1}");
+	free(r.body);
+	kill(pid, SIGTERM);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 143);
+	unlink(meta);
+	rmdir(dir);
+}
+
 static uint64_t num(json_t *line, const char *section, const char *key)
 {
 	json_t *v = json_object_get(json_object_get(line, section), key);
@@ -730,6 +781,7 @@ int main(void)
 		cmocka_unit_test(test_patch_devices_before_start),
 		cmocka_unit_test(test_start_fails),
 		cmocka_unit_test(test_mmds),
+		cmocka_unit_test(test_metadata_in_store),
 		cmocka_unit_test(test_logger),
 		cmocka_unit_test(test_vm_config_replays),
 		cmocka_unit_test(test_signal_after_failed_start),
