@@ -13,9 +13,9 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.0.0-dev)
 # Debian packages flint needs to build and test; `make deps` installs what is missing.
 # libfdt and libseccomp join when the issues that use them land (least privilege).
 DEPS := build-essential pkg-config libevent-dev libjansson-dev libcmocka-dev linux-libc-dev \
-	libcap-ng-dev qemu-system-x86
+	libcap-ng-dev libssl-dev qemu-system-x86
 
-PKGS     := libevent_core libevent_extra jansson libcap-ng
+PKGS     := libevent_core libevent_extra jansson libcap-ng libcrypto
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -28,7 +28,7 @@ SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 
 # Everything but main() is one library, built once per flavour: flint, the tests, the rig
 # programs and the benchmarks all link it (build/libflint.a, build/asan/libflint.a).
-SRC_DIRS := vmm vmm/api vmm/base vmm/config vmm/x86 boot devices/legacy devices/pseudo devices/virtio devices/pci devices/vfio iommu
+SRC_DIRS := vmm vmm/api vmm/base vmm/config vmm/mmds vmm/x86 boot devices/legacy devices/pseudo devices/virtio devices/pci devices/vfio iommu
 LIB_SRCS := $(filter-out vmm/main.c,$(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
 # Test programs: tests/unit/test_*.c need no KVM, tests/kvm/test_*.c do (they run on the
 # host's /dev/kvm when it works, else inside the rig: tests/kvm/where.sh decides).

@@ -5,6 +5,7 @@
  * and exit 64: logging is not set up yet.
  */
 #include "vmm/cli.h"
+#include "vmm/mmds/mmds.h"
 #include "vmm/base/file.h"
 #include "vmm/caps.h"
 #include "vmm/exitcode.h"
@@ -402,7 +403,8 @@ static int one_option(struct cli *cli, int opt, char **argv)
 
 /*
  * --metadata: JSON of any kind (Firecracker's MMDS store takes a serde Value), no larger
- * written compactly than the MMDS limit, as Mmds::put_data() measures it.
+ * written compactly (as Firecracker writes it: mmds_json_dump()) than the MMDS limit, as
+ * Mmds::put_data() measures it.
  */
 static int load_metadata(struct cli *cli)
 {
@@ -425,8 +427,9 @@ static int load_metadata(struct cli *cli)
 	if (!cli->metadata)
 		return usage_error("--metadata %s: line %d, column %d: invalid JSON: %s",
 		                   MSG_ESC(path), jerr.line, jerr.column, MSG_ESC(jerr.text));
-	compact = json_dumps(cli->metadata, JSON_COMPACT | JSON_ENCODE_ANY);
-	len = compact ? strlen(compact) : SIZE_MAX;
+	compact = mmds_json_dump(cli->metadata, &len);
+	if (!compact)
+		len = SIZE_MAX;
 	free(compact);
 	if (len > cli->mmds_size_limit)
 		return usage_error("--metadata %s: %zu bytes of JSON, more than the MMDS limit of "
@@ -516,9 +519,6 @@ void cli_report(const struct cli *cli)
 		         MSG_ESC(cli->seccomp_filter));
 	else if (cli->no_seccomp)
 		log_info("--no-seccomp: flint has no seccomp filter yet to leave out");
-	if (cli->metadata)
-		log_info("--metadata %s: kept; flint has no MMDS yet to serve it",
-		         MSG_ESC(cli->metadata_path));
 }
 
 void cli_free(struct cli *cli)

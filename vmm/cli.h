@@ -55,7 +55,7 @@ struct cli {
 	size_t mmds_size_limit; /* --mmds-size-limit, else max_payload (as Firecracker) */
 	bool mmds_size_limit_set;
 	const char *metadata_path;
-	json_t *metadata; /* --metadata's JSON, within mmds_size_limit: the MMDS store to be */
+	json_t *metadata; /* --metadata's JSON, within mmds_size_limit: the MMDS store's first */
 	bool boot_timer;  /* --boot-timer: flint's boot timer device is always there */
 	bool show_level;  /* --show-level: flint's log lines always show their level */
 	const char *metrics_path;   /* --metrics-path: opened when the process starts */

@@ -6,11 +6,14 @@
 #include "vmm/exitcode.h"
 #include "vmm/base/log.h"
 #include "vmm/metrics.h"
+#include "vmm/mmds/mmds.h"
 #include "vmm/vmm.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <errno.h>
 
 /* The command line's --exit-port wins over the config's flint.ci.exit_port. */
 static int apply_exit_port(const struct cli *cli, struct vm_config *cfg)
@@ -93,6 +96,38 @@ static int check_metrics(const struct cli *cli, const struct vm_config *cfg)
 	return FLINT_EXIT_CONFIG;
 }
 
+/* The config's mmds-config takes effect in the process's store: -1 or an exit code. */
+static int configure_mmds(const struct cli *cli, const struct vm_config *cfg)
+{
+	if (!cfg->mmds.present || !mmds_configure(cli->run.mmds, &cfg->mmds))
+		return -1;
+	log_error("MMDS: out of memory");
+	return FLINT_EXIT_INTERNAL;
+}
+
+/*
+ * The MMDS store, made whether or not a VM asks for it (Firecracker's GET and PUT /mmds
+ * work before mmds-config, and --metadata fills it first). -1 or an exit code.
+ */
+static int open_mmds(struct cli *cli)
+{
+	struct mmds_params p = { .size_limit = cli->mmds_size_limit, .instance_id = cli->id };
+	int r = mmds_new(&cli->run.mmds, &p);
+
+	if (r)
+		return FLINT_EXIT_INTERNAL;
+	if (!cli->metadata)
+		return -1;
+	/* cli_parse() measured it against the same limit: only memory can fail here. */
+	r = mmds_put(cli->run.mmds, cli->metadata);
+	if (!r) {
+		log_info("--metadata %s: in the MMDS store", MSG_ESC(cli->metadata_path));
+		return -1;
+	}
+	log_error("--metadata %s: %s", MSG_ESC(cli->metadata_path), strerror(-r));
+	return r == -ENOMEM ? FLINT_EXIT_INTERNAL : FLINT_EXIT_USAGE;
+}
+
 /* --config-file into @cfg, with the command line's log and exit-port settings. -1 or a code. */
 static int load_config(struct cli *cli, struct vm_config *cfg)
 {
@@ -110,6 +145,8 @@ static int load_config(struct cli *cli, struct vm_config *cfg)
 		code = apply_exit_port(cli, cfg);
 	if (code < 0)
 		report_ignored(cli, cfg);
+	if (code < 0)
+		code = configure_mmds(cli, cfg);
 	return code;
 }
 
@@ -127,11 +164,13 @@ static int run_config(struct cli *cli)
 	return code;
 }
 
-/* What InstanceStart does to the API's config before the VM starts: --exit-port. */
+/* What InstanceStart does to the API's config before the VM starts: --exit-port, the MMDS. */
 static int api_prepare(void *ctx, struct vm_config *cfg)
 {
 	int code = apply_exit_port(ctx, cfg);
 
+	if (code < 0)
+		code = configure_mmds(ctx, cfg);
 	return code < 0 ? 0 : code;
 }
 
@@ -146,6 +185,7 @@ static int run_api(struct cli *cli, const char *sock)
 		                .max_payload = cli->max_payload,
 		                .prepare = api_prepare,
 		                .prepare_ctx = cli,
+		                .mmds = cli->run.mmds,
 		                .start_time = cli->start_time,
 		                .start_time_cpu = cli->start_time_cpu,
 		                .parent_cpu_time = cli->parent_cpu_time };
@@ -190,14 +230,17 @@ int main(int argc, char **argv)
 	code = cli_parse(argc, argv, &cli);
 	cli.run.metrics_path = cli.metrics_path;
 	cli.run.id = cli.id;
+	if (code < 0 && cli.level_set)
+		log_set_level(cli.level);
+	if (code < 0)
+		code = open_mmds(&cli);
 	if (code < 0) {
-		if (cli.level_set)
-			log_set_level(cli.level);
 		if (cli_api_sock(&cli) && !cli.dry_run)
 			code = run_api(&cli, cli_api_sock(&cli));
 		else
 			code = run_config(&cli);
 	}
+	mmds_free(cli.run.mmds);
 	cli_free(&cli);
 	log_close();
 	return code;

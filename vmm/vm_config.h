@@ -8,6 +8,7 @@
 #include "devices/virtio/config.h"
 #include "iommu/iommu.h"
 #include "vmm/base/log.h"
+#include "vmm/mmds/mmds.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,8 +42,8 @@ struct flint_ci_config {
 	 * flint's exit status (143 would read as SIGTERM to an orchestrator).
 	 */
 	bool exit_port_enabled;
-	uint16_t exit_port;      /* first port of the range */
-	uint8_t exit_port_size;  /* 1, 2 or 4 ports; a write to any of them exits */
+	uint16_t exit_port;     /* first port of the range */
+	uint8_t exit_port_size; /* 1, 2 or 4 ports; a write to any of them exits */
 };
 
 struct flint_memory_config {
@@ -76,6 +77,11 @@ struct vm_config {
 	struct config_ignored ignored;
 	bool entropy;
 	struct rate_limiter entropy_limiter;
+	/*
+	 * mmds-config: the MMDS address and the interfaces the net devices answer it on
+	 * (vmm/mmds/mmds.h); the store itself is the process's, not the config's.
+	 */
+	struct mmds_config mmds;
 	/* flint's own */
 	struct flint_ci_config ci;
 	struct flint_memory_config memory;

@@ -16,6 +16,11 @@ struct run_opts {
 	const char *metrics_path; /* --metrics-path: metrics configured when the process starts */
 	const char *id;           /* the instance id (--id), for metrics' emit_id */
 	struct caps_id run_as;    /* --uid/--gid: who flint becomes once the VM is built */
+	/*
+	 * The process's MMDS store (main.c makes it, the API fills it): what a net device
+	 * named in cfg->mmds answers the guest's MMDS requests from (mmds_net()).
+	 */
+	struct mmds *mmds;
 };
 
 /*

@@ -9,6 +9,9 @@
  *   PUT /boot-source, /machine-config, /vsock, /entropy, /metrics, /logger: the body at ""
  *   PATCH /machine-config: the defaults {vcpu_count: 1, mem_size_mib: 128} updated by it
  *   PUT /drives/{id}, /network-interfaces/{id}: a list holding it, at "drives" etc.
+ *   PUT /mmds/config: against the interfaces the body made, if it made one
+ *   PUT /mmds, PATCH /mmds (any JSON value): into an MMDS store, then PATCHed again with
+ *   itself; the store, written as Firecracker writes it, never beyond its limit
  * Each accepted body is kept in the config document as resources.c keeps it, and the
  * document is then parsed as InstanceStart parses it (config_parse()). PUT /logger's own
  * step, log_set_file(), is left out: a fuzzer must not create files where a body says.
@@ -19,6 +22,7 @@
 #include "tests/fuzz/common.h"
 #include "vmm/config/config.h"
 #include "vmm/config/sections.h"
+#include "vmm/mmds/mmds.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -52,6 +56,46 @@ static bool check(const char *request, cfg_section_fn *fn, json_t *v, const char
 	return e == 0;
 }
 
+/* check() against @scratch, which holds what the section may refer to (interfaces). */
+static bool check_with(const char *request, cfg_section_fn *fn, json_t *v,
+                       struct vm_config *scratch)
+{
+	char err[1024] = "";
+	struct cfg_ctx c = { request, err, sizeof(err), NULL };
+	int e = fn(&c, v, "", scratch);
+
+	if (e && e != -ENOMEM)
+		FUZZ_CHECK(e < 0 && strncmp(err, request, strlen(request)) == 0,
+		           "%s: refused (%d) with \"%s\"", request, e, err);
+	return e == 0;
+}
+
+/* PUT and PATCH /mmds: a store of 4 KiB, so the limit is met often. */
+static void mmds_bodies(json_t *body)
+{
+	struct mmds_params p = { .size_limit = 4096, .instance_id = "fuzz" };
+	struct mmds *m;
+	json_t *v;
+	size_t len;
+	char *text;
+	int put, patch;
+
+	FUZZ_CHECK(mmds_new(&m, &p) == 0, "no store");
+	patch = mmds_patch(m, body);
+	FUZZ_CHECK(patch == -ENODATA, "PATCH before PUT: %d", patch);
+	put = mmds_put(m, body);
+	FUZZ_CHECK(put == 0 || put == -E2BIG, "PUT: %d", put);
+	patch = mmds_patch(m, body);
+	FUZZ_CHECK(put || patch == 0 || patch == -E2BIG, "PATCH: %d", patch);
+	v = mmds_get(m);
+	text = mmds_json_dump(v, &len);
+	FUZZ_CHECK(text && len <= 4096 && (put || json_equal(v, body) || !patch),
+	           "the store: %zu bytes", text ? len : 0);
+	free(text);
+	json_decref(v);
+	mmds_free(m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct {
@@ -74,9 +118,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > MAX_PAYLOAD)
 		return -1;
-	body = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
+	body = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+	                  &jerr);
 	if (!body)
 		return 0; /* answered with jansson's message: nothing of flint's ran */
+	mmds_bodies(body);
+	if (!json_is_object(body) && !json_is_array(body)) {
+		json_decref(body); /* the server takes these for /mmds only */
+		return 0;
+	}
 	doc = json_object();
 	FUZZ_CHECK(doc != NULL, "out of memory");
 	fuzz_enter_dir();
@@ -99,6 +149,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (check("PUT /network-interfaces/fuzz", cfg_net, list, "network-interfaces"))
 		json_object_set(doc, "network-interfaces", list);
 	json_decref(list);
+	/* PUT /mmds/config: checked against the interfaces kept so far (resources.c's order). */
+	{
+		struct vm_config scratch;
+		struct cfg_ctx c = { "PUT /mmds/config", err, sizeof(err), NULL };
+		config_init(&scratch);
+		if (!cfg_net(&c, json_object_get(doc, "network-interfaces"), "network-interfaces",
+		             &scratch) &&
+		    check_with("PUT /mmds/config", cfg_mmds, body, &scratch))
+			json_object_set_new(doc, "mmds-config", config_mmds_json(&scratch.mmds));
+		config_free(&scratch);
+	}
 	/* InstanceStart: the document as a config file. */
 	text = json_dumps(doc, JSON_COMPACT);
 	FUZZ_CHECK(text != NULL, "out of memory");

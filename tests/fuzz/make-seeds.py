@@ -373,6 +373,29 @@ def net_mmds_seeds():
         post(31) + read + post(31) + read)
 
 
+# --- mmds: a set-up byte (bit 0 V2, bit 1 imds_compat, bits 2-7 piece size - 1), a stream --
+
+def mmds(name, v2, compat, piece, stream):
+    out("mmds", name, u8(v2 | compat << 1 | (piece - 1) << 2) + stream)
+
+
+def mmds_seeds():
+    mmds("v1-get-json", 0, 0, 8, b"GET /latest/meta-data/ HTTP/1.1\r\nAccept: application/json\r\n\r\n"
+         b"GET /latest/meta-data/tags/1/b HTTP/1.0\r\n\r\n")
+    mmds("v1-get-text", 0, 0, 64, b"GET http://169.254.169.254/latest/meta-data/ami-id HTTP/1.0\r\n\r\n"
+         b"GET /a~1b/c~0d HTTP/1.1\r\n\r\n")
+    mmds("v2-token", 1, 0, 4, b"PUT /latest/api/token HTTP/1.1\r\nX-metadata-token-ttl-seconds: 21600\r\n\r\n"
+         b"GET /latest HTTP/1.1\r\nX-metadata-token: " + b"A" * 48 + b"\r\n\r\n")
+    mmds("v2-errors", 1, 0, 16, b"PUT /latest/api/token HTTP/1.1\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n"
+         b"PUT /token HTTP/1.0\r\nX-aws-ec2-metadata-token-ttl-seconds: +0\r\n\r\n"
+         b"PATCH / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+    mmds("compat-body", 0, 1, 32, b"GET /latest HTTP/1.1\r\nAccept: application/json\r\nContent-Length: 3\r\n\r\n"
+         b"abcGET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+    mmds("parse-errors", 0, 0, 2, b"POST / HTTP/1.1\r\n\r\nGET / HTTP/2\r\n\r\nGET  HTTP/1.0\r\n\r\n"
+         b"GET / HTTP/1.1\r\nbad\r\n\r\nGET / HTTP/1.1\r\nAccept-Encoding: *;q=0\r\n"
+         b"Content-Length: x\r\n\r\nGET / HTTP/1.1\n\n")
+
+
 if __name__ == "__main__":
     json_seeds()
     loader_seeds()
@@ -380,3 +403,6 @@ if __name__ == "__main__":
     virtqueue_seeds()
     pci_seeds()
     net_mmds_seeds()
+
+
+    mmds_seeds()

@@ -8,7 +8,7 @@
 #                                             every seed and regression input replayed once;
 #                                             "fuzz: N passed, N failed", non-zero on a failure
 # A target reads tests/fuzz/corpus/<t>/ and tests/fuzz/regressions/<t>/ (never writes them)
-# and, for the JSON targets, tests/fuzz/json.dict. Its whole output is in OUT/logs/<t>.log.
+# and its dictionary (tests/fuzz/json.dict for the JSON targets, http.dict for mmds). Its whole output is in OUT/logs/<t>.log.
 set -u
 mode=$1
 out=$(cd "$2" && pwd)
@@ -21,6 +21,7 @@ status=0
 dict() {
 	case $1 in
 	config | api) echo "-dict=$src/json.dict" ;;
+	mmds) echo "-dict=$src/http.dict" ;;
 	esac
 }
 

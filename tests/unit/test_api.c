@@ -12,6 +12,7 @@
 #include "vmm/config/config.h"
 #include "vmm/exitcode.h"
 #include "vmm/metrics.h"
+#include "vmm/mmds/mmds.h"
 #include "vmm/vmm.h"
 
 #include <errno.h>
@@ -30,6 +31,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -48,6 +50,7 @@ struct world {
 	struct api *api;
 	struct vm_config cfg;
 	struct run_opts opts;
+	struct mmds *mmds; /* 100 bytes at most: the limit is easy to reach */
 	struct step steps[MAX_STEPS];
 	unsigned n;
 };
@@ -77,7 +80,10 @@ static struct world *w_new_with(const char *metrics)
 	snprintf(w->metrics, sizeof(w->metrics), "%s/%s", w->dir, metrics ? metrics : "metrics");
 	w->opts.metrics_path = metrics ? w->metrics : NULL;
 	assert_int_equal(vmm_new(&w->vmm, &w->opts), 0);
-	p = (struct api_params){ .sock_path = w->sock, .id = "t1", .vmm = w->vmm, .cfg = &w->cfg };
+	assert_int_equal(mmds_new(&w->mmds, &(struct mmds_params){ .size_limit = 100 }), 0);
+	p = (struct api_params){
+		.sock_path = w->sock, .id = "t1", .vmm = w->vmm, .cfg = &w->cfg, .mmds = w->mmds
+	};
 	assert_int_equal(api_open(&w->api, &p), 0);
 	return w;
 }
@@ -94,6 +100,7 @@ static void w_free(struct world *w)
 	api_close(w->api);
 	assert_int_not_equal(stat(w->sock, &st), 0); /* removed on close */
 	vmm_free(w->vmm);
+	mmds_free(w->mmds);
 	config_free(&w->cfg);
 	for (unsigned i = 0; i < w->n; i++) {
 		free(w->steps[i].body);
@@ -356,7 +363,8 @@ static void test_vm_config_replays(void **state)
 	argv[0] = (char *)test_flint_bin(), argv[1] = "--dry-run", argv[2] = "--config-file";
 	argv[3] = path, argv[4] = NULL;
 	assert_int_equal(test_run(argv, 20, 0, 0, &res), 0);
-	/* The saved config is taken; the "kernel" only fails at the loader, as it would at start. */
+	/* The saved config is taken; the "kernel" only fails at the loader, as it would at start.
+	 */
 	assert_null(strstr(res.err, "saved.json: "));
 	assert_non_null(strstr(res.err, "not a kernel flint can boot"));
 	unlink(path);
@@ -410,6 +418,130 @@ static void test_start_fails(void **state)
 	assert_fault(w, after, "not supported after starting the microVM");
 	assert_fault(w, again, "not supported after starting the microVM");
 	w_free(w);
+}
+
+/*
+ * The MMDS through the API, as Firecracker answers: GET before any PUT is {}, PATCH needs a
+ * PUT first, the limit is 413; mmds-config names configured interfaces, a link-local
+ * address, shows in GET /vm/config; is pre-boot only while /mmds works on after the start.
+ * Until the net devices answer it, a VM asking for the MMDS does not start, and says why.
+ */
+static void test_mmds(void **state)
+{
+	struct world *w = w_new();
+	unsigned get0 = req(w, "GET", "/mmds", NULL);
+	unsigned patch0 = req(w, "PATCH", "/mmds", "{\"a\": 1}");
+	unsigned put = req(w, "PUT", "/mmds", "{\"a\": {\"b\": 1}, \"f\": 12.12}");
+	unsigned patch = req(w, "PATCH", "/mmds", "{\"a\": {\"c\": \"x\"}, \"f\": null}");
+	unsigned get = req(w, "GET", "/mmds", NULL);
+	unsigned big = req(w, "PATCH", "/mmds", "{\"k\": \"%0100d\"}", 0);
+	unsigned noif = req(w, "PUT", "/mmds/config", "{\"network_interfaces\": [\"eth0\"]}");
+	unsigned net = req(w, "PUT", "/network-interfaces/eth0",
+	                   "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\"}");
+	unsigned empty = req(w, "PUT", "/mmds/config", "{\"network_interfaces\": []}");
+	unsigned ip = req(w, "PUT", "/mmds/config",
+	                  "{\"network_interfaces\": [\"eth0\"], \"ipv4_address\": \"10.0.0.1\"}");
+	unsigned ok = req(w, "PUT", "/mmds/config",
+	                  "{\"version\": \"V2\", \"network_interfaces\": [\"eth0\"], "
+	                  "\"ipv4_address\": \"169.254.170.2\"}");
+	unsigned bogus = req(w, "PUT", "/mmds/bogus", "{}");
+	unsigned vmc = req(w, "GET", "/vm/config", NULL);
+	unsigned boot = req(w, "PUT", "/boot-source", "{\"kernel_image_path\": \"%s\"}", w->kernel);
+	unsigned start = req(w, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	unsigned cfg_after = req(w, "PUT", "/mmds/config", "{\"network_interfaces\": [\"eth0\"]}");
+	unsigned put_after = req(w, "PUT", "/mmds", "[\"any\", \"JSON\"]");
+	unsigned get_after = req(w, "GET", "/mmds", NULL);
+	json_t *m;
+
+	(void)state;
+	run(w);
+	assert_int_equal(w->steps[get0].status, 200);
+	assert_true(json_is_object(w->steps[get0].reply) &&
+	            !json_object_size(w->steps[get0].reply));
+	assert_fault(w, patch0, "MMDS error: The MMDS data store is not initialized.");
+	assert_int_equal(w->steps[put].status, 204);
+	assert_int_equal(w->steps[patch].status, 204);
+	assert_int_equal(w->steps[get].status, 200);
+	m = w->steps[get].reply;
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(m, "a"), "b")), 1);
+	assert_string_equal(str(json_object_get(m, "a"), "c"), "x");
+	assert_null(json_object_get(m, "f"));
+	assert_int_equal(w->steps[big].status, 413);
+	assert_string_equal(str(w->steps[big].reply, "fault_message"),
+	                    "MMDS limit exceeded error: The MMDS patch request doesn't fit.");
+	assert_fault(w, noif, "does not correspond to any existing network interface");
+	assert_int_equal(w->steps[net].status, 204);
+	assert_fault(w, empty, "allow forwarding MMDS requests is empty");
+	assert_fault(w, ip, "The MMDS IPv4 address is not link local.");
+	assert_int_equal(w->steps[ok].status, 204);
+	assert_fault(w, bogus, "Unrecognized PUT request path `bogus`.");
+	m = json_object_get(w->steps[vmc].reply, "mmds-config");
+	assert_string_equal(str(m, "version"), "V2");
+	assert_string_equal(str(m, "ipv4_address"), "169.254.170.2");
+	assert_string_equal(
+	        json_string_value(json_array_get(json_object_get(m, "network_interfaces"), 0)),
+	        "eth0");
+	assert_true(json_is_false(json_object_get(m, "imds_compat")));
+	assert_int_equal(w->steps[boot].status, 204);
+	assert_fault(w, start, "MMDS on the guest network: not wired yet");
+	assert_fault(w, cfg_after, "not supported after starting the microVM");
+	assert_int_equal(w->steps[put_after].status, 204);
+	assert_int_equal(w->steps[get_after].status,
+	                 200); /* an array: not the test's JSON object */
+	m = mmds_get(w->mmds);
+	assert_true(json_is_array(m));
+	json_decref(m);
+	w_free(w);
+}
+
+/*
+ * The flint binary with --metadata and --mmds-size-limit: the file is the store's first
+ * content (GET /mmds answers it, written as Firecracker writes it), PATCH merges into it
+ * within the limit, and the limit is the command line's.
+ */
+static void test_metadata_in_store(void **state)
+{
+	static const char text[] = "{\"b\": 12.12, \"a\": [1.0]}";
+	char dir[] = "/tmp/flint-meta-XXXXXX", sock[64], meta[64];
+	struct http_reply r;
+	int fd, status;
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/s", dir);
+	snprintf(meta, sizeof(meta), "%s/m.json", dir);
+	fd = open(meta, O_CREAT | O_WRONLY, 0600);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1), dup2(null, 2);
+		execl(test_flint_bin(), "flint", "--api-sock", sock, "--metadata", meta,
+		      "--mmds-size-limit", "30", (char *)NULL);
+		_exit(127);
+	}
+	close(http_connect(sock, 5000));
+	assert_int_equal(http_request(sock, "GET", "/mmds", NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "{\"a\":[1.0],\"b\":12.12}");
+	free(r.body);
+	assert_int_equal(http_request(sock, "PATCH", "/mmds", "{\"c\": \"0123456789\"}", &r), 0);
+	assert_int_equal(r.status, 413); /* 39 bytes, the limit 30 */
+	free(r.body);
+	assert_int_equal(http_request(sock, "PATCH", "/mmds", "{\"b\": null, \"c\": 1}", &r), 0);
+	assert_int_equal(r.status, 204);
+	free(r.body);
+	assert_int_equal(http_request(sock, "GET", "/mmds", NULL, &r), 0);
+	assert_string_equal(r.body, "{\"a\":[1.0],\"c\":1}");
+	free(r.body);
+	kill(pid, SIGTERM);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 143);
+	unlink(meta);
+	rmdir(dir);
 }
 
 static uint64_t num(json_t *line, const char *section, const char *key)
@@ -566,7 +698,8 @@ static void test_signal_after_failed_start(void **state)
 	w_free(w);
 }
 
-/* Methods Firecracker does not serve get its 400, not evhttp's 501 page; a log FIFO needs no reader. */
+/* Methods Firecracker does not serve get its 400, not evhttp's 501 page; a log FIFO needs no
+ * reader. */
 static void test_methods_and_log_fifo(void **state)
 {
 	struct world *w = w_new();
@@ -647,6 +780,8 @@ int main(void)
 		cmocka_unit_test(test_bad_requests),
 		cmocka_unit_test(test_patch_devices_before_start),
 		cmocka_unit_test(test_start_fails),
+		cmocka_unit_test(test_mmds),
+		cmocka_unit_test(test_metadata_in_store),
 		cmocka_unit_test(test_logger),
 		cmocka_unit_test(test_vm_config_replays),
 		cmocka_unit_test(test_signal_after_failed_start),

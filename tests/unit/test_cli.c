@@ -240,14 +240,14 @@ static void test_metadata(void **state)
 {
 	(void)state;
 	RUN(true, "--metadata", META);
-	expect(0, "--metadata " META ": kept; flint has no MMDS yet to serve it");
+	expect(0, "--metadata " META ": in the MMDS store");
 	RUN(true, "--metadata", META, "--mmds-size-limit", "30");
 	expect(64, "--metadata " META ": 233 bytes of JSON, more than the MMDS limit of 30");
 	RUN(true, "--metadata", META, "--http-api-max-payload-size", "30");
 	expect(64, "more than the MMDS limit of 30");
 	RUN(true, "--metadata", META, "--http-api-max-payload-size", "30", "--mmds-size-limit",
 	    "233");
-	expect(0, "kept");
+	expect(0, "in the MMDS store");
 	RUN(true, "--metadata", "tests/configs/firecracker/metadata_invalid.json");
 	expect(64, "metadata_invalid.json: line 6, column 0: invalid JSON");
 	RUN(true, "--metadata", "/nonexistent.json");

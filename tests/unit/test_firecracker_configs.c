@@ -35,6 +35,14 @@ static const struct verdict verdicts[] = {
 	{ "docs_metrics.json", 0, NULL, "\"metrics_path\": \"metrics.fifo\"" },
 	{ "docs_network_setup.json", 0, NULL, "\"iface_id\": \"my_network0\"" },
 	{ "docs_logger.json", 0, NULL, "\"vcpu_count\": 1" },
+	{ "framework_vm_config_with_mmdsv1.json", 0, NULL,
+	  "\"mmds-config\": {\n    \"version\": \"V1\",\n    \"network_interfaces\": [\n      "
+	  "\"1\"\n"
+	  "    ],\n    \"ipv4_address\": \"169.254.169.254\",\n    \"imds_compat\": false" },
+	{ "framework_vm_config_with_mmdsv2.json", 0, NULL,
+	  "\"version\": \"V2\",\n    \"network_interfaces\": [\n      \"1\"\n    ],\n    "
+	  "\"ipv4_address\": \"169.254.169.250\",\n    \"imds_compat\": true" },
+	{ "resources_mmds_v2.json", 0, NULL, "\"ipv4_address\": \"169.254.170.2\"" },
 	/* refused, for the reason Firecracker refuses them */
 	{ "framework_vm_config_missing_vcpu_count.json", 78,
 	  "machine-config.vcpu_count: required key is missing", NULL },
@@ -50,9 +58,6 @@ static const struct verdict verdicts[] = {
 	/* valid, asking for what flint does not have yet */
 	{ "framework_vm_config_cpu_template_C3.json", 78,
 	  "machine-config.cpu_template: \"C3\": CPU templates are not supported yet", NULL },
-	{ "framework_vm_config_with_mmdsv1.json", 78, "mmds-config: not supported yet", NULL },
-	{ "framework_vm_config_with_mmdsv2.json", 78, "mmds-config: not supported yet", NULL },
-	{ "resources_mmds_v2.json", 78, "mmds-config: not supported yet", NULL },
 	{ "resources_all_devices.json", 78, "balloon: not supported yet", NULL },
 	{ "resources_cpu_config_path.json", 78, "cpu-config: not supported yet", NULL },
 	{ "docs_pmem.json", 78, "pmem: not supported yet", NULL },
@@ -131,6 +136,24 @@ static void test_firecracker_configs(void **state)
 	assert_int_equal(failures, 0);
 }
 
+/*
+ * Valid, and yet a VM that asks for the MMDS on its network does not start while the net
+ * devices cannot answer it: refused at start (before /dev/kvm), naming why.
+ */
+static void test_mmds_not_wired_yet(void **state)
+{
+	static struct child_result res;
+	char *config = host_copy("resources_mmds_v2.json");
+	char *argv[] = { (char *)test_flint_bin(), "--config-file", config, NULL };
+
+	(void)state;
+	assert_int_equal(test_run(argv, 20, 0, 0, &res), 0);
+	if (res.code != 78 || !strstr(res.err, "mmds-config.network_interfaces: \"netif\": MMDS on "
+	                                       "the guest network: not wired yet"))
+		fail_msg("exit %d, stderr \"%s\"", res.code, res.err);
+	free(config);
+}
+
 /* Every config in the directory has its verdict here: none goes unchecked. */
 static void test_every_file_has_a_verdict(void **state)
 {
@@ -160,6 +183,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_firecracker_configs),
 		cmocka_unit_test(test_every_file_has_a_verdict),
+		cmocka_unit_test(test_mmds_not_wired_yet),
 	};
 	return TEST_MAIN(tests, setup, test_group_teardown);
 }

@@ -21,6 +21,7 @@
 
 struct vmm;
 struct api;
+struct mmds;
 
 /* The Firecracker release flint follows (GET /version, GET /'s vmm_version). */
 #define API_FIRECRACKER_VERSION CLI_FIRECRACKER_VERSION
@@ -40,6 +41,7 @@ struct api_params {
 	/* Called on the parsed config before InstanceStart starts it: 0 or an exit code. */
 	int (*prepare)(void *ctx, struct vm_config *cfg);
 	void *prepare_ctx;
+	struct mmds *mmds; /* PUT, PATCH and GET /mmds: the process's store (vmm/mmds/mmds.h) */
 };
 
 /*

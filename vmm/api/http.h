@@ -24,6 +24,7 @@ struct api {
 	struct vm_config *cfg;
 	int (*prepare)(void *ctx, struct vm_config *cfg);
 	void *prepare_ctx;
+	struct mmds *mmds;
 	json_t *doc; /* the config so far, as a --config-file would hold it */
 	enum api_state state;
 	bool start_failed;
@@ -48,6 +49,18 @@ void api_reply_empty(struct api_request *r);
 void api_reply_json(struct api_request *r, json_t *body);
 void api_reply_fault(struct api_request *r, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
+/* 413 with a fault message: Firecracker's answer to an MMDS change beyond its limit. */
+void api_reply_too_large(struct api_request *r, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+/* 200 with @json_text as it is (GET /mmds: written as Firecracker writes JSON). */
+void api_reply_text(struct api_request *r, const char *json_text);
+
+/* /mmds and /mmds/config (mmds.c). */
+void api_get_mmds(struct api *a, struct api_request *r);
+void api_put_mmds(struct api *a, struct api_request *r);
+void api_patch_mmds(struct api *a, struct api_request *r);
+/* PUT /mmds/config, before the start (resources.c checks that). */
+void api_put_mmds_config(struct api *a, struct api_request *r);
 
 /* Serves one parsed request (resources.c). */
 void api_resource(struct api *a, struct api_request *r);

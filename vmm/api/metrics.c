@@ -15,6 +15,7 @@
 #include <time.h>
 
 /* The requests Firecracker counts that flint serves: method, path, its section and name. */
+#define DEEPER 0x100 /* in ntok: paths below res too (/mmds/config is Firecracker's mmds) */
 static const struct counted {
 	int method;
 	const char *res; /* tok[0]; "" for GET / */
@@ -25,6 +26,9 @@ static const struct counted {
 	{ EVHTTP_REQ_GET, "", 0, "get_api_requests", "instance_info_count", NULL },
 	{ EVHTTP_REQ_GET, "machine-config", 1, "get_api_requests", "machine_cfg_count", NULL },
 	{ EVHTTP_REQ_GET, "version", 1, "get_api_requests", "vmm_version_count", NULL },
+	{ EVHTTP_REQ_GET, "mmds", 1 | DEEPER, "get_api_requests", "mmds_count", NULL },
+	{ EVHTTP_REQ_PUT, "mmds", 1 | DEEPER, "put_api_requests", "mmds_count", "mmds_fails" },
+	{ EVHTTP_REQ_PATCH, "mmds", 1 | DEEPER, "patch_api_requests", "mmds_count", "mmds_fails" },
 	{ EVHTTP_REQ_PUT, "actions", 1, "put_api_requests", "actions_count", "actions_fails" },
 	{ EVHTTP_REQ_PUT, "boot-source", 1, "put_api_requests", "boot_source_count",
 	  "boot_source_fails" },
@@ -59,10 +63,12 @@ void api_count(struct api *a, const struct api_request *r)
 	if (!a->counts || !r->status)
 		return;
 	for (size_t i = 0; i < NCOUNTED; i++)
-		if (counted[i].method == r->method && counted[i].ntok == r->ntok &&
+		if (counted[i].method == r->method &&
+		    ((counted[i].ntok & ~DEEPER) == r->ntok ||
+		     (counted[i].ntok & DEEPER && r->ntok > (counted[i].ntok & ~DEEPER))) &&
 		    !strcmp(counted[i].res, res)) {
 			a->counts->count[i]++;
-			a->counts->fails[i] += r->status == 400;
+			a->counts->fails[i] += r->status >= 400;
 			return;
 		}
 }

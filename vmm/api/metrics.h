@@ -2,7 +2,7 @@
  * The API's part of the metrics: PUT /metrics, the FlushMetrics action, flint's
  * GET /flint/iommu, and the requests it serves counted under Firecracker's names
  * (get_api_requests, put_api_requests, patch_api_requests: <name>_count for every request,
- * <name>_fails for those answered 400) with the jailer's start-up times (api_server), as
+ * <name>_fails for those answered 400 or 413) with the jailer's start-up times (api_server), as
  * a source of the VM's metrics lines. Only for the resources flint serves.
  */
 #ifndef FLINT_API_METRICS_H

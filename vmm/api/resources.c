@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static bool is(const char *a, const char *b)
 {
 	return a && !strcmp(a, b);
@@ -272,8 +271,8 @@ static void put_actions(struct api *a, struct api_request *r)
 /* Firecracker resources flint does not serve yet: a named refusal, not "invalid path". */
 static bool not_yet(struct api_request *r, const char *res)
 {
-	static const char *const names[] = { "balloon", "mmds", "snapshot", "cpu-config",
-		                             "serial",  "pmem", "hotplug",  NULL };
+	static const char *const names[] = { "balloon", "snapshot", "cpu-config", "serial",
+		                             "pmem",    "hotplug",  NULL };
 
 	for (unsigned i = 0; names[i]; i++)
 		if (is(res, names[i])) {
@@ -299,9 +298,23 @@ static bool route_get(struct api *a, struct api_request *r, const char *res)
 		get_vm_config(a, r);
 	else if (is(res, "flint") && r->ntok == 2 && is(r->tok[1], "iommu"))
 		get_flint_iommu(a, r);
+	else if (is(res, "mmds")) /* Firecracker reads no further than /mmds */
+		api_get_mmds(a, r);
 	else
 		return false;
 	return true;
+}
+
+/* PUT /mmds at any time; PUT /mmds/config before the start; nothing else under /mmds. */
+static void put_mmds(struct api *a, struct api_request *r)
+{
+	if (r->ntok == 1)
+		api_put_mmds(a, r);
+	else if (r->ntok == 2 && is(r->tok[1], "config")) {
+		if (before_start(a, r))
+			api_put_mmds_config(a, r);
+	} else
+		api_reply_fault(r, "Unrecognized PUT request path `%s`.", MSG_ESC(r->tok[1]));
 }
 
 static bool route_put(struct api *a, struct api_request *r, const char *res)
@@ -325,6 +338,10 @@ static bool route_put(struct api *a, struct api_request *r, const char *res)
 	if (is(res, "metrics") && r->ntok == 1) {
 		if (before_start(a, r))
 			api_put_metrics(a, r);
+		return true;
+	}
+	if (is(res, "mmds")) {
+		put_mmds(a, r);
 		return true;
 	}
 	if (is(res, "drives") || is(res, "network-interfaces")) {
@@ -382,6 +399,8 @@ static bool route_patch(struct api *a, struct api_request *r, const char *res)
 		api_patch_drive(a, r);
 	} else if (is(res, "network-interfaces")) {
 		api_patch_net(a, r);
+	} else if (is(res, "mmds")) { /* as GET: Firecracker reads no further than /mmds */
+		api_patch_mmds(a, r);
 	} else {
 		return false;
 	}

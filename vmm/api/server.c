@@ -64,30 +64,51 @@ void api_reply_json(struct api_request *r, json_t *body)
 	free(text);
 }
 
-static void fault_text(struct evhttp_request *req, const char *msg)
+void api_reply_text(struct api_request *r, const char *json_text)
+{
+	r->status = 200;
+	send_json(r->req, 200, "OK", json_text);
+}
+
+static void fault_text(struct evhttp_request *req, int code, const char *reason, const char *msg)
 {
 	json_t *o = json_pack("{s:s}", "fault_message", msg);
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
 	json_decref(o);
 	if (text)
-		send_json(req, 400, "Bad Request", text);
+		send_json(req, code, reason, text);
 	else
 		evhttp_send_error(req, 500, NULL);
 	free(text);
 }
 
-void api_reply_fault(struct api_request *r, const char *fmt, ...)
+static void vfault(struct api_request *r, int code, const char *reason, const char *fmt, va_list ap)
 {
 	char msg[1024];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_info("API: %s: %d: %s", r->name, code, msg);
+	r->status = code;
+	fault_text(r->req, code, reason, msg);
+}
+
+void api_reply_fault(struct api_request *r, const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vfault(r, 400, "Bad Request", fmt, ap);
 	va_end(ap);
-	log_info("API: %s: 400: %s", r->name, msg);
-	r->status = 400;
-	fault_text(r->req, msg);
+}
+
+void api_reply_too_large(struct api_request *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfault(r, 413, "Payload Too Large", fmt, ap);
+	va_end(ap);
 }
 
 /* --- requests --------------------------------------------------------------------------- */
@@ -146,7 +167,11 @@ static int read_body(struct api *a, struct api_request *r)
 	}
 	evbuffer_copyout(in, text, len);
 	text[len] = 0;
-	r->body = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* The MMDS takes any JSON value (Firecracker's serde Value), the rest objects. */
+	r->body = json_loadb(text, len,
+	                     JSON_REJECT_DUPLICATES |
+	                             (r->ntok && !strcmp(r->tok[0], "mmds") ? JSON_DECODE_ANY : 0),
+	                     &jerr);
 	free(text);
 	if (!r->body) {
 		api_reply_fault(r,
@@ -305,6 +330,7 @@ int api_open(struct api **out, const struct api_params *p)
 	a->cfg = p->cfg;
 	a->prepare = p->prepare;
 	a->prepare_ctx = p->prepare_ctx;
+	a->mmds = p->mmds;
 	a->state = p->started ? API_RUNNING : API_NOT_STARTED;
 	r = api_metrics_open(a, p);
 	if (r)

@@ -17,7 +17,8 @@
 
 /*
  * Every top-level key, in the order a config is checked: Firecracker's sections flint
- * implements, then those it checks and refuses (so an error Firecracker would also give
+ * implements (mmds-config after network-interfaces, as Firecracker builds them), then those
+ * it checks and refuses (so an error Firecracker would also give
  * comes before "not supported yet"), flint's own last (it checks machine-config.huge_pages).
  * Firecracker's VmmConfig has no "serial" key (its serial_config is serde(skip)): a
  * "serial" in a config file is an unknown key, ignored.
@@ -34,9 +35,9 @@ static const struct {
 	{ "logger", cfg_logger },
 	{ "metrics", cfg_metrics },
 	{ "entropy", cfg_entropy },
+	{ "mmds-config", cfg_mmds },
 	{ "balloon", cfg_balloon },
 	{ "cpu-config", cfg_cpu_config },
-	{ "mmds-config", cfg_mmds },
 	{ "pmem", cfg_pmem },
 	{ "memory-hotplug", cfg_memory_hotplug },
 	{ "flint", cfg_flint },
@@ -151,6 +152,7 @@ static void free_devices(struct vm_config *cfg)
 		cfg_drive_release(&cfg->drives[i]);
 	for (size_t i = 0; i < cfg->nnets; i++)
 		cfg_net_release(&cfg->nets[i]);
+	cfg_mmds_release(&cfg->mmds);
 	for (size_t i = 0; i < cfg->ignored.n; i++)
 		free(cfg->ignored.paths[i]);
 	for (size_t i = 0; i < cfg->nvfio; i++) {

@@ -11,6 +11,7 @@
 #include "iommu/iommu.h"
 #include "vmm/vm_config.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +46,7 @@ extern const char *const config_huge_pages_names[];
 extern const char *const config_cache_names[];
 extern const char *const config_io_engine_names[];
 extern const char *const config_dma_mode_names[];
+extern const char *const config_mmds_version_names[];
 
 #define CONFIG_EXIT_PORT_DEFAULT 0xf4 /* QEMU's isa-debug-exit as CI jobs configure it */
 
@@ -66,6 +68,11 @@ int config_parse(const char *json, const char *name, struct vm_config *cfg, char
 void config_free(struct vm_config *cfg);
 /* Empty, with no file open: what config_free() may always be called on. */
 void config_init(struct vm_config *cfg);
+/*
+ * mmds-config as Firecracker's GET /vm/config shows it: every key, the default address
+ * filled in; JSON null when absent. A new reference, NULL when out of memory.
+ */
+json_t *config_mmds_json(const struct mmds_config *m);
 /* The resolved description --dry-run prints, as JSON text (caller frees). */
 char *config_describe(const struct vm_config *cfg);
 

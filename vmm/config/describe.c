@@ -122,6 +122,7 @@ char *config_describe(const struct vm_config *cfg)
 	                    cfg->entropy ? json_pack("{s:o}", "rate_limiter",
 	                                             describe_limiter(&cfg->entropy_limiter))
 	                                 : json_null());
+	json_object_set_new(root, "mmds-config", config_mmds_json(&cfg->mmds));
 	json_object_set_new(root, "ignored", describe_ignored(&cfg->ignored));
 	json_object_set_new(
 	        root, "flint",

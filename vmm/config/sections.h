@@ -1,6 +1,7 @@
 /*
  * The config's sections, one file each: Firecracker's (boot_source.c, machine.c, drives.c,
- * net.c, vsock.c, logger.c, entropy.c; unsupported.c for those flint checks and refuses)
+ * net.c, vsock.c, logger.c, entropy.c, mmds.c; unsupported.c for those flint checks and
+ * refuses)
  * and flint's own (flint.c). The
  * config file (config.c) and the coming REST API (PUT /boot-source, PUT /machine-config,
  * PUT /logger, ...) call the same function, so both get one parser and one set of
@@ -30,10 +31,10 @@ cfg_section_fn cfg_vsock;       /* vsock */
 cfg_section_fn cfg_logger;      /* logger */
 cfg_section_fn cfg_metrics;     /* metrics */
 cfg_section_fn cfg_entropy;     /* entropy */
+cfg_section_fn cfg_mmds;        /* mmds-config: after network-interfaces, whose ids it names */
 /* Checked as Firecracker reads them, then refused if they ask for anything (unsupported.c). */
 cfg_section_fn cfg_balloon;        /* balloon */
 cfg_section_fn cfg_cpu_config;     /* cpu-config */
-cfg_section_fn cfg_mmds;           /* mmds-config */
 cfg_section_fn cfg_pmem;           /* pmem: the array */
 cfg_section_fn cfg_memory_hotplug; /* memory-hotplug */
 cfg_section_fn cfg_flint;          /* flint: after machine-config, whose huge_pages it checks */
@@ -45,6 +46,7 @@ cfg_section_fn cfg_flint;          /* flint: after machine-config, whose huge_pa
  */
 void cfg_drive_release(struct drive_config *d); /* closes and frees what @d holds */
 void cfg_net_release(struct net_config *n);
+void cfg_mmds_release(struct mmds_config *m);
 
 /* Firecracker's RateLimiter, the optional object @key of @obj (drives, net, entropy). */
 int cfg_rate_limiter(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,

@@ -1,15 +1,13 @@
 /*
- * The sections flint does not implement yet: balloon, cpu-config, mmds-config, pmem and
- * memory-hotplug. Each is first checked as Firecracker's struct for it reads it (required
- * keys, types, unknown keys), so a config Firecracker would refuse gets the same reason;
- * only a valid one that asks for something is then refused as "not supported yet", never
- * ignored. Absent or null asks for nothing, and so do an empty pmem list and a CPU template
- * with no modifiers.
+ * The sections flint does not implement yet: balloon, cpu-config, pmem and memory-hotplug. Each is
+ * first checked as Firecracker's struct for it reads it (required keys, types, unknown keys), so a
+ * config Firecracker would refuse gets the same reason; only a valid one that asks for something is
+ * then refused as "not supported yet", never ignored. Absent or null asks for nothing, and so do an
+ * empty pmem list and a CPU template with no modifiers.
  */
 #include "vmm/config/sections.h"
 #include "vmm/base/log.h"
 
-#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -72,55 +70,6 @@ int cfg_cpu_config(struct cfg_ctx *c, json_t *v, const char *path, struct vm_con
 		asks |= json_array_size(l) > 0;
 	}
 	return r || !asks ? r : not_yet(c, path);
-}
-
-/* The required list of strings @key of @v. */
-static int strings(struct cfg_ctx *c, json_t *v, const char *path, const char *key)
-{
-	char p[CFG_PATH_MAX], sub[CFG_PATH_MAX];
-	json_t *list = cfg_member(v, key), *s;
-	size_t i;
-
-	cfg_join(p, path, key);
-	if (!list)
-		return cfg_fail(c, p, "required key is missing");
-	if (!json_is_array(list))
-		return cfg_fail(c, p, "must be an array of strings");
-	json_array_foreach(list, i, s)
-	{
-		if (!json_is_string(s))
-			return cfg_fail(c, cfg_index(sub, p, i), "must be a string");
-	}
-	return 0;
-}
-
-/* MmdsConfig: network_interfaces (a list of iface_id) is required. */
-int cfg_mmds(struct cfg_ctx *c, json_t *v, const char *path, struct vm_config *cfg)
-{
-	static const char *const versions[] = { "V1", "V2", NULL };
-	char sub[CFG_PATH_MAX], *ip = NULL;
-	unsigned char addr[4];
-	bool b;
-	int ver, r;
-
-	(void)cfg;
-	if (!v)
-		return 0;
-	r = cfg_object(c, v, path,
-	               CFG_KEYS("version", "network_interfaces", "ipv4_address", "imds_compat"));
-	if (!r)
-		r = cfg_enum(c, v, path, "version", versions, &ver);
-	if (!r)
-		r = strings(c, v, path, "network_interfaces");
-	if (!r)
-		r = cfg_string(c, v, path, "ipv4_address", false, &ip);
-	if (!r && ip && inet_pton(AF_INET, ip, addr) != 1)
-		r = cfg_fail(c, cfg_join(sub, path, "ipv4_address"),
-		             "\"%s\" is not an IPv4 address", MSG_ESC(ip));
-	free(ip);
-	if (!r)
-		r = cfg_bool(c, v, path, "imds_compat", false, &b);
-	return r ? r : not_yet(c, path);
 }
 
 /* One PmemConfig: id and path_on_host are required. */
