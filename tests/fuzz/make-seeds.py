@@ -403,6 +403,4 @@ if __name__ == "__main__":
     virtqueue_seeds()
     pci_seeds()
     net_mmds_seeds()
-
-
     mmds_seeds()

@@ -5,6 +5,7 @@
  * fake clock. Expected bytes are Firecracker's (its mmds/ tests and micro_http's layout).
  */
 #include "vmm/mmds/mmds.h"
+#include "vmm/mmds/internal.h"
 #include "tests/lib/util.h"
 
 #include <errno.h>
@@ -386,6 +387,19 @@ static char *get_token(struct mmds *m, const char *ttl_header, unsigned ttl)
 	return token;
 }
 
+/* The tag's function against the SipHash paper's own vector (appendix A). */
+static void test_siphash_vector(void **state)
+{
+	uint8_t key[16], msg[15];
+
+	(void)state;
+	for (int i = 0; i < 16; i++)
+		key[i] = (uint8_t)i;
+	for (int i = 0; i < 15; i++)
+		msg[i] = (uint8_t)i;
+	assert_true(mmds_siphash(key, msg, sizeof(msg)) == 0xa129ca6149be45e5ULL);
+}
+
 static void test_v2_tokens(void **state)
 {
 	struct mmds *m = populated_store(MMDS_V2, false);
@@ -408,10 +422,16 @@ static void test_v2_tokens(void **state)
 	      "to specify the session token.");
 	check(m, "GET / HTTP/1.0\r\nX-metadata-token: INVALID_TOKEN\r\n\r\n", "HTTP/1.0", 401, TEXT,
 	      "", "MMDS token not valid.");
-	/* A token altered by one character, or of another store (another key): not valid. */
-	token[10] = token[10] == 'A' ? 'B' : 'A';
-	snprintf(req, sizeof(req), "GET / HTTP/1.0\r\nX-metadata-token: %s\r\n\r\n", token);
-	check(m, req, "HTTP/1.0", 401, TEXT, "", "MMDS token not valid.");
+	/*
+	 * A token altered by one character (in its nonce, its expiry: a longer life, its tag),
+	 * or of another store (another key): not valid.
+	 */
+	for (int at = 10; at < 48; at += 12) {
+		token[at] = token[at] == 'A' ? 'B' : 'A';
+		snprintf(req, sizeof(req), "GET / HTTP/1.0\r\nX-metadata-token: %s\r\n\r\n", token);
+		check(m, req, "HTTP/1.0", 401, TEXT, "", "MMDS token not valid.");
+		token[at] = token[at] == 'A' ? 'B' : 'A';
+	}
 	struct mmds *m2 = populated_store(MMDS_V2, false);
 	snprintf(req, sizeof(req), "GET / HTTP/1.0\r\nX-metadata-token: %s\r\n\r\n", other);
 	check(m2, req, "HTTP/1.0", 401, TEXT, "", "MMDS token not valid.");
@@ -662,7 +682,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_imds_compat),      cmocka_unit_test(test_v2_tokens),
 		cmocka_unit_test(test_token_put_errors), cmocka_unit_test(test_bad_requests),
 		cmocka_unit_test(test_framing),          cmocka_unit_test(test_hostile_bytes),
-		cmocka_unit_test(test_net_lookup),
+		cmocka_unit_test(test_net_lookup),       cmocka_unit_test(test_siphash_vector),
 	};
 	return TEST_MAIN(tests, NULL, NULL);
 }

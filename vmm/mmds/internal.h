@@ -8,15 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MMDS_KEY_LEN 32 /* AES-256 */
-/* The text of a token: base64 of IV (12), expiry (8) and tag (16), 48 characters. */
+#define MMDS_KEY_LEN 32 /* two SipHash keys */
+/* The text of a token: base64 of nonce (12), expiry (8) and tag (16), 48 characters. */
 #define MMDS_TOKEN_TEXT 48
 /* Longer than this is no token of ours, refused before it is decoded (as Firecracker). */
 #define MMDS_TOKEN_MAX 70
 
 struct mmds_tokens {
 	uint8_t key[MMDS_KEY_LEN];
-	uint32_t issued; /* under this key: a new key before 2^32 (GCM's nonce budget) */
 	char aad[96];    /* "microvmid=<id>": a token is good for this instance only */
 };
 
@@ -44,6 +43,8 @@ int mmds_token_init(struct mmds_tokens *t, const char *instance_id);
  * bytes). 0 or -errno.
  */
 int mmds_token_new(struct mmds *m, uint32_t ttl, char *out);
+/* SipHash-2-4 of @n bytes at @in under @key (the token's tag; exposed for its test). */
+uint64_t mmds_siphash(const uint8_t key[16], const uint8_t *in, size_t n);
 /* The @len bytes at @s are a token of ours that has not expired. */
 bool mmds_token_valid(const struct mmds *m, const char *s, size_t len);
 
