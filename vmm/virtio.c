@@ -111,8 +111,31 @@ static const size_t model_size[] = {
 	[VIRTIO_KIND_RNG] = sizeof(struct virtio_rng),
 };
 
+/*
+ * A net device whose interface mmds-config names answers the MMDS address itself, from
+ * the process's store (which outlives the device). The stack copies what it is given.
+ */
+static int init_net(struct virtio_net *n, const struct net_config *c, struct mmds *store,
+                    struct loop *loop)
+{
+	struct net_config with = *c;
+	struct net_mmds_config mc = { 0 };
+	struct mmds_net mn;
+	int r = store ? mmds_net(store, c->id, &mn) : 0;
+
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		mc.ipv4 = (uint32_t)mn.ipv4[0] << 24 | (uint32_t)mn.ipv4[1] << 16 |
+		          (uint32_t)mn.ipv4[2] << 8 | mn.ipv4[3];
+		mc.responder = mn.responder;
+		with.mmds = &mc;
+	}
+	return virtio_net_init(n, &with, loop);
+}
+
 static int init_model(void *m, const struct vmm_virtio_slot *s, const struct vm_config *cfg,
-                      struct loop *loop)
+                      struct mmds *store, struct loop *loop)
 {
 	const struct drive_config *d;
 
@@ -128,7 +151,7 @@ static int init_model(void *m, const struct vmm_virtio_slot *s, const struct vm_
 		                                         .loop = loop,
 		                                         .defer_io = true });
 	case VIRTIO_KIND_NET:
-		return virtio_net_init(m, &cfg->nets[s->index], loop);
+		return init_net(m, &cfg->nets[s->index], store, loop);
 	case VIRTIO_KIND_VSOCK:
 		return virtio_vsock_init(m, &cfg->vsock, loop);
 	case VIRTIO_KIND_RNG:
@@ -139,14 +162,15 @@ static int init_model(void *m, const struct vmm_virtio_slot *s, const struct vm_
 }
 
 /* The device model for @s, allocated and set up; its name set for logs. */
-static int new_model(struct vmm_virtio_slot *s, const struct vm_config *cfg, struct loop *loop)
+static int new_model(struct vmm_virtio_slot *s, const struct vm_config *cfg, struct mmds *store,
+                     struct loop *loop)
 {
 	void *m = malloc(model_size[s->kind]);
 	int r;
 
 	if (!m)
 		return -ENOMEM;
-	r = init_model(m, s, cfg, loop);
+	r = init_model(m, s, cfg, store, loop);
 	if (r) {
 		free(m);
 		return r;
@@ -195,14 +219,14 @@ static int wire_slot(struct vmm_virtio_slot *s, struct vm *vm, struct loop *loop
 	return r;
 }
 
-int vmm_virtio_create(struct vmm_virtio *v, const struct vm_config *cfg, struct vm *vm,
-                      struct loop *loop)
+int vmm_virtio_create(struct vmm_virtio *v, const struct vm_config *cfg, struct mmds *store,
+                      struct vm *vm, struct loop *loop)
 {
 	int r = 0;
 
 	for (unsigned i = 0; i < v->n && !r; i++) {
 		struct vmm_virtio_slot *s = &v->slots[i];
-		r = new_model(s, cfg, loop);
+		r = new_model(s, cfg, store, loop);
 		if (!r)
 			r = wire_slot(s, vm, loop);
 		if (r)

@@ -43,8 +43,9 @@ struct vmm_virtio {
  */
 int vmm_virtio_plan(struct vmm_virtio *v, const struct vm_config *cfg, char *cmdline, size_t cap);
 /* Creates every planned device, its transport, irqfd and ioeventfds, on @vm's MMIO bus. */
-int vmm_virtio_create(struct vmm_virtio *v, const struct vm_config *cfg, struct vm *vm,
-                      struct loop *loop);
+/* @store: the MMDS the net devices mmds-config names answer from (NULL: none). */
+int vmm_virtio_create(struct vmm_virtio *v, const struct vm_config *cfg, struct mmds *store,
+                      struct vm *vm, struct loop *loop);
 /*
  * The threads of the devices that have some (the drives' I/O), after flint dropped its
  * privileges and before the guest runs. 0 or -errno (logged).

@@ -398,18 +398,6 @@ static int vmm_build(struct vmm *m)
 	struct boot_info boot;
 	int r;
 
-	/*
-	 * Until the net devices answer the MMDS address (their MMDS stack, given
-	 * mmds_net(m->opts->mmds, iface_id, ...)), a VM that asks for it must not start
-	 * without it: its guest would wait on metadata that never comes. Here, not in
-	 * vmm_prepare(): --dry-run checks the config, which is valid.
-	 */
-	if (cfg->mmds.nifaces) {
-		log_error("mmds-config.network_interfaces: \"%s\": MMDS on the guest network: not "
-		          "wired yet",
-		          MSG_ESC(cfg->mmds.ifaces[0]));
-		return FLINT_EXIT_CONFIG;
-	}
 	r = config_metrics(m);
 	if (r < 0)
 		r = vmm_prepare(m, &boot);
@@ -417,7 +405,7 @@ static int vmm_build(struct vmm *m)
 		return r;
 	if (vm_create(&m->vm, "/dev/kvm", &m->mem, cfg->track_dirty_pages, m->loop))
 		return FLINT_EXIT_INTERNAL;
-	if (add_devices(m) || vmm_virtio_create(&m->virtio, cfg, &m->vm, m->loop))
+	if (add_devices(m) || vmm_virtio_create(&m->virtio, cfg, m->opts->mmds, &m->vm, m->loop))
 		return FLINT_EXIT_INTERNAL;
 	if (cfg->nvfio) {
 		m->iommu_used = true;
