@@ -2,7 +2,7 @@
 # Rig case helper: flint (inside L1) boots L2 with virtio devices described in
 # Firecracker's schema; L2's init runs the check named by flint.check= and answers through
 # the CI exit port (0 = pass). Usage: l2-virtio.sh NAME CHECK 'JSON SECTIONS'
-# JSON SECTIONS: top-level config members, e.g. '"entropy": {}'.
+# JSON SECTIONS: top-level config members, e.g. '"entropy": {}'. Env L2_FLINT_ARGS: more flags.
 set -eu
 name=$1
 check=$2
@@ -25,7 +25,8 @@ cat >"$cfg" <<JSON
 }
 JSON
 rc=0
-/bin/flint --config-file "$cfg" --exit-port 0xf4 --timeout 240 --serial-log /tmp/$name.log \
+# shellcheck disable=SC2086 # L2_FLINT_ARGS: more of flint's flags, split on spaces
+/bin/flint --config-file "$cfg" ${L2_FLINT_ARGS:-} --exit-port 0xf4 --timeout 240 --serial-log /tmp/$name.log \
     --no-console 2>/tmp/$name.err || rc=$?
 cat /tmp/$name.err
 sed 's/^/  l2| /' /tmp/$name.log | grep -E 'flint-l2|virtio|Kernel panic|BUG' || true
