@@ -11,11 +11,11 @@ CC      ?= cc
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.0.0-dev)
 
 # Debian packages flint needs to build and test; `make deps` installs what is missing.
-# libfdt and libseccomp join when the issues that use them land (least privilege).
+# libfdt joins when the issue that uses it lands.
 DEPS := build-essential pkg-config libevent-dev libjansson-dev libcmocka-dev linux-libc-dev \
-	libcap-ng-dev qemu-system-x86
+	libcap-ng-dev libseccomp-dev qemu-system-x86
 
-PKGS     := libevent_core libevent_extra jansson libcap-ng
+PKGS     := libevent_core libevent_extra jansson libcap-ng libseccomp
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

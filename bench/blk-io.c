@@ -63,7 +63,7 @@ static int engine_open(const struct engine *e, void **h, int fd, struct loop *l,
                        blk_io_done_fn done, void *arg)
 {
 	if (e->threads)
-		return blk_io_open((struct blk_io **)h, fd, l, e->threads, done, arg);
+		return blk_io_open((struct blk_io **)h, fd, l, e->threads, NULL, done, arg);
 	return blk_uring_open((struct blk_uring **)h, fd, l, e->async, done, arg);
 }
 

@@ -29,6 +29,7 @@ enum {
 	OPT_EXIT_PORT,
 	OPT_UID,
 	OPT_GID,
+	OPT_SECCOMP,
 	OPT_API_SOCK,
 	OPT_NO_API,
 	OPT_ID,
@@ -64,6 +65,7 @@ static const struct option options[] = {
 	{ "exit-port", required_argument, NULL, OPT_EXIT_PORT },
 	{ "uid", required_argument, NULL, OPT_UID },
 	{ "gid", required_argument, NULL, OPT_GID },
+	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
 	/* Firecracker's (--config-file, --version and --help are above) */
@@ -109,6 +111,9 @@ static void usage(FILE *out)
 	        "      --uid UID --gid GID become this user and group (numbers) once the VM's\n"
 	        "                          files and devices are open; capabilities are\n"
 	        "                          dropped then in any case\n"
+	        "      --seccomp MODE      on (default): each thread's seccomp allow-list, a\n"
+	        "                          refused call ends flint with 148; log: the kernel\n"
+	        "                          logs refused calls and they go on; off: none\n"
 	        "  -V, --version           print the version and exit\n"
 	        "  -h, --help              this text\n"
 	        "\n"
@@ -120,12 +125,15 @@ static void usage(FILE *out)
 	        "Without --config-file flint serves Firecracker's API on --api-sock "
 	        "(default\n" CLI_DEFAULT_API_SOCK
 	        "); with both, it runs the file's VM and serves the API.\n"
-	        "Not supported yet: seccomp filters (flint runs without one), --module,\n"
-	        "--show-log-origin, --enable-pci, --snapshot-version, --describe-snapshot.\n"
+	        "--no-seccomp is --seccomp off; --seccomp-filter FILE is checked, and flint\n"
+	        "keeps its own filters (Firecracker's compiled format is for its threads).\n"
+	        "Not supported yet: --module, --show-log-origin, --enable-pci,\n"
+	        "--snapshot-version, --describe-snapshot.\n"
 	        "\n"
 	        "Exit codes: 0 guest shut down, 64 usage, 70 internal error, 78 config error,\n"
-	        "80 guest crashed, 124 timeout, 130/143 SIGINT/SIGTERM, odd codes from the\n"
-	        "guest's CI exit port ((value << 1) | 1).\n");
+	        "80 guest crashed, 124 timeout, 130/143 SIGINT/SIGTERM, 148 a system call\n"
+	        "refused by seccomp, odd codes from the guest's CI exit port ((value << 1) | "
+	        "1).\n");
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -376,6 +384,11 @@ static int flint_opt(struct cli *cli, int opt, const char *arg)
 	case OPT_UID:
 	case OPT_GID:
 		return id_opt(cli, opt == OPT_UID, arg);
+	case OPT_SECCOMP:
+		cli->seccomp_set = true;
+		if (sandbox_mode_parse(arg, &cli->run.seccomp) < 0)
+			return usage_error("--seccomp: \"%s\" is not on, log or off", MSG_ESC(arg));
+		return -1;
 	}
 	return firecracker_flag(cli, opt, arg);
 }
@@ -457,6 +470,13 @@ static int check_options(struct cli *cli)
 
 	if (cli->no_seccomp && cli->seccomp_filter)
 		return usage_error("--no-seccomp and --seccomp-filter exclude each other");
+	if (cli->no_seccomp && cli->seccomp_set)
+		return usage_error("--no-seccomp and --seccomp exclude each other (--no-seccomp is "
+		                   "--seccomp off)");
+	if (cli->seccomp_filter && cli->run.seccomp == SANDBOX_OFF)
+		return usage_error("--seccomp off and --seccomp-filter exclude each other");
+	if (cli->no_seccomp)
+		cli->run.seccomp = SANDBOX_OFF;
 	if (cli->no_api && !cli->config)
 		return usage_error("--no-api needs --config-file");
 	if (cli->dry_run && !cli->config)
@@ -513,12 +533,18 @@ const char *cli_api_sock(const struct cli *cli)
 
 void cli_report(const struct cli *cli)
 {
+	/*
+	 * Firecracker's file is a compiled map from its own thread names to BPF for the calls
+	 * its Rust code makes: applied to flint it would refuse what flint needs and allow
+	 * what it does not. Refusing the flag would break a drop-in; flint's filters are on.
+	 */
 	if (cli->seccomp_filter)
-		log_warn("--seccomp-filter %s: seccomp is not implemented yet; flint runs "
-		         "without a filter",
-		         MSG_ESC(cli->seccomp_filter));
+		log_warn("--seccomp-filter %s: Firecracker's compiled filter is for Firecracker's "
+		         "threads and calls, not applied; flint installs its own filters "
+		         "(--seccomp %s)",
+		         MSG_ESC(cli->seccomp_filter), sandbox_mode_name(cli->run.seccomp));
 	else if (cli->no_seccomp)
-		log_info("--no-seccomp: flint has no seccomp filter yet to leave out");
+		log_info("--no-seccomp: flint installs no seccomp filter (as --seccomp off)");
 }
 
 void cli_free(struct cli *cli)

@@ -59,8 +59,9 @@ struct cli {
 	bool boot_timer;  /* --boot-timer: flint's boot timer device is always there */
 	bool show_level;  /* --show-level: flint's log lines always show their level */
 	const char *metrics_path;   /* --metrics-path: opened when the process starts */
-	const char *seccomp_filter; /* --seccomp-filter: checked, not applied (no seccomp yet) */
-	bool no_seccomp;
+	const char *seccomp_filter; /* --seccomp-filter: checked, not applied (flint's own) */
+	bool no_seccomp;            /* --no-seccomp: run.seccomp off */
+	bool seccomp_set;           /* --seccomp given (run.seccomp) */
 	struct cli_time start_time, start_time_cpu, parent_cpu_time;
 };
 

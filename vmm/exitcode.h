@@ -11,6 +11,8 @@ enum flint_exit {
 	FLINT_EXIT_TIMEOUT = 124,    /* --timeout expired, as timeout(1) */
 	FLINT_EXIT_SIGINT = 130,     /* 128 + SIGINT */
 	FLINT_EXIT_SIGTERM = 143,    /* 128 + SIGTERM */
+	/* A thread made a call its seccomp filter refuses (Firecracker's code for it). */
+	FLINT_EXIT_BAD_SYSCALL = 148,
 };
 
 #endif

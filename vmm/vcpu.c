@@ -2,6 +2,7 @@
 #include "vmm/vcpu.h"
 #include "vmm/exitcode.h"
 #include "vmm/base/log.h"
+#include "vmm/base/sysfilter.h"
 #include "vmm/vm.h"
 #include "vmm/x86/regs.h"
 #include "vmm/x86/vcpu_init.h"
@@ -241,6 +242,13 @@ static void *vcpu_thread(void *arg)
 	sigfillset(&set);
 	sigdelset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	/* Before anything a guest reaches: the first KVM_RUN is after this and the gate. */
+	int r = sysfilter_enter(v->filter, (int)v->id);
+	if (r) {
+		log_error("vcpu %u: cannot install its seccomp filter: %s", v->id, strerror(-r));
+		vm_stop(v->vm, FLINT_EXIT_INTERNAL, "a vCPU thread has no seccomp filter");
+		return NULL;
+	}
 	while (!atomic_load(&v->vm->stopping)) {
 		if (atomic_load(&v->vm->pausing)) {
 			park(v);
@@ -262,7 +270,7 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
-int vcpu_start(struct vcpu *v)
+int vcpu_start(struct vcpu *v, const struct sysfilter *filter)
 {
 	sigset_t all, old;
 	int r;
@@ -270,6 +278,7 @@ int vcpu_start(struct vcpu *v)
 	/* Start with everything blocked so no signal lands before the thread sets its mask. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
+	v->filter = filter;
 	r = pthread_create(&v->thread, NULL, vcpu_thread, v);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r)

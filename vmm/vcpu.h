@@ -23,6 +23,8 @@ struct vcpu_counters {
 	_Atomic uint64_t failures; /* exits that crashed the VM, a failed KVM_RUN */
 };
 
+struct sysfilter;
+
 struct vcpu {
 	struct vm *vm;
 	unsigned id;
@@ -30,6 +32,7 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	const struct sysfilter *filter; /* installed by the thread first (NULL: none) */
 	/* Only this vCPU's thread logs through it: each vCPU limits its own messages. */
 	struct log_ratelimit unhandled_rl;
 	struct vcpu_counters counters;
@@ -41,7 +44,11 @@ struct vcpu {
  */
 int vcpu_create(struct vcpu *v, struct vm *vm, unsigned id, const struct kvm_cpuid2 *cpuid,
                 const struct x86_boot_cpu *boot);
-int vcpu_start(struct vcpu *v);
+/*
+ * Starts the vCPU's thread, which installs @filter (NULL: none) before anything else and
+ * parks first when the VM is pausing (vmm.c starts the vCPUs so, as a gate).
+ */
+int vcpu_start(struct vcpu *v, const struct sysfilter *filter);
 /* Makes the vCPU leave KVM_RUN soon (immediate_exit + a signal); any thread. */
 void vcpu_kick(struct vcpu *v);
 void vcpu_join(struct vcpu *v);

@@ -237,13 +237,13 @@ int vmm_virtio_create(struct vmm_virtio *v, const struct vm_config *cfg, struct 
 	return r;
 }
 
-int vmm_virtio_start(struct vmm_virtio *v)
+int vmm_virtio_start(struct vmm_virtio *v, const struct sysfilter *io_filter)
 {
 	int r = 0;
 
 	for (unsigned i = 0; i < v->n && !r; i++)
 		if (v->slots[i].kind == VIRTIO_KIND_DRIVE)
-			r = virtio_blk_start((struct virtio_blk *)v->slots[i].dev);
+			r = virtio_blk_start((struct virtio_blk *)v->slots[i].dev, io_filter);
 	return r;
 }
 

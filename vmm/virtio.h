@@ -17,6 +17,7 @@ struct vm;
 struct loop;
 struct virtio_blk;
 struct virtio_net;
+struct sysfilter;
 
 enum vmm_virtio_kind { VIRTIO_KIND_DRIVE, VIRTIO_KIND_NET, VIRTIO_KIND_VSOCK, VIRTIO_KIND_RNG };
 
@@ -48,9 +49,10 @@ int vmm_virtio_create(struct vmm_virtio *v, const struct vm_config *cfg, struct 
                       struct vm *vm, struct loop *loop);
 /*
  * The threads of the devices that have some (the drives' I/O), after flint dropped its
- * privileges and before the guest runs. 0 or -errno (logged).
+ * privileges and before the guest runs; each thread installs @io_filter (NULL: none)
+ * first. 0 or -errno (logged).
  */
-int vmm_virtio_start(struct vmm_virtio *v);
+int vmm_virtio_start(struct vmm_virtio *v, const struct sysfilter *io_filter);
 /* After the vCPUs stopped, before the loop is freed. Safe on a partly created set. */
 void vmm_virtio_destroy(struct vmm_virtio *v);
 

@@ -9,6 +9,7 @@
 #include "devices/legacy/serial.h"
 #include "iommu/iommu.h"
 #include "vmm/caps.h"
+#include "vmm/sandbox.h"
 #include "vmm/console.h"
 #include "vmm/exitcode.h"
 #include "vmm/base/file.h"
@@ -53,7 +54,8 @@ struct vmm {
 	int kbd_irq; /* the i8042's IRQ 1 */
 	struct loop_watch *stdin_watch;
 	struct metrics *metrics;
-	bool started; /* the vCPUs ran: the last metrics line is written at the end */
+	struct sandbox sandbox; /* the threads' seccomp filters, compiled after the drop */
+	bool started;           /* the vCPUs ran: the last metrics line is written at the end */
 };
 
 /* The terminal is restored on every way out, including exit() from anywhere. */
@@ -235,11 +237,39 @@ static int start_vcpus(struct vmm *m, const struct boot_info *boot)
 	if (r)
 		return r;
 	r = vcpu_signals_init();
+	/* The gate: each vCPU installs its filter, then parks until the loop has its own. */
+	atomic_store(&m->vm.pausing, true);
 	for (unsigned i = 0; i < m->vm.nvcpus && !r; i++)
-		r = vcpu_start(&m->vcpus[i]);
+		r = vcpu_start(&m->vcpus[i], sandbox_filter(&m->sandbox, SANDBOX_VCPU));
 	if (r)
 		log_error("cannot start vCPU threads: %s", strerror(-r));
 	return r;
+}
+
+/*
+ * The loop thread's filter, last: the I/O workers and the vCPUs were made without one
+ * (a thread inherits its maker's), so every thread ends with exactly its own list. Then
+ * the vCPUs leave the gate: the guest's first instruction runs with every filter in.
+ */
+static int enter_sandbox(struct vmm *m)
+{
+	const struct sysfilter *f = sandbox_filter(&m->sandbox, SANDBOX_LOOP);
+	int r = sysfilter_enter(f, -1);
+
+	if (r) {
+		log_error("seccomp: cannot install the loop thread's filter: %s", strerror(-r));
+		return FLINT_EXIT_INTERNAL;
+	}
+	if (f)
+		log_info("seccomp: %s: every thread has its filter (loop, %u vcpu, I/O)%s",
+		         sandbox_mode_name(m->sandbox.mode), m->vm.nvcpus,
+		         m->sandbox.mode == SANDBOX_LOG ? "; refused calls go on, logged by the "
+		                                          "kernel (audit, dmesg)"
+		                                        : "");
+	else
+		log_info("seccomp: off: no filter (--seccomp off, --no-seccomp)");
+	vcpus_resume(m->vcpus, m->vm.nvcpus);
+	return -1;
 }
 
 static void stop_vcpus(struct vmm *m)
@@ -423,9 +453,16 @@ static int vmm_build(struct vmm *m)
 	r = drop_privileges(m);
 	if (r >= 0)
 		return r;
-	if (vmm_virtio_start(&m->virtio) || start_vcpus(m, &boot))
+	if (sandbox_prepare(&m->sandbox, m->opts->seccomp))
 		return FLINT_EXIT_INTERNAL;
+	if (vmm_virtio_start(&m->virtio, sandbox_filter(&m->sandbox, SANDBOX_IO)) ||
+	    start_vcpus(m, &boot))
+		return FLINT_EXIT_INTERNAL;
+	/* Before the loop's filter; restoring the terminal at the end (TCSETS) is in its list. */
 	tty_make_raw();
+	r = enter_sandbox(m);
+	if (r >= 0)
+		return r;
 	stdin_watch(m);
 	return -1;
 }
@@ -455,6 +492,7 @@ static void vmm_teardown(struct vmm *m)
 	vm_destroy(&m->vm);
 	guest_memory_destroy(&m->mem);
 	free(m->cmdline);
+	sandbox_free(&m->sandbox); /* every thread that installed one has ended */
 }
 
 /* Never a wait: a FIFO with no reader is an error, as is anything not a log. */

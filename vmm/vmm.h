@@ -3,19 +3,21 @@
 #define FLINT_VMM_H
 
 #include "vmm/caps.h"
+#include "vmm/sandbox.h"
 #include "vmm/vm_config.h"
 
 struct metrics;
 struct resolver_stats;
 
 struct run_opts {
-	double timeout_s;         /* 0: none */
-	const char *serial_log;   /* also (or only) write the console here */
-	bool console_stdout;      /* write the console to stdout */
-	long long start_ns;       /* CLOCK_MONOTONIC at process start, for the boot timer */
-	const char *metrics_path; /* --metrics-path: metrics configured when the process starts */
-	const char *id;           /* the instance id (--id), for metrics' emit_id */
-	struct caps_id run_as;    /* --uid/--gid: who flint becomes once the VM is built */
+	double timeout_s;          /* 0: none */
+	const char *serial_log;    /* also (or only) write the console here */
+	bool console_stdout;       /* write the console to stdout */
+	long long start_ns;        /* CLOCK_MONOTONIC at process start, for the boot timer */
+	const char *metrics_path;  /* --metrics-path: metrics configured when the process starts */
+	const char *id;            /* the instance id (--id), for metrics' emit_id */
+	struct caps_id run_as;     /* --uid/--gid: who flint becomes once the VM is built */
+	enum sandbox_mode seccomp; /* --seccomp: each thread's filter (sandbox.h); 0 is on */
 	/*
 	 * The process's MMDS store (main.c makes it, the API fills it): what a net device
 	 * named in cfg->mmds answers the guest's MMDS requests from (mmds_net()).

@@ -486,16 +486,16 @@ int virtio_blk_init(struct virtio_blk *b, const struct virtio_blk_options *o)
 	ratelimit_timer_init(&b->timer, o->loop, on_limit_timer, b);
 	b->image_fd = o->fd;
 	b->loop = o->loop;
-	return o->defer_io ? 0 : virtio_blk_start(b);
+	return o->defer_io ? 0 : virtio_blk_start(b, NULL);
 }
 
-int virtio_blk_start(struct virtio_blk *b)
+int virtio_blk_start(struct virtio_blk *b, const struct sysfilter *filter)
 {
 	int r;
 
 	if (b->io)
 		return 0;
-	r = blk_io_open(&b->io, b->image_fd, b->loop, VIRTIO_BLK_THREADS, on_done, b);
+	r = blk_io_open(&b->io, b->image_fd, b->loop, VIRTIO_BLK_THREADS, filter, on_done, b);
 	if (r)
 		log_error("%s: cannot start its I/O threads: %s", b->dev.name, strerror(-r));
 	return r;

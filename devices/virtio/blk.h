@@ -85,8 +85,11 @@ struct virtio_blk {
  * virtio_blk_start()). Returns 0 or -errno (logged).
  */
 int virtio_blk_init(struct virtio_blk *b, const struct virtio_blk_options *o);
-/* Starts the I/O engine of a drive made with defer_io, before the guest runs; 0 or -errno. */
-int virtio_blk_start(struct virtio_blk *b);
+/*
+ * Starts the I/O engine of a drive made with defer_io, before the guest runs, its workers
+ * under @filter (NULL: none); 0 or -errno.
+ */
+int virtio_blk_start(struct virtio_blk *b, const struct sysfilter *filter);
 /* After the transport is destroyed: finishes I/O in flight and stops the engine. */
 void virtio_blk_destroy(struct virtio_blk *b);
 

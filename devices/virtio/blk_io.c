@@ -2,11 +2,14 @@
 #include "devices/virtio/blk_io.h"
 #include "vmm/base/log.h"
 #include "vmm/base/loop.h"
+#include "vmm/base/sysfilter.h"
+#include "vmm/exitcode.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -37,6 +40,7 @@ struct blk_io {
 	struct loop_watch *watch;
 	unsigned nthreads;
 	pthread_t threads[BLK_IO_THREADS_MAX];
+	const struct sysfilter *filter; /* each worker's, installed first thing */
 };
 
 static void ring_push(struct ring *r, struct blk_io_req *req)
@@ -149,7 +153,14 @@ static void *worker(void *arg)
 {
 	struct blk_io *io = arg;
 	struct blk_io_req *req;
+	int r = sysfilter_enter(io->filter, -1);
 
+	if (r) {
+		/* No request may run unfiltered, and a worker has no VM to stop in order. */
+		log_error("blk-io: cannot install the I/O thread's seccomp filter: %s",
+		          strerror(-r));
+		_exit(FLINT_EXIT_INTERNAL);
+	}
 	/* One lock round per request: finishing one and taking the next go together. */
 	pthread_mutex_lock(&io->lock);
 	while ((req = next_locked(io))) {
@@ -314,7 +325,7 @@ static int start_workers(struct blk_io *io, unsigned n)
 }
 
 int blk_io_open(struct blk_io **out, int fd, struct loop *loop, unsigned nthreads,
-                blk_io_done_fn done, void *arg)
+                const struct sysfilter *filter, blk_io_done_fn done, void *arg)
 {
 	struct blk_io *io;
 	int r;
@@ -327,6 +338,7 @@ int blk_io_open(struct blk_io **out, int fd, struct loop *loop, unsigned nthread
 	io->fd = fd;
 	io->done = done;
 	io->arg = arg;
+	io->filter = filter;
 	pthread_mutex_init(&io->lock, NULL);
 	pthread_cond_init(&io->work, NULL);
 	pthread_cond_init(&io->idle, NULL);

@@ -29,6 +29,7 @@
 #include <sys/uio.h>
 
 struct loop;
+struct sysfilter;
 struct blk_io; /* one per drive */
 
 enum { BLK_IO_READ, BLK_IO_WRITE, BLK_IO_FLUSH };
@@ -54,10 +55,11 @@ typedef void (*blk_io_done_fn)(void *arg, struct blk_io_req *req);
 /*
  * Starts @nthreads (1..BLK_IO_THREADS_MAX) workers on @fd, the image the caller opened
  * (and closes after blk_io_close), and watches their completions on @loop: @done(@arg,
- * req) runs on the loop thread once for every request submitted. Returns 0 or -errno.
+ * req) runs on the loop thread once for every request submitted. Each worker installs
+ * @filter (NULL: none) before it takes a request. Returns 0 or -errno.
  */
 int blk_io_open(struct blk_io **out, int fd, struct loop *loop, unsigned nthreads,
-                blk_io_done_fn done, void *arg);
+                const struct sysfilter *filter, blk_io_done_fn done, void *arg);
 
 /*
  * Queues @req for a worker; never blocks. Returns 0, -EINVAL for a bad op or iovcnt, or

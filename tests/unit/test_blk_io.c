@@ -112,7 +112,7 @@ static void ctx_open(struct ctx *c, int fd, unsigned nthreads)
 	memset(c, 0, sizeof(*c));
 	c->loop = loop_new();
 	assert_non_null(c->loop);
-	assert_int_equal(blk_io_open(&c->io, fd, c->loop, nthreads, on_done, c), 0);
+	assert_int_equal(blk_io_open(&c->io, fd, c->loop, nthreads, NULL, on_done, c), 0);
 }
 
 static void ctx_close(struct ctx *c)
@@ -314,8 +314,8 @@ static void test_queue_full_and_bad_requests(void **state)
 	settle(c.loop);
 	assert_int_equal(c.delivered, BLK_IO_QUEUE_MAX + 1);
 
-	assert_int_equal(blk_io_open(&io, fd, c.loop, 0, on_done, NULL), -EINVAL);
-	assert_int_equal(blk_io_open(&io, fd, c.loop, BLK_IO_THREADS_MAX + 1, on_done, NULL),
+	assert_int_equal(blk_io_open(&io, fd, c.loop, 0, NULL, on_done, NULL), -EINVAL);
+	assert_int_equal(blk_io_open(&io, fd, c.loop, BLK_IO_THREADS_MAX + 1, NULL, on_done, NULL),
 	                 -EINVAL);
 	ctx_close(&c);
 	free(reqs);

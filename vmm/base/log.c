@@ -18,8 +18,8 @@
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 static struct {
-	atomic_int level; /* read by every thread without the lock */
-	int fd; /* -1: stderr */
+	atomic_int level;   /* read by every thread without the lock */
+	int fd;             /* -1: stderr */
 	long long start_ns; /* the first message's time: 0 until then */
 	pthread_mutex_t lock;
 	/*
@@ -155,6 +155,55 @@ static bool sink_write(const char *line, size_t n)
 	return w == (ssize_t)n;
 }
 
+/* @v as decimal, at least @width wide (padded with @pad); returns the end. Signal-safe. */
+static char *put_dec(char *p, long long v, int width, char pad)
+{
+	char d[24];
+	int n = 0;
+
+	do
+		d[n++] = (char)('0' + v % 10);
+	while ((v /= 10) && n < (int)sizeof(d));
+	for (int i = n; i < width; i++)
+		*p++ = pad;
+	while (n)
+		*p++ = d[--n];
+	return p;
+}
+
+void log_sink_ready(void)
+{
+	bool sock;
+
+	pthread_mutex_lock(&logger.lock);
+	(void)sink_fd(&sock);
+	pthread_mutex_unlock(&logger.lock);
+}
+
+void log_signal_error(const char *msg)
+{
+	/* A snapshot of the sink without the lock: the line is the last flint writes. */
+	int fd = logger.fd >= 0 ? logger.fd : logger.err_fd >= 0 ? logger.err_fd : STDERR_FILENO;
+	long long t = logger.start_ns ? clock_now_ns() - logger.start_ns : 0;
+	char line[512], *p = line, *end = line + sizeof(line) - 2;
+
+	if (atomic_load(&logger.level) < LOG_ERROR)
+		return;
+	*p++ = '[';
+	p = put_dec(p, t / 1000000000LL, 6, ' ');
+	*p++ = '.';
+	p = put_dec(p, (t / 1000) % 1000000, 6, '0');
+	for (const char *s = "] flint error: "; *s; s++)
+		*p++ = *s;
+	/* Printable ASCII only, as every line (msg comes from flint, but a line is a line). */
+	for (; *msg && p < end; msg++)
+		*p++ = (*msg >= 0x20 && *msg < 0x7f) ? *msg : '?';
+	*p++ = '\n';
+	if (fd == logger.err_fd && logger.err_sock)
+		(void)send(fd, line, (size_t)(p - line), MSG_DONTWAIT | MSG_NOSIGNAL);
+	else
+		(void)!write(fd, line, (size_t)(p - line));
+}
 
 /* One byte as a message shows it: itself, backslash-escaped when in @also, else \xNN. */
 static size_t escape_byte(unsigned char ch, const char *also, char out[5])
@@ -215,8 +264,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	pthread_mutex_lock(&logger.lock);
 	if (!logger.start_ns)
 		logger.start_ns = clock_now_ns();
-	long long t =
-	        clock_now_ns() - logger.start_ns;
+	long long t = clock_now_ns() - logger.start_ns;
 	n = snprintf(line, sizeof(line), "[%6lld.%06lld] flint %s: ", t / 1000000000LL,
 	             (t / 1000) % 1000000, level_names[level]);
 	va_start(ap, fmt);

@@ -22,6 +22,17 @@ enum log_level log_get_level(void);
  */
 int log_set_file(const char *path, char *why, size_t whylen);
 void log_close(void);
+/*
+ * @msg as one error line, from a signal handler: async-signal-safe (no lock, no stdio, no
+ * allocation), so a line being written by another thread may interleave with it. For the
+ * SIGSYS handler (sysfilter.c), which ends flint right after.
+ */
+void log_signal_error(const char *msg);
+/*
+ * Sets up the sink now rather than at the first line (stderr gets a description of its
+ * own, opened through /proc): for seccomp, after which no thread may open a file.
+ */
+void log_sink_ready(void);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /*
  * From now on the first error message (its text, escaped, whatever the level shown) is
