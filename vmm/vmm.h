@@ -3,6 +3,7 @@
 #define FLINT_VMM_H
 
 #include "vmm/caps.h"
+#include "vmm/jail.h"
 #include "vmm/vm_config.h"
 
 struct metrics;
@@ -16,6 +17,7 @@ struct run_opts {
 	const char *metrics_path; /* --metrics-path: metrics configured when the process starts */
 	const char *id;           /* the instance id (--id), for metrics' emit_id */
 	struct caps_id run_as;    /* --uid/--gid: who flint becomes once the VM is built */
+	struct jail *jail;        /* --chroot: entered just before the drop; NULL: none */
 };
 
 /*
