@@ -350,8 +350,19 @@ static int set_limit(const struct jail_limit *l)
 	return 0;
 }
 
+/*
+ * A kernel without IPC namespaces refuses CLONE_NEWIPC (EINVAL). When it has no System V
+ * IPC and no POSIX message queues either, which is all an IPC namespace holds, there is
+ * nothing to share, and the jail goes on without one (the rig's kernel is such).
+ */
+static bool no_ipc(void)
+{
+	return access("/proc/sysvipc", F_OK) < 0 && access("/proc/sys/fs/mqueue", F_OK) < 0 &&
+	       errno == ENOENT;
+}
+
 /* The child's half of jail_start(). */
-static int child_setup(const struct jail_opts *o)
+static int child_setup(const struct jail_opts *o, bool *ipc)
 {
 	struct jail_limit lim[3];
 	size_t n = jail_plan_start_limits(o, lim);
@@ -361,8 +372,13 @@ static int child_setup(const struct jail_opts *o)
 		return fail("PR_SET_PDEATHSIG", NULL);
 	if (o->cgroup && write_file(o->cgroup, "cgroup.procs", "0"))
 		return -1;
-	if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) < 0)
-		return fail("unshare (mount, IPC, UTS namespaces)", NULL);
+	if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) < 0) {
+		if (errno != EINVAL || !no_ipc())
+			return fail("unshare (mount, IPC, UTS namespaces)", NULL);
+		if (unshare(CLONE_NEWNS | CLONE_NEWUTS) < 0)
+			return fail("unshare (mount, UTS namespaces)", NULL);
+		*ipc = false;
+	}
 	/* Nothing mounted from now on reaches the host, nor the host's mounts us. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return fail("making mount propagation private", NULL);
@@ -466,7 +482,8 @@ int jail_start(const struct jail_opts *o, struct jail *j)
 		return parent_wait(pid, &old);
 	j->child = true;
 	/* SIGINT/SIGTERM stay blocked: the loop unblocks them once it handles them. */
-	return child_setup(o) ? FLINT_EXIT_INTERNAL : -1;
+	j->ipc = true;
+	return child_setup(o, &j->ipc) ? FLINT_EXIT_INTERNAL : -1;
 }
 
 void jail_log_start(const struct jail *j)
@@ -487,9 +504,11 @@ void jail_log_start(const struct jail *j)
 	}
 	if (o->fsize_set)
 		snprintf(fsize, sizeof(fsize), ", fsize %llu", (unsigned long long)o->fsize);
-	log_info("jail: flint is pid 1 of new PID, mount, IPC and UTS namespaces (pid %d waits "
-	         "for it outside)%s; limits: no-file %llu, core 0%s; root %s once the VM is "
-	         "built",
+	log_info("jail: flint is pid 1 of new PID, mount, %s namespaces (pid %d waits for it "
+	         "outside)%s; limits: no-file %llu, core 0%s; root %s once the VM is built",
+	         j->ipc ? "IPC and UTS"
+	                : "UTS (no IPC: this kernel has no System V IPC or "
+	                  "POSIX message queues to share)",
 	         j->parent_pid, cg, (unsigned long long)o->nofile, fsize, MSG_ESC(j->root));
 }
 

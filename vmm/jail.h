@@ -60,6 +60,7 @@ struct jail {
 	char root[JAIL_PATH_MAX]; /* realpath of --chroot */
 	bool child;               /* this process is the jailed one */
 	bool entered;             /* DIR is the root */
+	bool ipc;                 /* in an IPC namespace of its own (see jail.c's no_ipc()) */
 	int parent_pid;           /* the waiting parent, as the host sees it */
 };
 

@@ -4,7 +4,7 @@
  * with its limits, seen from outside through /proc, SIGTERM to the parent ending it with
  * 143, a child killed with SIGKILL coming through as 137, a config error's 78 coming
  * through the fork, and --dry-run making the whole jail (root changed, the vsock socket's
- * directory bound in). The cgroup half needs cgroup v2, which the rig has (case 69).
+ * directory bound in), and the cgroup half in a cgroup v2 mounted for the test.
  */
 #include "tests/lib/flintrun.h"
 #include "tests/lib/util.h"
@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -462,6 +464,94 @@ static void test_child_killed(void **state)
 	unlink(sock);
 }
 
+/* The first line of @path, without its newline ("" when unreadable). */
+static void read_line(const char *path, char *out, size_t len)
+{
+	FILE *f = fopen(path, "r");
+
+	out[0] = 0;
+	if (f && fgets(out, (int)len, f))
+		out[strcspn(out, "\n")] = 0;
+	if (f)
+		fclose(f);
+}
+
+/* @pid's cgroup v2 (the "0::" line of /proc/@pid/cgroup), "" when none. */
+static void cgroup_of(pid_t pid, char out[300])
+{
+	char path[64], line[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	out[0] = 0;
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "0::", 3)) {
+			line[strcspn(line, "\n")] = 0;
+			snprintf(out, 300, "%.299s", line + 3);
+		}
+	if (f)
+		fclose(f);
+}
+
+/*
+ * The cgroup half on this host: cgroup v2 mounted at /sys/fs/cgroup in a mount namespace
+ * of the test's own (a hybrid host has it elsewhere). The jailed flint is in the cgroup
+ * flint made, the file it was told to set holds the value; a controller that does not
+ * exist is 70, naming the file. Last: the test keeps that mount namespace.
+ */
+static void test_cgroup(void **state)
+{
+	char sock[600], cg[256], path[300], line[512], want[300], in[300], out[300];
+	pid_t pid, child;
+	int code;
+
+	(void)state;
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, NULL))
+		fail_msg("cannot mount cgroup v2 for the test: %s", strerror(errno));
+	snprintf(cg, sizeof(cg), "/sys/fs/cgroup/flint-test-%d", (int)getpid());
+	snprintf(sock, sizeof(sock), "%s/api3.sock", socks_dir);
+	snprintf(path, sizeof(path), "%s/vm", cg);
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		dup2(null, 0);
+		dup2(null, 1);
+		execl(test_flint_bin(), test_flint_bin(), "--api-sock", sock, "--chroot", root_dir,
+		      "--cgroup", path, "--cgroup-set", "cgroup.max.descendants=0", "--no-console",
+		      (char *)NULL);
+		_exit(127);
+	}
+	assert_true(pid > 0);
+	child = child_of(pid);
+	assert_true(child > 0);
+	for (int i = 0; i < 1000 && access(sock, F_OK); i++)
+		usleep(10000);
+	/* Checked after flint is gone: a failed assertion must not leave it running. */
+	cgroup_of(child, in);
+	cgroup_of(pid, out);
+	snprintf(line, sizeof(line), "%s/cgroup.max.descendants", path);
+	read_line(line, line, sizeof(line));
+	kill(pid, SIGTERM);
+	code = wait_code(pid);
+	rmdir(path);
+	snprintf(want, sizeof(want), "/flint-test-%d/vm", (int)getpid());
+	if (strcmp(in, want))
+		fail_msg("the jailed flint is in cgroup \"%s\", want \"%s\"", in, want);
+	/* The parent stays where it was. */
+	assert_string_not_equal(out, want);
+	assert_string_equal(line, "0");
+	assert_int_equal(code, 143);
+	/* A file of a controller that does not exist: the parent cannot enable it. */
+	RUN("--api-sock", sock, "--chroot", root_dir, "--cgroup", path, "--cgroup-set",
+	    "nosuch.max=1");
+	rmdir(path);
+	assert_int_equal(rmdir(cg), 0);
+	expect(70, "jail: cannot write +nosuch to /sys/fs/cgroup/cgroup.subtree_control");
+}
+
 int main(int argc, char **argv)
 {
 	/*
@@ -480,6 +570,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_plan_binds),  cmocka_unit_test(test_plan_limits),
 		cmocka_unit_test(test_usage),       cmocka_unit_test(test_dry_run),
 		cmocka_unit_test(test_api_jailed),  cmocka_unit_test(test_child_killed),
+		cmocka_unit_test(test_cgroup),
 	};
 
 	return TEST_MAIN(tests, setup, teardown);
