@@ -91,7 +91,8 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--case $(RIG_FLINT_DIR)/65-l2-pci-ivshmem.sh:65-flint-l2-pci-ivshmem \
 	--case $(RIG_FLINT_DIR)/66-l2-api.sh:66-flint-l2-api \
 	--case $(RIG_FLINT_DIR)/67-l2-api-patch-drive.sh:67-flint-l2-api-patch-drive \
-	--case $(RIG_FLINT_DIR)/68-l2-caps.sh:68-flint-l2-caps
+	--case $(RIG_FLINT_DIR)/68-l2-caps.sh:68-flint-l2-caps \
+	--case $(RIG_FLINT_DIR)/69-l2-jail.sh:69-flint-l2-jail
 
 # The KVM tests (tests/kvm), each test a case of its own, plain and ASan, when this host
 # cannot run them (tests/kvm/where.sh); the args file is empty when they ran on the host.
