@@ -1,5 +1,6 @@
 /* The jail: namespaces, limits, cgroup v2, the root change. See jail.h. */
 #include "vmm/jail.h"
+#include "vmm/caps.h"
 #include "vmm/base/log.h"
 #include "vmm/exitcode.h"
 
@@ -606,6 +607,13 @@ int jail_enter(struct jail *j, bool fault_mode, const char *vsock_uds)
 
 	if (!j->child || j->entered)
 		return 0;
+	/* caps_drop() checks this too, but reads /proc, which the jail's root has not. */
+	if (caps_threads() > 1) {
+		log_error("jail: flint has %u threads already, and a thread made before the drop "
+		          "would keep its privileges (a bug: threads start after it)",
+		          caps_threads());
+		return -1;
+	}
 	if (!getcwd(cwd, sizeof(cwd)))
 		return fail("getcwd", NULL);
 	nb = jail_plan_binds(socks, 2, cwd, binds, why, sizeof(why));
