@@ -51,8 +51,7 @@ int caps_parse_id(const char *s, uint32_t *out)
 	return 0;
 }
 
-/* This process's threads, from /proc; 0 when it cannot tell (no /proc). */
-static unsigned thread_count(void)
+unsigned caps_threads(void)
 {
 	FILE *f = fopen("/proc/self/status", "re");
 	char line[256];
@@ -227,7 +226,7 @@ static void log_dropped(const struct caps_plan *plan, uint64_t had, const struct
 int caps_drop(bool fault_mode, const struct caps_id *id)
 {
 	struct caps_need need = { .fault_mode = fault_mode };
-	unsigned threads = thread_count();
+	unsigned threads = caps_threads();
 	struct caps_plan plan;
 	struct rlimit rl;
 

@@ -52,6 +52,12 @@ void caps_plan(const struct caps_need *need, struct caps_plan *plan);
 int caps_parse_id(const char *s, uint32_t *out);
 
 /*
+ * This process's threads, from /proc/self/status; 0 when it cannot tell (no /proc: inside
+ * the jail, whose root change checks before it goes).
+ */
+unsigned caps_threads(void);
+
+/*
  * Drops what @need says flint no longer needs and becomes @id, then checks the kernel
  * agrees; logs what was kept and why at info level. Must run while flint has a single
  * thread (capabilities, the bounding set and no_new_privs are per thread: a thread made

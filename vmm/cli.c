@@ -9,6 +9,7 @@
 #include "vmm/base/file.h"
 #include "vmm/caps.h"
 #include "vmm/exitcode.h"
+#include "vmm/jail.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -50,6 +51,10 @@ enum {
 	OPT_ENABLE_PCI,
 	OPT_SNAPSHOT_VERSION,
 	OPT_DESCRIBE_SNAPSHOT,
+	OPT_CHROOT,
+	OPT_CGROUP,
+	OPT_CGROUP_SET,
+	OPT_RESOURCE_LIMIT,
 };
 
 static const struct option options[] = {
@@ -66,6 +71,10 @@ static const struct option options[] = {
 	{ "uid", required_argument, NULL, OPT_UID },
 	{ "gid", required_argument, NULL, OPT_GID },
 	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
+	{ "chroot", required_argument, NULL, OPT_CHROOT },
+	{ "cgroup", required_argument, NULL, OPT_CGROUP },
+	{ "cgroup-set", required_argument, NULL, OPT_CGROUP_SET },
+	{ "resource-limit", required_argument, NULL, OPT_RESOURCE_LIMIT },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
 	/* Firecracker's (--config-file, --version and --help are above) */
@@ -114,6 +123,16 @@ static void usage(FILE *out)
 	        "      --seccomp MODE      on (default): each thread's seccomp allow-list, a\n"
 	        "                          refused call ends flint with 148; log: the kernel\n"
 	        "                          logs refused calls and they go on; off: none\n"
+	        "      --chroot DIR        jail: new PID, mount, IPC and UTS namespaces (flint\n"
+	        "                          forks; the parent waits), DIR the root once the VM's\n"
+	        "                          files are open; the API socket's and vsock uds_path's\n"
+	        "                          directories are bound in at the same path\n"
+	        "      --cgroup PATH       jail: run in this cgroup v2 (under /sys/fs/cgroup,\n"
+	        "                          made if missing)\n"
+	        "      --cgroup-set FILE=VALUE  jail: write VALUE to the cgroup's FILE, e.g.\n"
+	        "                          cpu.max=\"50000 100000\" or memory.max=1G (repeatable)\n"
+	        "      --resource-limit NAME=VALUE  jail: fsize or no-file (default 2048), as the\n"
+	        "                          jailer's; core is always 0\n"
 	        "  -V, --version           print the version and exit\n"
 	        "  -h, --help              this text\n"
 	        "\n"
@@ -350,6 +369,8 @@ static int firecracker_flag(struct cli *cli, int opt, const char *arg)
 	return firecracker_value(cli, opt, arg);
 }
 
+static int jail_opt(struct cli *cli, int opt, const char *arg);
+
 /* flint's own options. */
 static int flint_opt(struct cli *cli, int opt, const char *arg)
 {
@@ -388,6 +409,30 @@ static int flint_opt(struct cli *cli, int opt, const char *arg)
 		cli->seccomp_set = true;
 		if (sandbox_mode_parse(arg, &cli->run.seccomp) < 0)
 			return usage_error("--seccomp: \"%s\" is not on, log or off", MSG_ESC(arg));
+		return -1;
+	}
+	return jail_opt(cli, opt, arg);
+}
+
+/* The jail's options (vmm/jail.h); how they go together is checked once all are read. */
+static int jail_opt(struct cli *cli, int opt, const char *arg)
+{
+	char why[JAIL_WHY_MAX];
+
+	switch (opt) {
+	case OPT_CHROOT:
+		cli->jail.root = arg;
+		return -1;
+	case OPT_CGROUP:
+		cli->jail.cgroup = arg;
+		return -1;
+	case OPT_CGROUP_SET:
+		if (jail_parse_cgroup_set(&cli->jail, arg, why, sizeof(why)) < 0)
+			return usage_error("--cgroup-set \"%s\": %s", MSG_ESC(arg), why);
+		return -1;
+	case OPT_RESOURCE_LIMIT:
+		if (jail_parse_limit(&cli->jail, arg, why, sizeof(why)) < 0)
+			return usage_error("--resource-limit \"%s\": %s", MSG_ESC(arg), why);
 		return -1;
 	}
 	return firecracker_flag(cli, opt, arg);
@@ -466,6 +511,7 @@ static int check_seccomp_filter(const char *path)
 /* The rules between options, once all are read; then the files they name. */
 static int check_options(struct cli *cli)
 {
+	char why[JAIL_WHY_MAX + 64];
 	int r = -1;
 
 	if (cli->no_seccomp && cli->seccomp_filter)
@@ -485,6 +531,8 @@ static int check_options(struct cli *cli)
 		return usage_error("--uid and --gid go together: one alone would keep the group "
 		                   "or the user flint started as");
 	cli->run.run_as.set = cli->uid_set;
+	if (jail_check(&cli->jail, why, sizeof(why)) < 0)
+		return usage_error("%s", why);
 	if (!cli->mmds_size_limit_set)
 		cli->mmds_size_limit = cli->max_payload;
 	if (cli->seccomp_filter)
@@ -501,6 +549,7 @@ void cli_init(struct cli *cli)
 	cli->run.console_stdout = true;
 	cli->id = CLI_DEFAULT_ID;
 	cli->max_payload = CLI_DEFAULT_MAX_PAYLOAD;
+	jail_opts_init(&cli->jail);
 }
 
 int cli_parse(int argc, char **argv, struct cli *cli)

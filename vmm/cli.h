@@ -7,6 +7,7 @@
 #define FLINT_CLI_H
 
 #include "vmm/base/log.h"
+#include "vmm/jail.h"
 #include "vmm/vmm.h"
 
 #include <jansson.h>
@@ -42,6 +43,7 @@ struct cli {
 	long exit_port;      /* --exit-port, or -1 */
 	struct run_opts run; /* --timeout, --serial-log, --no-console, --uid/--gid */
 	bool uid_set, gid_set;
+	struct jail_opts jail; /* --chroot, --cgroup, --cgroup-set, --resource-limit */
 	/* the log: flint's and Firecracker's spellings */
 	const char *log_file; /* --log-file, --log-path */
 	const char *log_flag; /* which of the two, for messages: "log-file" or "log-path" */

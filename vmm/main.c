@@ -4,6 +4,7 @@
 #include "vmm/cli.h"
 #include "vmm/config/config.h"
 #include "vmm/exitcode.h"
+#include "vmm/jail.h"
 #include "vmm/base/log.h"
 #include "vmm/metrics.h"
 #include "vmm/mmds/mmds.h"
@@ -71,13 +72,16 @@ static void report_ignored(const struct cli *cli, const struct vm_config *cfg)
 		         cfg->ignored.more);
 }
 
-static int dry_run(const struct vm_config *cfg)
+/* With --chroot the dry run makes the jail too: one that cannot be made fails it. */
+static int dry_run(const struct vm_config *cfg, struct jail *jail)
 {
 	int code = vmm_check(cfg);
 	char *text;
 
 	if (code)
 		return code;
+	if (jail_enter(jail, false, cfg->vsock.present ? cfg->vsock.uds_path : NULL))
+		return FLINT_EXIT_INTERNAL;
 	text = config_describe(cfg);
 	if (!text)
 		return FLINT_EXIT_INTERNAL;
@@ -143,8 +147,10 @@ static int load_config(struct cli *cli, struct vm_config *cfg)
 		code = check_metrics(cli, cfg);
 	if (code < 0)
 		code = apply_exit_port(cli, cfg);
-	if (code < 0)
+	if (code < 0) {
 		report_ignored(cli, cfg);
+		jail_log_start(cli->run.jail);
+	}
 	if (code < 0)
 		code = configure_mmds(cli, cfg);
 	return code;
@@ -158,7 +164,7 @@ static int run_config(struct cli *cli)
 
 	if (code < 0) {
 		cli_report(cli);
-		code = cli->dry_run ? dry_run(&cfg) : vmm_run(&cfg, &cli->run);
+		code = cli->dry_run ? dry_run(&cfg, cli->run.jail) : vmm_run(&cfg, &cli->run);
 	}
 	config_free(&cfg);
 	return code;
@@ -197,6 +203,8 @@ static int run_api(struct cli *cli, const char *sock)
 	config_init(&cfg);
 	if (cli->config)
 		code = load_config(cli, &cfg);
+	else
+		jail_log_start(cli->run.jail);
 	if (code >= 0)
 		goto out;
 	cli_report(cli);
@@ -220,6 +228,7 @@ out:
 
 int main(int argc, char **argv)
 {
+	struct jail jail;
 	struct cli cli;
 	int code;
 
@@ -234,6 +243,12 @@ int main(int argc, char **argv)
 		log_set_level(cli.level);
 	if (code < 0)
 		code = open_mmds(&cli);
+	if (code < 0) {
+		/* Before anything is open: the parent that waits outside the jail holds nothing. */
+		cli.jail.api_sock = cli.dry_run ? NULL : cli_api_sock(&cli);
+		code = jail_start(&cli.jail, &jail);
+		cli.run.jail = &jail;
+	}
 	if (code < 0) {
 		if (cli_api_sock(&cli) && !cli.dry_run)
 			code = run_api(&cli, cli_api_sock(&cli));

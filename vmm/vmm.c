@@ -410,14 +410,18 @@ static int config_metrics(struct vmm *m)
 
 /*
  * Everything that needs privilege is open: /dev/kvm, the images, TAPs, sockets, /dev/iommu
- * and the VFIO devices. No thread has started yet (the drives' I/O threads and the vCPUs
- * start next), and that matters: capabilities are per thread, and a thread keeps those it
- * was made with. -1, or an exit code.
+ * and the VFIO devices, so with --chroot the jail's root can change to DIR now. No thread has
+ * started yet (the drives' I/O threads and the vCPUs start next), and that matters: capabilities
+ * are per thread, and a thread keeps those it was made with. -1, or an exit code.
  */
 static int drop_privileges(struct vmm *m)
 {
 	bool fault_mode = m->iommu_used && m->iommu.resolver;
+	const char *vsock = m->cfg->vsock.present ? m->cfg->vsock.uds_path : NULL;
 
+	/* The jail (--chroot) needs the privileges the drop takes: it goes first. */
+	if (m->opts->jail && jail_enter(m->opts->jail, fault_mode, vsock))
+		return FLINT_EXIT_INTERNAL;
 	return caps_drop(fault_mode, &m->opts->run_as) ? FLINT_EXIT_INTERNAL : -1;
 }
 

@@ -4,6 +4,7 @@
 
 #include "vmm/caps.h"
 #include "vmm/sandbox.h"
+#include "vmm/jail.h"
 #include "vmm/vm_config.h"
 
 struct metrics;
@@ -23,6 +24,7 @@ struct run_opts {
 	 * named in cfg->mmds answers the guest's MMDS requests from (mmds_net()).
 	 */
 	struct mmds *mmds;
+	struct jail *jail; /* --chroot: entered just before the drop; NULL: none */
 };
 
 /*

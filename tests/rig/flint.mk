@@ -98,6 +98,7 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--case $(RIG_FLINT_DIR)/67-l2-api-patch-drive.sh:67-flint-l2-api-patch-drive \
 	--case $(RIG_FLINT_DIR)/68-l2-caps.sh:68-flint-l2-caps \
 	--case $(RIG_FLINT_DIR)/69-l2-seccomp.sh:69-flint-l2-seccomp \
+	--case $(RIG_FLINT_DIR)/72-l2-jail.sh:72-flint-l2-jail \
 	--case $(RIG_FLINT_DIR)/74-l2-mmds.sh:74-flint-l2-mmds
 
 # The KVM tests (tests/kvm), each test a case of its own, plain and ASan, when this host

@@ -224,6 +224,7 @@ static void on_signal(evutil_socket_t signo, short what, void *arg)
 int loop_handle_signals(struct loop *l, void (*fn)(void *arg, int signo), void *arg)
 {
 	const int signos[2] = { SIGINT, SIGTERM };
+	sigset_t set;
 
 	l->on_signal = fn;
 	l->signal_arg = arg;
@@ -234,6 +235,14 @@ int loop_handle_signals(struct loop *l, void (*fn)(void *arg, int signo), void *
 		if (!l->sig[i] || event_add(l->sig[i], NULL) < 0)
 			return -ENOMEM;
 	}
+	/*
+	 * Whoever blocked them until now (a jailed flint: pid 1 of its namespace would drop
+	 * them while it had no handler) gets those that came meanwhile delivered here.
+	 */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	return 0;
 }
 
