@@ -8,6 +8,9 @@
 #      before it to 8 bytes past it: the UART, the i8042, the PCI config
 #      ports, the boot timer, all 19 virtio-mmio slots (present or not), the
 #      start of the PCI BAR window;
+#   2b. with flint.pci=1: flint.rounds/2 random configuration-space reads
+#      and writes through 0xcf8/0xcfc, mostly on bus 0's slots 0-3; every
+#      MMIO access is then a read (see mmio);
 #   3. rings: every virtio device found is brought up and handed broken
 #      virtqueues, one scenario at a time (descriptor loops, buffers outside
 #      RAM or wrapping the address space, indirect tables that point at
@@ -98,6 +101,7 @@ _start:
         movl $0, pass
 1:      call sweep
         call hammer
+        call pci_config
         call rings
         incl pass
         mov pass, %eax
@@ -117,7 +121,7 @@ _start:
         jmp exit_vm
 
 # read_opts: flint.seed (default 1), flint.rounds (20000), flint.passes (1),
-# flint.pause (0), flint.sweep (1).
+# flint.pause (0), flint.sweep (1), flint.pci (0).
 read_opts:
         mov $k_seed, %ebx
         call get_opt
@@ -151,6 +155,10 @@ read_opts:
         mov $1, %ebp
         call opt_or
         mov %eax, do_sweep
+        mov $k_pci, %ebx
+        xor %ebp, %ebp
+        call opt_or
+        mov %eax, do_pci
         ret
 
 # opt_or: %ebx = key, %ebp = default.  Out: %eax.
@@ -232,8 +240,12 @@ pio:
 9:      ret
 
 # mmio: %rdi = address, %ecx = size code (0-3: 1, 2, 4, 8 bytes), %r8d = 1
-# to write %rax, 0 to read.  Clobbers %rax.
+# to write %rax, 0 to read.  With flint.pci=1 every access is a read: the
+# guest moves BARs at random, and a random write landing on QEMU's edu DMA
+# registers can make QEMU itself abort.  Clobbers %rax.
 mmio:
+        cmpl $0, do_pci
+        jne 5f
         test %r8d, %r8d
         jz 5f
         cmp $1, %ecx
@@ -390,6 +402,53 @@ hammer:
         mov %r13, %rax
         call mmio
 8:      dec %r11d
+        jnz 1b
+9:      ret
+
+# pci_config: with flint.pci=1, flint.rounds/2 random configuration-space
+# accesses through 0xcf8/0xcfc: mostly bus 0's slots 0-3 (the host bridge and
+# the assigned devices), one time in eight any bus, slot and function.
+pci_config:
+        cmpl $0, do_pci
+        je 9f
+        mov rounds, %r11d
+        shr $1, %r11d
+        jz 9f
+1:      call rand
+        mov %rax, %r12
+        mov %r12d, %eax
+        and $0xfc, %eax                 # the register
+        mov %r12, %rdx
+        shr $8, %rdx
+        test $0x700, %edx
+        jz 2f
+        and $3, %edx                    # slot 0-3, function 0
+        shl $11, %edx
+        jmp 3f
+2:      and $0xffff, %edx               # function, slot, bus
+        shl $8, %edx
+3:      or %edx, %eax
+        or $0x80000000, %eax
+        mov $0xcf8, %dx
+        out %eax, %dx
+        call rand
+        mov %rax, %r13
+        mov %r13d, %edx
+        and $3, %edx
+        add $0xcfc, %edx                # a byte of the data port
+        mov %r13d, %ecx
+        shr $2, %ecx
+        and $3, %ecx
+        cmp $3, %ecx
+        jne 4f
+        mov $2, %ecx
+4:      mov %r13, %r8
+        shr $4, %r8
+        and $1, %r8d
+        mov %r13, %rax
+        shr $32, %rax
+        call pio
+        dec %r11d
         jnz 1b
 9:      ret
 
@@ -828,6 +887,7 @@ k_rounds:       .asciz "flint.rounds="
 k_passes:       .asciz "flint.passes="
 k_pause:        .asciz "flint.pause="
 k_sweep:        .asciz "flint.sweep="
+k_pci:          .asciz "flint.pci="
 
         .bss
         .balign 8
@@ -837,5 +897,6 @@ passes:                 .long 0
 pass:                   .long 0
 do_pause:               .long 0
 do_sweep:               .long 0
+do_pci:                 .long 0
 ring_desc_override:     .long 0
 ring_desc_high:         .long 0

@@ -60,7 +60,7 @@ $(RIG_OUT)/initramfs.cpio.gz: $(BUILD)/flint $(RIG_FLINT_PROGS) $(RIG_OUT)/l2/in
 	$(RIG_OUT)/l2/rootfs.ext4
 # The host end of the virtio-vsock case (Firecracker's hybrid handshake over Unix sockets).
 $(RIG_OUT)/initramfs.cpio.gz: $(RIG_OUT)/flint/vsock-host $(RIG_OUT)/l2/barpat $(RIG_OUT)/flint/apireq \
-	$(RIG_OUT)/flint/apiload
+	$(RIG_OUT)/flint/apiload $(BUILD)/tests/soak $(BUILD)/guest/elf64.elf $(BUILD)/guest/hostile.elf
 $(RIG_OUT)/flint/vsock-host: tests/rig/stream.h
 RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--add $(RIG_OUT)/l2/initramfs.cpio.gz:/rig/l2/initramfs.cpio.gz \
@@ -91,7 +91,12 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--case $(RIG_FLINT_DIR)/65-l2-pci-ivshmem.sh:65-flint-l2-pci-ivshmem \
 	--case $(RIG_FLINT_DIR)/66-l2-api.sh:66-flint-l2-api \
 	--case $(RIG_FLINT_DIR)/67-l2-api-patch-drive.sh:67-flint-l2-api-patch-drive \
-	--case $(RIG_FLINT_DIR)/68-l2-caps.sh:68-flint-l2-caps
+	--case $(RIG_FLINT_DIR)/68-l2-caps.sh:68-flint-l2-caps \
+	--add-bin $(BUILD)/tests/soak:/rig/bin/soak \
+	--add $(BUILD)/guest/elf64.elf:/rig/guest/elf64.elf \
+	--add $(BUILD)/guest/hostile.elf:/rig/guest/hostile.elf \
+	--case $(RIG_FLINT_DIR)/69-hostile-pci.sh:69-flint-hostile-pci \
+	--case $(RIG_FLINT_DIR)/69-soak.sh:69-flint-soak
 
 # The KVM tests (tests/kvm), each test a case of its own, plain and ASan, when this host
 # cannot run them (tests/kvm/where.sh); the args file is empty when they ran on the host.
