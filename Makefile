@@ -6,6 +6,7 @@
 #                   when this host's /dev/kvm works (else they are left to the rig), then
 #                   the fuzz targets briefly (make fuzz: longer; tests/fuzz/fuzz.mk)
 #   make demo       boot configs/demo.json
+#   make soak       1000 start/stop cycles of the smallest guest (make check runs 100)
 BUILD   ?= build
 CC      ?= cc
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.0.0-dev)
@@ -80,6 +81,11 @@ $(BUILD)/asan/tests/%: $(BUILD)/asan/obj/tests/%.o $(call OBJ,$(BUILD)/asan,$(TE
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
+# The soak harness (tests/kvm/soak.c): runs the flint binary, links none of it.
+$(BUILD)/tests/soak: tests/kvm/soak.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $<
 # Knows nothing of flint: only whether this host's /dev/kvm runs a guest.
 $(BUILD)/tests/kvm-probe: tests/kvm/kvm_probe.c
 	@mkdir -p $(dir $@)
@@ -88,7 +94,7 @@ $(BUILD)/tests/kvm-probe: tests/kvm/kvm_probe.c
 
 SUITES    := $(UNIT_SUITES) $(KVM_SUITES)
 TEST_BINS := $(addprefix $(BUILD)/tests/,$(SUITES)) $(addprefix $(BUILD)/asan/tests/,$(SUITES)) \
-	$(BUILD)/tests/kvm-probe
+	$(BUILD)/tests/kvm-probe $(BUILD)/tests/soak
 KVM_BINS  := $(addprefix $(BUILD)/tests/,$(KVM_SUITES)) $(addprefix $(BUILD)/asan/tests/,$(KVM_SUITES))
 
 # After the variables above: rig.mk and flint.mk use them in rules.
@@ -119,6 +125,13 @@ check-unit: check-build
 demo: deps
 	$(MAKE) all $(GUEST_PAYLOADS)
 	@sh tests/demo.sh $(BUILD)
+
+# 1000 start/stop cycles of the smallest guest (make check runs 100, as rig case 69);
+# SOAK_CYCLES=N for another count. On the host's /dev/kvm, else in the rig.
+.PHONY: soak
+SOAK_CYCLES ?= 1000
+soak: $(BUILD)/flint $(BUILD)/tests/soak $(BUILD)/guest/elf64.elf $(BUILD)/tests/kvm-probe
+	@sh tests/kvm/soak.sh $(BUILD) $(SOAK_CYCLES)
 
 bench-startup: all guest-payloads $(BUILD)/tests/kvm-probe
 	@sh bench/startup.sh $(BUILD)

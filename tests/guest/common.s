@@ -17,7 +17,7 @@
         .endif
 
         .globl putc, puts, puthex, exit_vm, fail
-        .globl collect_boot_params, collect_hvm_start_info, guest_main
+        .globl collect_boot_params, collect_hvm_start_info, guest_main, get_opt
         .globl stack_top
 
         .text

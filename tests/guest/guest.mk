@@ -4,7 +4,7 @@
 # used standalone from the repository root:
 #     make -f tests/guest/guest.mk guest-payloads [BUILD=build]
 # Builds into $(BUILD)/guest/:
-#     bzimage.bin elf64.elf pvh.elf pvh32.elf triple.elf badmmio.elf
+#     bzimage.bin elf64.elf pvh.elf pvh32.elf triple.elf badmmio.elf hostile.elf
 #     test-initrd.img
 # Needs only GNU as, ld and objcopy (binutils).  All names defined here
 # start with GUEST_ / guest- so they do not clash with the includer's.
@@ -31,7 +31,7 @@ GUEST_LDFLAGS := -nostdlib -static --build-id=none -z noexecstack \
                  -z max-page-size=0x1000 --no-warn-rwx-segments
 
 GUEST_PAYLOADS := $(addprefix $(GUEST_OUT)/,bzimage.bin elf64.elf pvh.elf \
-                  pvh32.elf triple.elf badmmio.elf test-initrd.img)
+                  pvh32.elf triple.elf badmmio.elf hostile.elf test-initrd.img)
 GUEST_SRC_DEPS := $(GUEST_DIR)/guest.inc $(GUEST_DIR)/guest.mk
 
 .PHONY: guest-payloads guest-clean
@@ -45,7 +45,7 @@ $(GUEST_OUT):
 
 # Entry objects: 64-bit payloads and pvh (which mixes .code32/.code64).
 GUEST_ENTRY_OBJS := $(addprefix $(GUEST_OUT)/,bzimage.o elf64.o pvh.o \
-                    triple.o badmmio.o)
+                    triple.o badmmio.o hostile.o)
 $(GUEST_ENTRY_OBJS): $(GUEST_OUT)/%.o: $(GUEST_DIR)/%.s $(GUEST_SRC_DEPS) | $(GUEST_OUT)
 	$(GUEST_AS) $(GUEST_ASFLAGS) --defsym BITS=64 -o $@ $<
 
@@ -54,7 +54,7 @@ $(GUEST_OUT)/common32.o $(GUEST_OUT)/common64.o: $(GUEST_OUT)/common%.o: \
 		$(GUEST_DIR)/common.s $(GUEST_SRC_DEPS) | $(GUEST_OUT)
 	$(GUEST_AS) $(GUEST_ASFLAGS) --defsym BITS=$* -o $@ $<
 
-$(GUEST_OUT)/elf64.elf $(GUEST_OUT)/triple.elf $(GUEST_OUT)/badmmio.elf: \
+$(GUEST_OUT)/elf64.elf $(GUEST_OUT)/triple.elf $(GUEST_OUT)/badmmio.elf $(GUEST_OUT)/hostile.elf: \
 		$(GUEST_OUT)/%.elf: $(GUEST_OUT)/%.o $(GUEST_OUT)/common64.o \
 		$(GUEST_DIR)/elf.ld
 	$(GUEST_LD) $(GUEST_LDFLAGS) -T $(GUEST_DIR)/elf.ld -o $@ \
