@@ -459,6 +459,13 @@ static void conn_serve(struct net_mmds *m, struct conn *c)
 		if (r > 0 && (size_t)r <= c->rcv_len) {
 			c->rcv_len -= (size_t)r;
 			memmove(c->rcv, c->rcv + r, c->rcv_len);
+		} else if (!out || !out_len) {
+			/* Refused with nothing to say (a head too long): reset, as Firecracker. */
+			free(out);
+			m->st.bad_requests++;
+			guest_error(m, "a request from port %u was refused: reset", c->rport);
+			c->rst_pending = true;
+			break;
 		} else {
 			m->st.bad_requests++;
 			c->discard = true;

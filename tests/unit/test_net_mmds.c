@@ -61,7 +61,8 @@ static char log_path[300];
 
 /*
  * A request is everything up to a blank line. "GET /size/N" answers N bytes of pattern,
- * "GET /bad" is refused (with a 400), anything else answers "hello <path>".
+ * "GET /bad" is refused (with a 400), "GET /mute" refused with no answer, anything else
+ * answers "hello <path>".
  */
 struct responder {
 	unsigned calls, served;
@@ -89,6 +90,8 @@ static long serve(void *ctx, const uint8_t *in, size_t len, uint8_t **out, size_
 		}
 	if (!end)
 		return 0;
+	if (sscanf((const char *)in, "GET %63s", path) == 1 && !strcmp(path, "/mute"))
+		return -EMSGSIZE;
 	if (sscanf((const char *)in, "GET %63s", path) != 1 || !strcmp(path, "/bad")) {
 		*out = (uint8_t *)strdup("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
 		*out_len = strlen((char *)*out);
@@ -787,6 +790,17 @@ static void test_resets(void **state)
 	assert_int_equal(s.flags, ACK);
 	assert_int_equal(s.ack, g.seq);
 	assert_int_equal(net_mmds_conns(f->n.mmds), 0);
+
+	/* Refused with no answer (mmds_serve()'s head too long): RST, as Firecracker. */
+	g = (struct gconn){ .port = 40009, .seq = 1, .win = 65535, .mss = 1460 };
+	g_connect(f, &g);
+	g_send(f, &g, ACK, "GET /mute HTTP/1.1\r\n\r\n", 22);
+	assert_true(rx_seg(f, &s));
+	assert_int_equal(s.flags, RST | ACK);
+	assert_int_equal(s.seq, g.ack);
+	assert_int_equal(stats(f)->bad_requests, 2);
+	assert_int_equal(net_mmds_conns(f->n.mmds), 0);
+	assert_true(rx_none(f));
 
 	/* A segment for no connection, and one to another port: RST, as RFC 793 makes it. */
 	g = (struct gconn){ .port = 40007, .seq = 555, .ack = 777, .win = 100 };
