@@ -519,6 +519,8 @@ static void test_bad_requests(void **state)
 	(void)state;
 	check(m, "PATCH http://169.254.169.255/ HTTP/1.0\r\n\r\n", "HTTP/1.0", 405, TEXT,
 	      "Allow: GET, PUT\r\n", "Not allowed HTTP method.");
+	check(m, "DELETE /name HTTP/1.1\r\n\r\n", "HTTP/1.1", 405, TEXT, "Allow: GET, PUT\r\n",
+	      "Not allowed HTTP method.");
 	check(m, "GET http:// HTTP/1.0\r\n\r\n", "HTTP/1.0", 400, TEXT, "", "Invalid URI.");
 	check(m, "GET http://169.254.169.254 HTTP/1.0\r\n\r\n", "HTTP/1.0", 400, TEXT, "",
 	      "Invalid URI.");

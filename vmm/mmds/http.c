@@ -39,7 +39,7 @@ struct slice {
 	size_t len;
 };
 
-enum method { GET, PUT, PATCH };
+enum method { GET, PUT, PATCH, DELETE };
 
 struct request {
 	enum method method;
@@ -340,6 +340,8 @@ static bool parse_head(const char *p, size_t len, struct request *q, struct pars
 		q->method = PUT;
 	else if (eq(method, "PATCH"))
 		q->method = PATCH;
+	else if (eq(method, "DELETE"))
+		q->method = DELETE; /* micro_http parses it: the MMDS answers 405 */
 	else
 		return fail(e, 501, "Unsupported HTTP method.");
 	if (!q->uri.len)
