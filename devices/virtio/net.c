@@ -347,7 +347,8 @@ static int tx_send(struct virtio_net *n)
 
 /*
  * A frame for the MMDS goes to the stack, copied whole (it parses what cannot change
- * under it), never to the TAP and never charged to the rate limiter (as in Firecracker).
+ * under it), never to the TAP and never charged to the TX rate limiter (as in Firecracker; its
+ * answers are charged to the RX one).
  */
 static bool tx_mmds(struct virtio_net *n)
 {
@@ -679,7 +680,12 @@ static int rx_mmds_frame(struct virtio_net *n)
 	h->gso_type = VIRTIO_NET_HDR_GSO_NONE;
 	n->rx_len = (uint32_t)(VIRTIO_NET_HDR_LEN + len);
 	n->rx_done = 0;
-	n->rx_paid = true; /* not charged to the rate limiter, as in Firecracker */
+	/*
+	 * Charged to the RX limiter like the TAP's frames (Firecracker's MMDS frames go through
+	 * its RX limiter; only TX refunds them): a guest cannot get past its limit by asking
+	 * the MMDS. Made already, it waits in rx_buf for the limiter's timer, as a TAP frame.
+	 */
+	n->rx_paid = false;
 	n->rx_from_mmds = true;
 	return 1;
 }

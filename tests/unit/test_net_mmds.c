@@ -592,6 +592,27 @@ static void test_arp(void **state)
 	assert_int_equal(f->n.tx_packets, 1);
 }
 
+/* The stack's frames pass the RX limiter like the TAP's: the second waits for its token. */
+static void test_rx_limiter(void **state)
+{
+	struct fixture *f = *state;
+	const struct rate_limiter rx = {
+		.ops = { .present = true, .size = 1, .refill_time_ms = 300 }
+	};
+	uint8_t frame[64], got[2048];
+
+	vdrv_start(&f->d, MRG, 256);
+	rx_stock(f, 16, 2048);
+	virtio_net_set_limiters(&f->n, &rx, NULL);
+	tx_frame(f, frame, arp_frame(frame, 1, GIP, MIP));
+	assert_int_equal(rx_frame(f, got, sizeof(got)), 42);
+	tx_frame(f, frame, arp_frame(frame, 1, GIP, MIP));
+	assert_int_equal(rx_frame_wait(f, got, sizeof(got), 100), -1);
+	/* The limiter's timer brings it, without another kick. */
+	assert_int_equal(rx_frame(f, got, sizeof(got)), 42);
+	assert_int_equal(stats(f)->rx_arp, 2);
+}
+
 static void test_get(void **state)
 {
 	struct fixture *f = *state;
@@ -1372,6 +1393,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_arp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_limiter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_in_pieces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_response, setup, teardown),
