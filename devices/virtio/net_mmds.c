@@ -759,6 +759,7 @@ void net_mmds_input(struct net_mmds *m, const uint8_t *vh, uint8_t *f, size_t le
 	m->st.rx_frames++;
 	if (len < ETH_HLEN) {
 		m->st.rx_malformed++;
+		m->st.rx_bad_eth++;
 		return;
 	}
 	switch (get16(f + 12)) {
@@ -821,6 +822,8 @@ static size_t arp_output(struct net_mmds *m, uint8_t *f)
 	memcpy(a + 18, m->arp_mac, 6);
 	put32(a + 24, m->arp_ip);
 	m->arp_pending = false;
+	m->st.tx_frames++; /* every frame made, as Firecracker's mmds tx_frames */
+	m->st.tx_bytes += ETH_HLEN + ARP_LEN;
 	return ETH_HLEN + ARP_LEN;
 }
 

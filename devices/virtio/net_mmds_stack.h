@@ -60,6 +60,7 @@ struct net_mmds_stats {
 	uint64_t rx_arp;        /* ARP requests for the address (answered) */
 	uint64_t rx_segments;   /* well-formed TCP segments to the address */
 	uint64_t rx_malformed;  /* truncated, bad lengths or options, not ARP/IPv4 */
+	uint64_t rx_bad_eth;    /* of those, shorter than an Ethernet header */
 	uint64_t rx_bad_csum;   /* IPv4 header or TCP checksum wrong */
 	uint64_t rx_fragments;  /* IPv4 fragments (never reassembled) */
 	uint64_t rx_unusual;    /* not TCP (UDP, ICMP), ARP that is no request for us */
