@@ -24,6 +24,7 @@ struct vm_metrics_parts {
 	struct vmm_virtio *virtio;
 	const struct vm_config *cfg;
 	const struct resolver_stats *iommu; /* NULL: no device in fault mode */
+	const struct mmds *mmds;            /* the store; NULL: no mmds section */
 };
 
 /* Adds the VM's sections to @l. */

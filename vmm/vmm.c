@@ -580,8 +580,8 @@ struct loop *vmm_loop(struct vmm *m)
 static void vm_source(void *ctx, struct metrics_line *l)
 {
 	struct vmm *m = ctx;
-	struct vm_metrics_parts p = { m->vcpus, m->vm.nvcpus, &m->virtio, m->cfg,
-		                      vmm_iommu_stats(m) };
+	struct vm_metrics_parts p = { m->vcpus, m->vm.nvcpus,       &m->virtio,
+		                      m->cfg,   vmm_iommu_stats(m), m->opts->mmds };
 
 	vm_metrics_add(l, &p);
 }

@@ -181,6 +181,29 @@ static unsigned wanted_offloads(const struct virtio_net *n)
 static void on_readable(int fd, int events, void *arg);
 static void on_writable(int fd, int events, void *arg);
 static void on_resume(void *arg);
+static void on_mmds_timer(void *arg);
+
+/* The stack's timer, moved to its next deadline; none when nothing is in flight. */
+static void mmds_timer_update(struct virtio_net *n)
+{
+	long long at = n->mmds ? net_mmds_deadline(n->mmds) : 0, wait;
+
+	if (at == n->mmds_timer_at && (n->mmds_timer || !at))
+		return;
+	loop_remove(n->mmds_timer);
+	n->mmds_timer = NULL;
+	n->mmds_timer_at = 0;
+	if (!at)
+		return;
+	wait = at - clock_now_ns();
+	/* Rounded up: a timer that fires early would find nothing due and be armed again. */
+	n->mmds_timer = loop_add_timer(n->loop, wait > 0 ? (uint64_t)(wait + 999) / 1000 : 1, false,
+	                               on_mmds_timer, n);
+	if (!n->mmds_timer)
+		log_error("%s: cannot arm the MMDS timer: out of memory", n->dev.name);
+	else
+		n->mmds_timer_at = at;
+}
 static void rx_run(struct virtio_net *n);
 
 /* The RX watch is on only while the guest has buffers: a readable TAP must not spin. */
@@ -347,7 +370,8 @@ static int tx_send(struct virtio_net *n)
 
 /*
  * A frame for the MMDS goes to the stack, copied whole (it parses what cannot change
- * under it), never to the TAP and never charged to the rate limiter (as in Firecracker).
+ * under it), never to the TAP and never charged to the TX rate limiter (as in Firecracker; its
+ * answers are charged to the RX one).
  */
 static bool tx_mmds(struct virtio_net *n)
 {
@@ -429,6 +453,7 @@ static void tx_run(struct virtio_net *n)
 		n->tx_to_mmds = false;
 		if (net_mmds_pending(n->mmds))
 			rx_run(n);
+		mmds_timer_update(n); /* ACKs stop it, or move it */
 	}
 }
 
@@ -679,7 +704,12 @@ static int rx_mmds_frame(struct virtio_net *n)
 	h->gso_type = VIRTIO_NET_HDR_GSO_NONE;
 	n->rx_len = (uint32_t)(VIRTIO_NET_HDR_LEN + len);
 	n->rx_done = 0;
-	n->rx_paid = true; /* not charged to the rate limiter, as in Firecracker */
+	/*
+	 * Charged to the RX limiter like the TAP's frames (Firecracker's MMDS frames go through
+	 * its RX limiter; only TX refunds them): a guest cannot get past its limit by asking
+	 * the MMDS. Made already, it waits in rx_buf for the limiter's timer, as a TAP frame.
+	 */
+	n->rx_paid = false;
 	n->rx_from_mmds = true;
 	return 1;
 }
@@ -747,6 +777,7 @@ static void rx_run(struct virtio_net *n)
 	if (r < 0)
 		virtio_dev_needs_reset(&n->dev, VIRTIO_NET_Q_RX, r);
 	virtio_dev_used(&n->dev, VIRTIO_NET_Q_RX);
+	mmds_timer_update(n);
 }
 
 /* ---- Callbacks ---- */
@@ -790,6 +821,20 @@ static void on_resume(void *arg)
 	if (virtio_dev_active(&n->dev)) {
 		tx_run(n);
 		rx_run(n);
+	}
+	virtio_dev_unlock(&n->dev);
+}
+
+static void on_mmds_timer(void *arg)
+{
+	struct virtio_net *n = arg;
+
+	virtio_dev_lock(&n->dev);
+	n->mmds_timer = NULL; /* the loop freed its one-shot watch */
+	n->mmds_timer_at = 0;
+	if (virtio_dev_active(&n->dev)) {
+		net_mmds_timeout(n->mmds, clock_now_ns());
+		rx_run(n); /* re-arms it */
 	}
 	virtio_dev_unlock(&n->dev);
 }
@@ -860,6 +905,9 @@ static void net_reset(struct virtio_dev *d)
 		n->rx_dropped++;
 	if (n->mmds)
 		net_mmds_reset(n->mmds); /* the guest's connections are gone with its driver */
+	loop_remove(n->mmds_timer);
+	n->mmds_timer = NULL;
+	n->mmds_timer_at = 0;
 	n->rx_from_mmds = false;
 	n->tx_pending = n->tx_paid = false;
 	n->rx_len = n->rx_done = 0;
@@ -987,6 +1035,8 @@ void virtio_net_destroy(struct virtio_net *n)
 	loop_remove(n->tx_watch);
 	loop_remove(n->resume);
 	n->rx_watch = n->tx_watch = n->resume = NULL;
+	loop_remove(n->mmds_timer);
+	n->mmds_timer = NULL;
 	ratelimit_timer_cancel(&n->tx_timer);
 	ratelimit_timer_cancel(&n->rx_timer);
 	if (n->fd >= 0)

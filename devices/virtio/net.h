@@ -91,6 +91,9 @@ struct virtio_net {
 	bool rx_mmds_turn; /* the stack's frame goes next, if it has one */
 	bool rx_from_mmds; /* the frame in rx_buf is the stack's */
 	bool tx_to_mmds;   /* this TX run gave the stack frames */
+	/* The stack's retransmission timer (one per device), due at mmds_timer_at. */
+	struct loop_watch *mmds_timer;
+	long long mmds_timer_at;
 	/* cfg->tx and cfg->rx; a blocked direction waits for its timer, never sleeps. */
 	struct ratelimit tx_rl, rx_rl;
 	struct ratelimit_timer tx_timer, rx_timer;

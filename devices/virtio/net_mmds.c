@@ -49,6 +49,7 @@ struct conn {
 	uint16_t mss;              /* the guest's: our segments' payload at most */
 	uint32_t iss;              /* our initial sequence number */
 	uint32_t snd_una, snd_nxt; /* oldest unacknowledged, next to send */
+	uint32_t snd_max;          /* highest sent: snd_nxt goes back to snd_una to resend */
 	uint32_t snd_edge;         /* right edge of the guest's window: ack + window */
 	uint32_t rcv_nxt;          /* next byte expected from the guest */
 	bool synack_pending;       /* send (again) a SYN-ACK */
@@ -57,11 +58,17 @@ struct conn {
 	bool fin_rcvd;             /* the guest's FIN is in rcv_nxt */
 	bool closing;              /* no more requests: send FIN once the answer is out */
 	bool fin_sent, fin_acked;
+	bool fin_ever;        /* our FIN went out once (fin_sent is cleared to resend it) */
+	uint8_t dup_acks;     /* the guest's duplicate ACKs in a row */
+	uint8_t rto_count;    /* retransmission timeouts in a row */
+	long long rto_at_ns;  /* when what is in flight is resent; 0: nothing in flight */
 	bool discard;         /* the responder gave up on this connection: bytes dropped */
 	uint16_t adv_wnd;     /* the window our last segment showed */
 	long long last_rx_ns; /* the guest's last segment on it */
-	uint8_t *snd;         /* the answer being sent (the responder's), or NULL */
-	size_t snd_len, snd_off;
+	/* The answer (the responder's), kept until the guest acknowledges all of it, or NULL. */
+	uint8_t *snd;
+	size_t snd_len;
+	uint32_t snd_base; /* the sequence number of snd[0] */
 	size_t rcv_len;
 	uint8_t rcv[NET_MMDS_RCV_MAX]; /* the guest's bytes not yet consumed by the responder */
 };
@@ -80,6 +87,7 @@ struct net_mmds {
 	uint32_t addr;
 	struct net_mmds_responder responder;
 	long long idle_ns;
+	long long rto_ns;
 	uint32_t isn_state;
 	uint16_t ip_id;
 	struct log_ratelimit rl;
@@ -191,6 +199,7 @@ struct net_mmds *net_mmds_new(const struct net_mmds_config *cfg, const char *who
 	m->addr = cfg->ipv4 ? cfg->ipv4 : NET_MMDS_DEFAULT_IPV4;
 	m->responder = cfg->responder;
 	m->idle_ns = cfg->idle_ns ? (long long)cfg->idle_ns : (long long)NET_MMDS_IDLE_NS;
+	m->rto_ns = cfg->rto_ns ? (long long)cfg->rto_ns : (long long)NET_MMDS_RTO_NS;
 	m->isn_state = cfg->isn_seed;
 	if (!m->isn_state && getrandom(&m->isn_state, sizeof(m->isn_state), 0) < 0)
 		m->isn_state = (uint32_t)clock_now_ns();
@@ -425,9 +434,17 @@ static void conn_open(struct net_mmds *m, const struct seg *s, long long now)
 		            .last_rx_ns = now };
 	memcpy(c->mac, s->mac, 6);
 	c->iss = next_isn(m);
-	c->snd_una = c->snd_nxt = c->iss;
+	c->snd_una = c->snd_nxt = c->snd_max = c->iss;
 	c->snd_edge = c->iss + 1 + s->win;
 	m->st.conns_opened++;
+}
+
+/* The answer's bytes not sent yet (or to be sent again). */
+static size_t unsent(const struct conn *c)
+{
+	uint32_t off = c->snd_nxt - c->snd_base;
+
+	return c->snd && off < c->snd_len ? c->snd_len - off : 0;
 }
 
 static uint16_t rcv_window(const struct conn *c)
@@ -459,6 +476,13 @@ static void conn_serve(struct net_mmds *m, struct conn *c)
 		if (r > 0 && (size_t)r <= c->rcv_len) {
 			c->rcv_len -= (size_t)r;
 			memmove(c->rcv, c->rcv + r, c->rcv_len);
+		} else if (!out || !out_len) {
+			/* Refused with nothing to say (a head too long): reset, as Firecracker. */
+			free(out);
+			m->st.bad_requests++;
+			guest_error(m, "a request from port %u was refused: reset", c->rport);
+			c->rst_pending = true;
+			break;
 		} else {
 			m->st.bad_requests++;
 			c->discard = true;
@@ -467,16 +491,29 @@ static void conn_serve(struct net_mmds *m, struct conn *c)
 		if (out && out_len) {
 			c->snd = out;
 			c->snd_len = out_len;
-			c->snd_off = 0;
+			c->snd_base = c->snd_nxt;
 		} else {
 			free(out);
 		}
 	}
-	if ((c->discard || c->fin_rcvd) && !c->snd)
+	/*
+	 * Nothing more will be answered once all is sent: then the FIN may follow (an answer
+	 * still kept for its ACK with requests behind it waits for that ACK).
+	 */
+	if ((c->discard || c->fin_rcvd) && !unsent(c) && (!c->snd || !c->rcv_len || c->discard))
 		c->closing = true;
 	/* The window last shown was too small to send into and it opened: say so. */
 	if (c->adv_wnd < c->mss && c->adv_wnd < NET_MMDS_RCV_MAX / 2 && rcv_window(c) > c->adv_wnd)
 		c->ack_pending = true;
+}
+
+/* Sends again from the oldest byte not acknowledged (the FIN too, if it is not). */
+static void conn_rewind(struct conn *c)
+{
+	c->snd_nxt = c->snd_una;
+	if (!c->fin_acked)
+		c->fin_sent = false;
+	c->dup_acks = 0;
 }
 
 /* The guest's ACK and window. false: the segment is done with (dropped or answered). */
@@ -493,18 +530,37 @@ static bool conn_ack(struct net_mmds *m, struct conn *c, const struct seg *s)
 		c->snd_edge = s->ack + s->win;
 		return true;
 	}
-	if (seq_lt(c->snd_nxt, s->ack)) {
+	if (seq_lt(c->snd_max, s->ack)) {
 		/* It acknowledges what was never sent: ACK, and drop it (RFC 793). */
 		c->ack_pending = true;
 		m->st.rx_out_of_wnd++;
 		return false;
 	}
-	if (seq_le(c->snd_una, s->ack)) {
-		c->snd_una = s->ack;
-		c->snd_edge = s->ack + s->win;
-		if (c->fin_sent && s->ack == c->snd_nxt)
-			c->fin_acked = true;
+	if (s->ack == c->snd_una && c->snd_una != c->snd_max && !s->len && !(s->flags & TH_FIN) &&
+	    s->ack + s->win == c->snd_edge) {
+		/* RFC 5681's duplicate ACK: the third says a segment was lost, resend from it. */
+		if (++c->dup_acks == 3)
+			conn_rewind(c);
+		return true;
 	}
+	if (seq_lt(c->snd_una, s->ack)) {
+		c->dup_acks = 0;
+		c->rto_count = 0; /* progress: the guest is alive */
+		c->snd_una = s->ack;
+		if (seq_lt(c->snd_nxt, s->ack))
+			c->snd_nxt = s->ack; /* resending: what it has is not sent again */
+		if (c->fin_ever && s->ack == c->snd_max)
+			c->fin_acked = c->fin_sent = true;
+		c->rto_at_ns = c->snd_una == c->snd_max ? 0 : clock_now_ns() + m->rto_ns;
+		if (c->snd && seq_le(c->snd_base + (uint32_t)c->snd_len, s->ack)) {
+			/* All of the answer arrived: it goes, the next request is served. */
+			free(c->snd);
+			c->snd = NULL;
+			conn_serve(m, c);
+		}
+	}
+	if (seq_le(c->snd_una, s->ack))
+		c->snd_edge = s->ack + s->win;
 	return true;
 }
 
@@ -703,6 +759,7 @@ void net_mmds_input(struct net_mmds *m, const uint8_t *vh, uint8_t *f, size_t le
 	m->st.rx_frames++;
 	if (len < ETH_HLEN) {
 		m->st.rx_malformed++;
+		m->st.rx_bad_eth++;
 		return;
 	}
 	switch (get16(f + 12)) {
@@ -728,7 +785,7 @@ static bool conn_has_output(const struct conn *c)
 		return true;
 	if (c->state != CONN_ESTABLISHED)
 		return false;
-	if (c->snd && c->snd_off < c->snd_len && seq_lt(c->snd_nxt, c->snd_edge))
+	if (unsent(c) && seq_lt(c->snd_nxt, c->snd_edge))
 		return true;
 	return (c->closing && !c->fin_sent) || c->ack_pending;
 }
@@ -765,6 +822,8 @@ static size_t arp_output(struct net_mmds *m, uint8_t *f)
 	memcpy(a + 18, m->arp_mac, 6);
 	put32(a + 24, m->arp_ip);
 	m->arp_pending = false;
+	m->st.tx_frames++; /* every frame made, as Firecracker's mmds tx_frames */
+	m->st.tx_bytes += ETH_HLEN + ARP_LEN;
 	return ETH_HLEN + ARP_LEN;
 }
 
@@ -823,6 +882,15 @@ static size_t conn_output_seg(struct net_mmds *m, struct conn *c, uint8_t *f, ui
 	                  c->adv_wnd, optlen, len);
 }
 
+/* After data or FIN went out: the highest sent, and the timer for what is in flight. */
+static void conn_sent(struct net_mmds *m, struct conn *c)
+{
+	if (seq_lt(c->snd_max, c->snd_nxt))
+		c->snd_max = c->snd_nxt;
+	if (!c->rto_at_ns)
+		c->rto_at_ns = clock_now_ns() + m->rto_ns;
+}
+
 static size_t conn_output(struct net_mmds *m, struct conn *c, uint8_t *f, size_t cap)
 {
 	uint8_t *payload = f + SEG_HLEN;
@@ -837,7 +905,7 @@ static size_t conn_output(struct net_mmds *m, struct conn *c, uint8_t *f, size_t
 		if (cap < SEG_HLEN + 4)
 			return 0;
 		c->synack_pending = false;
-		c->snd_nxt = c->iss + 1;
+		c->snd_nxt = c->snd_max = c->iss + 1;
 		payload[0] = 2; /* MSS: the guest's own, as Firecracker answers */
 		payload[1] = 4;
 		put16(payload + 2, c->mss);
@@ -845,10 +913,10 @@ static size_t conn_output(struct net_mmds *m, struct conn *c, uint8_t *f, size_t
 	}
 	if (c->state != CONN_ESTABLISHED || cap < SEG_HLEN)
 		return 0;
-	if (c->snd && c->snd_off < c->snd_len && seq_lt(c->snd_nxt, c->snd_edge)) {
+	if (unsent(c) && seq_lt(c->snd_nxt, c->snd_edge)) {
 		uint32_t seq = c->snd_nxt;
 		uint8_t flags = TH_ACK;
-		len = c->snd_len - c->snd_off;
+		len = unsent(c);
 		if (len > c->mss)
 			len = c->mss;
 		if (len > c->snd_edge - c->snd_nxt)
@@ -856,27 +924,26 @@ static size_t conn_output(struct net_mmds *m, struct conn *c, uint8_t *f, size_t
 		if (len > cap - SEG_HLEN)
 			len = cap - SEG_HLEN;
 		if (len) {
-			memcpy(payload, c->snd + c->snd_off, len);
-			c->snd_off += len;
+			memcpy(payload, c->snd + (c->snd_nxt - c->snd_base), len);
 			c->snd_nxt += (uint32_t)len;
-			if (c->snd_off == c->snd_len) {
-				/* Sent is done with: the link loses nothing, nothing is resent. */
+			if (!unsent(c)) {
+				/* All sent; kept until acknowledged, as a segment may be lost. */
 				flags |= TH_PSH;
-				free(c->snd);
-				c->snd = NULL;
 				conn_serve(m, c);
 			}
-			if (c->closing && !c->snd && !c->fin_sent) {
+			if (c->closing && !unsent(c) && !c->fin_sent) {
 				flags |= TH_FIN;
-				c->fin_sent = true;
+				c->fin_sent = c->fin_ever = true;
 				c->snd_nxt++;
 			}
+			conn_sent(m, c);
 			return conn_output_seg(m, c, f, seq, flags, 0, len);
 		}
 	}
-	if (c->closing && !c->fin_sent && !c->snd) {
-		c->fin_sent = true;
+	if (c->closing && !c->fin_sent && !unsent(c)) {
+		c->fin_sent = c->fin_ever = true;
 		c->snd_nxt++;
+		conn_sent(m, c);
 		return conn_output_seg(m, c, f, c->snd_nxt - 1, TH_FIN | TH_ACK, 0, 0);
 	}
 	if (c->ack_pending)
@@ -904,4 +971,41 @@ size_t net_mmds_output(struct net_mmds *m, uint8_t *f, size_t cap)
 		}
 	}
 	return 0;
+}
+
+long long net_mmds_deadline(const struct net_mmds *m)
+{
+	long long next = 0;
+
+	for (unsigned i = 0; i < NET_MMDS_MAX_CONNS; i++) {
+		const struct conn *c = &m->conns[i];
+		if (c->state == CONN_ESTABLISHED && c->rto_at_ns && (!next || c->rto_at_ns < next))
+			next = c->rto_at_ns;
+	}
+	return next;
+}
+
+void net_mmds_timeout(struct net_mmds *m, long long now)
+{
+	for (unsigned i = 0; i < NET_MMDS_MAX_CONNS; i++) {
+		struct conn *c = &m->conns[i];
+		if (c->state != CONN_ESTABLISHED || !c->rto_at_ns || now < c->rto_at_ns)
+			continue;
+		if (c->snd_una == c->snd_max) {
+			c->rto_at_ns = 0;
+			continue;
+		}
+		if (++c->rto_count > NET_MMDS_RTO_MAX) {
+			/* The guest has stopped acknowledging: give up as Firecracker, with a RST.
+			 */
+			guest_error(m, "port %u acknowledged nothing in %u retransmissions: reset",
+			            c->rport, NET_MMDS_RTO_MAX);
+			c->rst_pending = true;
+			c->rto_at_ns = 0;
+			continue;
+		}
+		m->st.retransmits++;
+		conn_rewind(c);
+		c->rto_at_ns = now + m->rto_ns;
+	}
 }

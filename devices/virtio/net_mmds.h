@@ -18,7 +18,8 @@ struct net_mmds_responder {
 	 *        frees it) is its whole response, *@out_len its length;
 	 *   0    the request is not complete yet: call again when more bytes arrive;
 	 *   < 0  the bytes are no request the responder will serve; *@out may hold a response
-	 *        (NULL otherwise) the stack sends before it closes the connection.
+	 *        the stack sends before it closes the connection (FIN); with none (NULL) the
+	 *        stack resets the connection (RST).
 	 * Runs on the loop thread; never blocks.
 	 */
 	long (*serve)(void *ctx, const uint8_t *in, size_t len, uint8_t **out, size_t *out_len);

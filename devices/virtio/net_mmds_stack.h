@@ -8,7 +8,9 @@
  * RX buffer for it (net_mmds_output), from each connection's state, so a guest that never
  * reads holds at most NET_MMDS_MAX_CONNS connections, one response each, one ARP reply and
  * NET_MMDS_MAX_RSTS resets. The virtual link loses no frame (a full RX ring makes frames
- * wait, it does not drop them), so nothing is ever retransmitted and no timer runs.
+ * wait, it does not drop them), but a guest may still drop one (netfilter, memory): an
+ * answer and our FIN are kept until acknowledged and sent again after three duplicate ACKs
+ * or a retransmission timeout (one timer per device, net_mmds_deadline()).
  *
  * Facts from Firecracker's MMDS (src/vmm/src/mmds/ns.rs, src/vmm/src/dumbo/): the MAC
  * 06:01:23:45:67:01, default address 169.254.169.254, port 80, 30 connections, 100 pending
@@ -33,6 +35,12 @@
 #define NET_MMDS_RCV_MAX 2500
 /* A connection this long without a segment from the guest may be evicted for a new one. */
 #define NET_MMDS_IDLE_NS (10 * 1000000000ULL)
+/*
+ * Unacknowledged data or FIN is sent again after this long (Firecracker: 1.2e9 TSC cycles,
+ * about 300 ms), at most NET_MMDS_RTO_MAX times in a row; then the connection is reset.
+ */
+#define NET_MMDS_RTO_NS  (300 * 1000000ULL)
+#define NET_MMDS_RTO_MAX 15
 
 extern const uint8_t net_mmds_mac[6];
 
@@ -42,6 +50,7 @@ struct net_mmds_config {
 	struct net_mmds_responder responder;
 	/* Tests' knobs; 0: the defaults. */
 	uint64_t idle_ns;  /* instead of NET_MMDS_IDLE_NS */
+	uint64_t rto_ns;   /* instead of NET_MMDS_RTO_NS */
 	uint32_t isn_seed; /* fixed initial sequence numbers instead of getrandom()'s */
 };
 
@@ -51,6 +60,7 @@ struct net_mmds_stats {
 	uint64_t rx_arp;        /* ARP requests for the address (answered) */
 	uint64_t rx_segments;   /* well-formed TCP segments to the address */
 	uint64_t rx_malformed;  /* truncated, bad lengths or options, not ARP/IPv4 */
+	uint64_t rx_bad_eth;    /* of those, shorter than an Ethernet header */
 	uint64_t rx_bad_csum;   /* IPv4 header or TCP checksum wrong */
 	uint64_t rx_fragments;  /* IPv4 fragments (never reassembled) */
 	uint64_t rx_unusual;    /* not TCP (UDP, ICMP), ARP that is no request for us */
@@ -65,6 +75,7 @@ struct net_mmds_stats {
 	uint64_t rsts_sent;     /* every RST segment made */
 	uint64_t rsts_lost;     /* RSTs not queued: NET_MMDS_MAX_RSTS were waiting */
 	uint64_t bad_requests;  /* the responder refused the bytes (serve < 0) */
+	uint64_t retransmits;   /* retransmission timeouts that sent data or FIN again */
 };
 
 struct net_mmds;
@@ -92,6 +103,13 @@ bool net_mmds_pending(const struct net_mmds *m);
  * bytes. Returns its length, 0 when there is none or none fits.
  */
 size_t net_mmds_output(struct net_mmds *m, uint8_t *frame, size_t cap);
+/*
+ * When (clock_now_ns()) something in flight is due to be sent again; 0: nothing. The device
+ * keeps one loop timer for it and calls net_mmds_timeout() then (frames follow through
+ * net_mmds_pending()/net_mmds_output()).
+ */
+long long net_mmds_deadline(const struct net_mmds *m);
+void net_mmds_timeout(struct net_mmds *m, long long now);
 /* The device was reset: every connection and pending reply is forgotten. */
 void net_mmds_reset(struct net_mmds *m);
 

@@ -5,6 +5,8 @@
  * the period timer, the configure-once rule. And the VM's iommu section helpers.
  */
 #include "tests/lib/util.h"
+#include "devices/virtio/net.h"
+#include "vmm/mmds/mmds.h"
 #include "vmm/base/clock.h"
 #include "vmm/base/loop.h"
 #include "vmm/metrics.h"
@@ -428,7 +430,7 @@ static void test_vm_sections(void **state)
 	static struct vcpu vcpus[2];
 	struct resolver_stats s = { .faults = 8, .groups = 2, .bytes_mapped = 4 << 20 };
 	struct vmm_virtio none = { .n = 0 };
-	struct vm_metrics_parts parts = { vcpus, 2, &none, NULL, &s };
+	struct vm_metrics_parts parts = { vcpus, 2, &none, NULL, &s, NULL };
 	struct loop *l = loop_new();
 	struct metrics *m = metrics_new(l);
 	char *path = tmp_path("vm.json"), why[160];
@@ -465,6 +467,96 @@ static void test_vm_sections(void **state)
 	loop_free(l);
 }
 
+/* An ARP request from the guest (10.0.0.2) for the MMDS address. */
+static size_t arp_request(uint8_t *f)
+{
+	static const uint8_t head[] = { 0x06, 0,    0,    0, 0, 1,    0x06, 0,   0,  0, 0,
+		                        1,    0x08, 0x06, 0, 1, 0x08, 0,    6,   4,  0, 1,
+		                        0x06, 0,    0,    0, 0, 1,    10,   0,   0,  2, 0,
+		                        0,    0,    0,    0, 0, 169,  254,  169, 254 };
+
+	memcpy(f, head, sizeof(head));
+	return sizeof(head);
+}
+
+/*
+ * Firecracker's "mmds" section: the store's token counters and the net devices' stacks'
+ * frames, as deltas like every counter.
+ */
+static void test_mmds_section(void **state)
+{
+	static struct vmm_virtio vv;
+	static struct virtio_net net;
+	struct net_config nc = { .id = "eth0" };
+	struct vm_config cfg = { .nets = &nc, .nnets = 1 };
+	struct mmds *store;
+	struct net_mmds_config mc = { 0 };
+	struct vm_metrics_parts parts = { NULL, 0, &vv, &cfg, NULL, NULL };
+	struct loop *l = loop_new();
+	struct metrics *m = metrics_new(l);
+	char *path = tmp_path("mmds.json"), why[160];
+	struct metrics_params p = { .path = path };
+	uint8_t vh[12] = { 0 }, f[64], out[2048], *resp;
+	size_t resp_len;
+	json_t *lines, *a, *b;
+	const char *no_token = "GET /x HTTP/1.1\r\n\r\n";
+	const char *bad_token = "GET /x HTTP/1.1\r\nX-metadata-token: nope\r\n\r\n";
+
+	(void)state;
+	assert_int_equal(mmds_new(&store, &(struct mmds_params){ .size_limit = 51200 }), 0);
+	parts.mmds = store;
+	mc.responder = (struct net_mmds_responder){ mmds_serve, store };
+	/* One bound net device with a stack: what add_virtio and the section read of it. */
+	vv.n = 1;
+	vv.slots[0] = (struct vmm_virtio_slot){ .kind = VIRTIO_KIND_NET, .bound = true };
+	pthread_mutex_init(&vv.slots[0].t.lock, NULL);
+	net.dev.transport = &vv.slots[0].t;
+	vv.slots[0].dev = &net.dev;
+	net.mmds = net_mmds_new(&mc, "eth0");
+	assert_non_null(net.mmds);
+
+	assert_int_equal(metrics_configure(m, &p, why, sizeof(why)), 0);
+	assert_int_equal(metrics_add_source(m, vm_source, &parts), 0);
+	net_mmds_input(net.mmds, vh, f, arp_request(f));
+	assert_int_equal(net_mmds_output(net.mmds, out, sizeof(out)), 42);
+	net_mmds_input(net.mmds, vh, f, 10); /* no Ethernet header */
+	assert_true(mmds_serve(store, (const uint8_t *)no_token, strlen(no_token), &resp,
+	                       &resp_len) > 0);
+	free(resp);
+	assert_int_equal(metrics_flush(m, why, sizeof(why)), 0);
+	assert_true(mmds_serve(store, (const uint8_t *)bad_token, strlen(bad_token), &resp,
+	                       &resp_len) > 0);
+	free(resp);
+	net_mmds_input(net.mmds, vh, f, 10);
+	assert_int_equal(metrics_flush(m, why, sizeof(why)), 0);
+	lines = parse_lines(read_file(path));
+	a = json_array_get(lines, 0), b = json_array_get(lines, 1);
+	assert_int_equal(get(a, "mmds", "rx_accepted"), 2);
+	assert_int_equal(get(a, "mmds", "rx_bad_eth"), 1);
+	assert_int_equal(get(a, "mmds", "rx_accepted_err"), 0);
+	assert_int_equal(get(a, "mmds", "rx_no_token"), 1);
+	assert_int_equal(get(a, "mmds", "rx_invalid_token"), 0);
+	assert_int_equal(get(a, "mmds", "tx_frames"), 1);
+	assert_int_equal(get(a, "mmds", "tx_count"), 1);
+	assert_int_equal(get(a, "mmds", "tx_bytes"), 42);
+	assert_int_equal(get(a, "mmds", "tx_errors"), 0);
+	assert_int_equal(get(a, "mmds", "rx_count"), 0);
+	assert_int_equal(get(a, "mmds", "connections_created"), 0);
+	assert_int_equal(get(a, "mmds", "connections_destroyed"), 0);
+	assert_int_equal(get(a, "mmds", "rx_accepted_unusual"), 0);
+	assert_int_equal(get(b, "mmds", "rx_accepted"), 1);
+	assert_int_equal(get(b, "mmds", "rx_bad_eth"), 1);
+	assert_int_equal(get(b, "mmds", "rx_no_token"), 0);
+	assert_int_equal(get(b, "mmds", "rx_invalid_token"), 1);
+	assert_int_equal(get(b, "mmds", "tx_frames"), 0);
+	json_decref(lines);
+	metrics_free(m);
+	loop_free(l);
+	net_mmds_free(net.mmds);
+	pthread_mutex_destroy(&vv.slots[0].t.lock);
+	mmds_free(store);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -473,6 +565,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_fifo_tail_at_free),
 		cmocka_unit_test(test_period_timer), cmocka_unit_test(test_percentile),
 		cmocka_unit_test(test_iommu_json),   cmocka_unit_test(test_vm_sections),
+		cmocka_unit_test(test_mmds_section),
 	};
 
 	return TEST_MAIN(tests, NULL, test_group_teardown);

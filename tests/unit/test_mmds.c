@@ -519,6 +519,8 @@ static void test_bad_requests(void **state)
 	(void)state;
 	check(m, "PATCH http://169.254.169.255/ HTTP/1.0\r\n\r\n", "HTTP/1.0", 405, TEXT,
 	      "Allow: GET, PUT\r\n", "Not allowed HTTP method.");
+	check(m, "DELETE /name HTTP/1.1\r\n\r\n", "HTTP/1.1", 405, TEXT, "Allow: GET, PUT\r\n",
+	      "Not allowed HTTP method.");
 	check(m, "GET http:// HTTP/1.0\r\n\r\n", "HTTP/1.0", 400, TEXT, "", "Invalid URI.");
 	check(m, "GET http://169.254.169.254 HTTP/1.0\r\n\r\n", "HTTP/1.0", 400, TEXT, "",
 	      "Invalid URI.");
@@ -574,16 +576,23 @@ static void test_framing(void **state)
 	assert_int_equal(took, strlen(two) - strlen("GET /name/first HTTP/1.1\r\n\r\n"));
 	assert_non_null(strstr(got, "\r\n\r\nDoe"));
 	free(got);
-	/* A body is taken whole (not read as the next request) and answered 400. */
-	const char *with_body =
-	        "PUT /latest/api/token HTTP/1.1\r\nContent-Length: 5\r\n"
-	        "X-metadata-token-ttl-seconds: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n";
-	size_t first = strlen(with_body) - strlen("GET / HTTP/1.1\r\n\r\n");
-	assert_int_equal(mmds_serve(m, (const uint8_t *)with_body, first - 1, &out, &out_len), 0);
-	got = serve(m, with_body, &took);
-	assert_int_equal(took, first);
+	/* A head announcing a body: 400 as soon as the head is complete, and the stream ends. */
+	got = serve(m,
+	            "PUT /latest/api/token HTTP/1.1\r\nContent-Length: 5\r\n"
+	            "X-metadata-token-ttl-seconds: 5\r\n\r\n",
+	            &took);
+	assert_true(took < 0);
 	assert_non_null(strstr(got, "HTTP/1.1 400 \r\n"));
 	assert_non_null(strstr(got, "\r\n\r\nInvalid request."));
+	free(got);
+	got = serve(m, "GET / HTTP/1.1\r\nContent-Length: 1\r\n\r\n", &took);
+	assert_true(took < 0);
+	assert_non_null(strstr(got, "\r\n\r\nInvalid request."));
+	free(got);
+	/* Content-Length: 0 is no body. */
+	got = serve(m, "GET /name/first HTTP/1.1\r\nContent-Length: 0\r\n\r\n", &took);
+	assert_int_equal(took, strlen("GET /name/first HTTP/1.1\r\nContent-Length: 0\r\n\r\n"));
+	assert_non_null(strstr(got, "\r\n\r\nJohn"));
 	free(got);
 	/* A head that has not ended within the bound: refused, no answer (a reset). */
 	memset(big, 'a', MMDS_HTTP_MAX_REQUEST + 99);

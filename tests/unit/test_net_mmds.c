@@ -61,7 +61,8 @@ static char log_path[300];
 
 /*
  * A request is everything up to a blank line. "GET /size/N" answers N bytes of pattern,
- * "GET /bad" is refused (with a 400), anything else answers "hello <path>".
+ * "GET /bad" is refused (with a 400), "GET /mute" refused with no answer, anything else
+ * answers "hello <path>".
  */
 struct responder {
 	unsigned calls, served;
@@ -89,6 +90,8 @@ static long serve(void *ctx, const uint8_t *in, size_t len, uint8_t **out, size_
 		}
 	if (!end)
 		return 0;
+	if (sscanf((const char *)in, "GET %63s", path) == 1 && !strcmp(path, "/mute"))
+		return -EMSGSIZE;
 	if (sscanf((const char *)in, "GET %63s", path) != 1 || !strcmp(path, "/bad")) {
 		*out = (uint8_t *)strdup("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
 		*out_len = strlen((char *)*out);
@@ -124,7 +127,7 @@ struct fixture {
 	uint32_t rx_size; /* of each buffer posted again after use; 0: none posted */
 };
 
-static struct fixture *fixture_new(uint64_t idle_ns)
+static struct fixture *fixture_new(uint64_t idle_ns, uint64_t rto_ns)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	int sv[2];
@@ -134,6 +137,7 @@ static struct fixture *fixture_new(uint64_t idle_ns)
 	memcpy(f->cfg.mac, GMAC, 6);
 	f->mcfg = (struct net_mmds_config){ .responder = { serve, &f->resp },
 		                            .idle_ns = idle_ns,
+		                            .rto_ns = rto_ns,
 		                            .isn_seed = 12345 };
 	assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
 	assert_int_equal(vdrv_setup(&f->d, 64 << 20), 0);
@@ -145,14 +149,21 @@ static struct fixture *fixture_new(uint64_t idle_ns)
 
 static int setup(void **state)
 {
-	*state = fixture_new(0);
+	*state = fixture_new(0, 0);
 	return 0;
 }
 
 /* Connections idle 50 ms may be evicted. */
 static int setup_idle(void **state)
 {
-	*state = fixture_new(50 * 1000000ULL);
+	*state = fixture_new(50 * 1000000ULL, 0);
+	return 0;
+}
+
+/* What is in flight is sent again after 30 ms. */
+static int setup_rto(void **state)
+{
+	*state = fixture_new(0, 30 * 1000000ULL);
 	return 0;
 }
 
@@ -589,6 +600,27 @@ static void test_arp(void **state)
 	assert_int_equal(f->n.tx_packets, 1);
 }
 
+/* The stack's frames pass the RX limiter like the TAP's: the second waits for its token. */
+static void test_rx_limiter(void **state)
+{
+	struct fixture *f = *state;
+	const struct rate_limiter rx = {
+		.ops = { .present = true, .size = 1, .refill_time_ms = 300 }
+	};
+	uint8_t frame[64], got[2048];
+
+	vdrv_start(&f->d, MRG, 256);
+	rx_stock(f, 16, 2048);
+	virtio_net_set_limiters(&f->n, &rx, NULL);
+	tx_frame(f, frame, arp_frame(frame, 1, GIP, MIP));
+	assert_int_equal(rx_frame(f, got, sizeof(got)), 42);
+	tx_frame(f, frame, arp_frame(frame, 1, GIP, MIP));
+	assert_int_equal(rx_frame_wait(f, got, sizeof(got), 100), -1);
+	/* The limiter's timer brings it, without another kick. */
+	assert_int_equal(rx_frame(f, got, sizeof(got)), 42);
+	assert_int_equal(stats(f)->rx_arp, 2);
+}
+
 static void test_get(void **state)
 {
 	struct fixture *f = *state;
@@ -728,7 +760,7 @@ static void test_pipelined(void **state)
 	rx_stock(f, 64, 2048);
 	g_connect(f, &g);
 	g_send(f, &g, ACK | PSH, req, strlen(req));
-	g_read(f, &g, (uint8_t *)got, n, false);
+	g_read(f, &g, (uint8_t *)got, n, true); /* each answer once the last is acknowledged */
 	assert_memory_equal(got, want, n);
 	assert_int_equal(f->resp.served, 3);
 	/* The guest half-closes after one more request: answer, then FIN. */
@@ -737,6 +769,98 @@ static void test_pipelined(void **state)
 	assert_memory_equal(got + 38, "hello /d", 8);
 	g_send(f, &g, ACK, NULL, 0);
 	assert_int_equal(net_mmds_conns(f->n.mmds), 0);
+}
+
+/*
+ * A data segment the guest dropped (netfilter, memory): its three duplicate ACKs bring it
+ * again, and what followed it, before any timer (300 ms here).
+ */
+static void test_dup_ack_resend(void **state)
+{
+	struct fixture *f = *state;
+	struct gconn g = { .port = 40030, .seq = 1, .win = 65535, .mss = 536 };
+	static char want[4000], got[4000];
+	static struct seg s;
+	size_t n = response(want, 3000), have, lost;
+
+	vdrv_start(&f->d, MRG, 256);
+	rx_stock(f, 64, 2048);
+	g_connect(f, &g);
+	g_send(f, &g, ACK | PSH, "GET /size/3000 HTTP/1.1\r\n\r\n", 27);
+	/* The first segment arrives; the second is lost; the rest arrive, out of order. */
+	assert_true(rx_seg(f, &s));
+	assert_int_equal(s.seq, g.ack);
+	memcpy(got, s.data, s.len);
+	have = s.len;
+	g.ack += (uint32_t)s.len;
+	g_send(f, &g, ACK, NULL, 0);
+	assert_true(rx_seg(f, &s));
+	lost = s.len;
+	for (size_t sent = have + lost; sent < n; sent += s.len)
+		assert_true(rx_seg(f, &s));
+	assert_true(rx_none(f));
+	for (int i = 0; i < 3; i++)
+		g_send(f, &g, ACK, NULL, 0);
+	/* From the lost one on, again; nothing lost this time. */
+	g_read(f, &g, (uint8_t *)got + have, n - have, true);
+	assert_memory_equal(got, want, n);
+	assert_int_equal(stats(f)->retransmits, 0);
+	assert_int_equal(net_mmds_conns(f->n.mmds), 1);
+	assert_true(rx_none(f));
+}
+
+/* The last segment and its FIN dropped: the timer sends them again, until acknowledged. */
+static void test_rto_resend(void **state)
+{
+	struct fixture *f = *state;
+	struct gconn g = { .port = 40031, .seq = 1, .win = 65535, .mss = 1460 };
+	static struct seg s, again;
+
+	vdrv_start(&f->d, MRG, 256);
+	rx_stock(f, 64, 2048);
+	g_connect(f, &g);
+	g_send(f, &g, ACK | FIN, "GET /a HTTP/1.1\r\n\r\n", 19);
+	assert_true(rx_seg(f, &s));
+	assert_int_equal(s.flags & FIN, FIN);
+	/* Dropped: not acknowledged. The same bytes and FIN come again, twice. */
+	for (int i = 1; i <= 2; i++) {
+		assert_true(rx_seg(f, &again));
+		assert_int_equal(again.seq, s.seq);
+		assert_int_equal(again.flags & FIN, FIN);
+		assert_int_equal(again.len, s.len);
+		assert_memory_equal(again.data, s.data, s.len);
+		assert_int_equal(stats(f)->retransmits, i);
+	}
+	g.ack = s.seq + (uint32_t)s.len + 1;
+	g_send(f, &g, ACK, NULL, 0);
+	assert_int_equal(net_mmds_conns(f->n.mmds), 0);
+	assert_true(rx_frame_wait(f, (uint8_t[2048]){ 0 }, 2048, 100) < 0);
+}
+
+/* A guest that never acknowledges: 15 retransmissions, then a RST, and the slot is free. */
+static void test_rto_give_up(void **state)
+{
+	struct fixture *f = *state;
+	struct gconn g = { .port = 40032, .seq = 1, .win = 65535, .mss = 1460 };
+	static struct seg s;
+	unsigned copies = 0;
+
+	vdrv_start(&f->d, MRG, 256);
+	rx_stock(f, 64, 2048);
+	g_connect(f, &g);
+	g_send(f, &g, ACK | PSH, "GET /a HTTP/1.1\r\n\r\n", 19);
+	for (;;) {
+		assert_true(rx_seg(f, &s));
+		if (s.flags & RST)
+			break;
+		assert_int_equal(s.seq, g.ack);
+		copies++;
+	}
+	assert_int_equal(copies, 1 + NET_MMDS_RTO_MAX);
+	assert_int_equal(s.flags, RST | ACK);
+	assert_int_equal(stats(f)->retransmits, NET_MMDS_RTO_MAX);
+	assert_int_equal(net_mmds_conns(f->n.mmds), 0);
+	assert_true(rx_frame_wait(f, (uint8_t[2048]){ 0 }, 2048, 100) < 0);
 }
 
 static void test_resets(void **state)
@@ -787,6 +911,17 @@ static void test_resets(void **state)
 	assert_int_equal(s.flags, ACK);
 	assert_int_equal(s.ack, g.seq);
 	assert_int_equal(net_mmds_conns(f->n.mmds), 0);
+
+	/* Refused with no answer (mmds_serve()'s head too long): RST, as Firecracker. */
+	g = (struct gconn){ .port = 40009, .seq = 1, .win = 65535, .mss = 1460 };
+	g_connect(f, &g);
+	g_send(f, &g, ACK, "GET /mute HTTP/1.1\r\n\r\n", 22);
+	assert_true(rx_seg(f, &s));
+	assert_int_equal(s.flags, RST | ACK);
+	assert_int_equal(s.seq, g.ack);
+	assert_int_equal(stats(f)->bad_requests, 2);
+	assert_int_equal(net_mmds_conns(f->n.mmds), 0);
+	assert_true(rx_none(f));
 
 	/* A segment for no connection, and one to another port: RST, as RFC 793 makes it. */
 	g = (struct gconn){ .port = 40007, .seq = 555, .ack = 777, .win = 100 };
@@ -1266,7 +1401,7 @@ static void kernel_child(void)
 
 	CHILD_CHECK(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET): %s", strerror(errno));
 	p.tap = kernel_tap();
-	p.f = fixture_new(0);
+	p.f = fixture_new(0, 0);
 	CHILD_CHECK(!(vdrv_start(&p.f->d, MRG, 256) & VIRTIO_STATUS_DEVICE_NEEDS_RESET), "start");
 	rx_stock(p.f, 64, 4096);
 	p.f->rx_size = 0; /* pump_once posts them again */
@@ -1358,10 +1493,14 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_arp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_limiter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_in_pieces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_response, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dup_ack_resend, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rto_resend, setup_rto, teardown),
+		cmocka_unit_test_setup_teardown(test_rto_give_up, setup_rto, teardown),
 		cmocka_unit_test_setup_teardown(test_resets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conn_limit, setup_idle, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_ring_full, setup, teardown),
