@@ -6,6 +6,7 @@
 #include "vmm/exitcode.h"
 #include "vmm/jail.h"
 #include "vmm/base/log.h"
+#include "vmm/base/phases.h"
 #include "vmm/metrics.h"
 #include "vmm/mmds/mmds.h"
 #include "vmm/vmm.h"
@@ -162,6 +163,7 @@ static int run_config(struct cli *cli)
 	struct vm_config cfg;
 	int code = load_config(cli, &cfg);
 
+	phases_mark(cli->run.phases, PHASE_CONFIG);
 	if (code < 0) {
 		cli_report(cli);
 		code = cli->dry_run ? dry_run(&cfg, cli->run.jail) : vmm_run(&cfg, &cli->run);
@@ -201,9 +203,10 @@ static int run_api(struct cli *cli, const char *sock)
 	int code = -1;
 
 	config_init(&cfg);
-	if (cli->config)
+	if (cli->config) {
 		code = load_config(cli, &cfg);
-	else
+		phases_mark(cli->run.phases, PHASE_CONFIG);
+	} else
 		jail_log_start(cli->run.jail);
 	if (code >= 0)
 		goto out;
@@ -228,12 +231,15 @@ out:
 
 int main(int argc, char **argv)
 {
+	struct phases phases = { 0 };
 	struct jail jail;
 	struct cli cli;
 	int code;
 
+	phases_mark(&phases, PHASE_MAIN);
 	cli_init(&cli);
-	cli.run.start_ns = clock_now_ns();
+	cli.run.start_ns = atomic_load(&phases.at[PHASE_MAIN]);
+	cli.run.phases = &phases;
 	/* A closed console pipe must be an error on write, not the end of the VM. */
 	signal(SIGPIPE, SIG_IGN);
 	code = cli_parse(argc, argv, &cli);
@@ -257,6 +263,8 @@ int main(int argc, char **argv)
 	}
 	mmds_free(cli.run.mmds);
 	cli_free(&cli);
+	phases_mark(&phases, PHASE_EXIT);
+	phases_log(&phases);
 	log_close();
 	return code;
 }

@@ -2,6 +2,7 @@
 #include "vmm/vcpu.h"
 #include "vmm/exitcode.h"
 #include "vmm/base/log.h"
+#include "vmm/base/phases.h"
 #include "vmm/base/sysfilter.h"
 #include "vmm/vm.h"
 #include "vmm/x86/regs.h"
@@ -242,6 +243,7 @@ static void *vcpu_thread(void *arg)
 	sigfillset(&set);
 	sigdelset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	bool ran = false;
 	/* Before anything a guest reaches: the first KVM_RUN is after this and the gate. */
 	int r = sysfilter_enter(v->filter, (int)v->id);
 	if (r) {
@@ -263,6 +265,10 @@ static void *vcpu_thread(void *arg)
 			snprintf(what, sizeof(what), "KVM_RUN failed: %s", strerror(errno));
 			crash(v, what);
 			break;
+		}
+		if (!ran) {
+			ran = true;
+			phases_mark(v->vm->phases, PHASE_FIRST_RUN);
 		}
 		if (!vcpu_exit(v))
 			break;

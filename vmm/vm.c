@@ -1,6 +1,7 @@
 #include "vmm/vm.h"
 #include "vmm/x86/layout.h"
 #include "vmm/base/log.h"
+#include "vmm/base/phases.h"
 #include "vmm/base/loop.h"
 
 #include <errno.h>
@@ -198,6 +199,7 @@ void vm_stop(struct vm *vm, int code, const char *reason)
 
 	if (!atomic_compare_exchange_strong(&vm->stopping, &expected, true))
 		return;
+	phases_mark(vm->phases, PHASE_GUEST_EXIT);
 	atomic_store(&vm->exit_code, code);
 	/* A pause waiting for this vCPU to park would wait in vain: it ends instead. */
 	pthread_mutex_lock(&vm->park_lock);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 struct loop;
+struct phases;
 
 /*
  * Enough for every assigned device at once (vmm/pci.c checks): 16 devices, each with up to
@@ -17,7 +18,7 @@ struct loop;
  */
 #define VM_MSI_ROUTES    1024 /* MSI/MSI-X vectors of assigned devices, GSIs 24 and up */
 #define VM_DEVICE_SLOTS  288  /* KVM memory slots for device BARs, after guest RAM's */
-#define VM_MSI_GSI_FIRST 24 /* after the IOAPIC's pins */
+#define VM_MSI_GSI_FIRST 24   /* after the IOAPIC's pins */
 
 struct vm_msi_route {
 	bool used;
@@ -47,6 +48,7 @@ struct vm {
 	pthread_mutex_t dev_lock;
 	struct vm_msi_route msi[VM_MSI_ROUTES];
 	bool device_slot_used[VM_DEVICE_SLOTS];
+	struct phases *phases; /* first_run and guest_exit are marked here; may be NULL */
 };
 
 /*

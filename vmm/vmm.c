@@ -16,6 +16,7 @@
 #include "vmm/x86/layout.h"
 #include "vmm/base/log.h"
 #include "vmm/base/loop.h"
+#include "vmm/base/phases.h"
 #include "vmm/metrics.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm_metrics.h"
@@ -178,6 +179,13 @@ static void on_exit_port(void *ctx, uint32_t value)
 	vm_stop(ctx, code, why);
 }
 
+/* The end of a start-up phase; a dry run (vmm_check) has no options and marks nothing. */
+static void mark(const struct vmm *m, enum phase ph)
+{
+	if (m->opts)
+		phases_mark(m->opts->phases, ph);
+}
+
 static int add_devices(struct vmm *m)
 {
 	const struct vm_config *cfg = m->cfg;
@@ -268,6 +276,7 @@ static int enter_sandbox(struct vmm *m)
 		                                        : "");
 	else
 		log_info("seccomp: off: no filter (--seccomp off, --no-seccomp)");
+	mark(m, PHASE_SANDBOX);
 	vcpus_resume(m->vcpus, m->vm.nvcpus);
 	return -1;
 }
@@ -330,6 +339,7 @@ static int vmm_prepare(struct vmm *m, struct boot_info *boot)
 		          strerror(-r));
 		return FLINT_EXIT_INTERNAL;
 	}
+	mark(m, PHASE_MEMORY);
 	r = build_cmdline(m);
 	if (r)
 		return r == -ENOMEM ? FLINT_EXIT_INTERNAL : FLINT_EXIT_CONFIG;
@@ -349,6 +359,7 @@ static int vmm_prepare(struct vmm *m, struct boot_info *boot)
 		log_error("cannot write the MP table for %u vCPUs", cfg->vcpus);
 		return FLINT_EXIT_INTERNAL;
 	}
+	mark(m, PHASE_LOAD);
 	return -1;
 }
 
@@ -439,6 +450,8 @@ static int vmm_build(struct vmm *m)
 		return r;
 	if (vm_create(&m->vm, "/dev/kvm", &m->mem, cfg->track_dirty_pages, m->loop))
 		return FLINT_EXIT_INTERNAL;
+	m->vm.phases = m->opts->phases;
+	mark(m, PHASE_VM);
 	if (add_devices(m) || vmm_virtio_create(&m->virtio, cfg, m->opts->mmds, &m->vm, m->loop))
 		return FLINT_EXIT_INTERNAL;
 	if (cfg->nvfio) {
@@ -448,6 +461,7 @@ static int vmm_build(struct vmm *m)
 		    vmm_pci_create(&m->pci, &m->iommu, &m->vm, m->cmdline))
 			return FLINT_EXIT_INTERNAL;
 	}
+	mark(m, PHASE_DEVICES);
 	log_info("booting %s kernel %s: %u vCPU, %llu MiB, entry %#llx", boot.format,
 	         MSG_ESC(cfg->kernel_path), cfg->vcpus, (unsigned long long)cfg->mem_mib,
 	         (unsigned long long)boot.entry);
@@ -462,6 +476,7 @@ static int vmm_build(struct vmm *m)
 	if (vmm_virtio_start(&m->virtio, sandbox_filter(&m->sandbox, SANDBOX_IO)) ||
 	    start_vcpus(m, &boot))
 		return FLINT_EXIT_INTERNAL;
+	mark(m, PHASE_VCPU);
 	/* Before the loop's filter; restoring the terminal at the end (TCSETS) is in its list. */
 	tty_make_raw();
 	r = enter_sandbox(m);

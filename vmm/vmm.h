@@ -8,6 +8,7 @@
 #include "vmm/vm_config.h"
 
 struct metrics;
+struct phases;
 struct resolver_stats;
 
 struct run_opts {
@@ -24,7 +25,8 @@ struct run_opts {
 	 * named in cfg->mmds answers the guest's MMDS requests from (mmds_net()).
 	 */
 	struct mmds *mmds;
-	struct jail *jail; /* --chroot: entered just before the drop; NULL: none */
+	struct jail *jail;     /* --chroot: entered just before the drop; NULL: none */
+	struct phases *phases; /* start-up phase marks (base/phases.h); NULL: none */
 };
 
 /*
