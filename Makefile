@@ -16,7 +16,8 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.0.0-dev)
 DEPS := build-essential pkg-config libevent-dev libjansson-dev libcmocka-dev linux-libc-dev \
 	libcap-ng-dev libseccomp-dev qemu-system-x86
 
-PKGS     := libevent_core libevent_extra jansson libcap-ng libseccomp
+# The order is the static link's: a library before those it uses.
+PKGS     := libevent_extra libevent_core jansson libcap-ng
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -25,6 +26,14 @@ CFLAGS   ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DFLINT_VERSION='"$(VERSION)"' $(WARN) -I. $(PKG_CFLAGS) \
 	-MMD -MP $(CFLAGS)
 LDLIBS   = $(PKG_LIBS) -lpthread
+# flint itself is linked statically, as a static PIE (its address space stays randomised):
+# no loader mapping and relocating five libraries at every start, no lazy binding on first
+# calls, and only the pages flint touches resident (issue #16, bench/README.md). The
+# sanitizer build, the tests and the tools stay dynamic. glibc warns that its name lookups
+# (getaddrinfo and the like, in libevent's evutil) would need its shared NSS modules at
+# run time: flint never looks a name up (its sockets are Unix ones), so those are hidden.
+STATIC_LDLIBS = $(shell pkg-config --libs --static $(PKGS) 2>/dev/null) -lpthread
+STATIC_LD_QUIET := -e 'in statically linked applications requires at runtime' -e ': in function `'
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 # Everything but main() is one library, built once per flavour: flint, the tests, the rig
@@ -59,16 +68,40 @@ $(BUILD)/asan/obj/%.o: %.c
 	@$(if $(Q),echo "  CC asan $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -O1 -c $< -o $@
 
-$(PLAIN_LIB): $(call OBJ,$(BUILD),$(LIB_SRCS))
+# The seccomp programs: the lists in vmm/sandbox/ compiled with libseccomp at build time, by
+# a generator that only the build runs (vmm/sandbox.h); flint carries the result as data.
+SANDBOX_GEN_SRCS := $(wildcard vmm/sandbox/*.c)
+$(BUILD)/sandbox-gen: $(call OBJ,$(BUILD),$(SANDBOX_GEN_SRCS))
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $^ $(shell pkg-config --libs libseccomp)
+$(BUILD)/gen/sandbox_bpf.c: $(BUILD)/sandbox-gen
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)$< plain >$@.tmp && mv $@.tmp $@
+$(BUILD)/asan/gen/sandbox_bpf.c: $(BUILD)/sandbox-gen
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)$< sanitized >$@.tmp && mv $@.tmp $@
+$(BUILD)/obj/gen/sandbox_bpf.o: $(BUILD)/gen/sandbox_bpf.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+$(BUILD)/asan/obj/gen/sandbox_bpf.o: $(BUILD)/asan/gen/sandbox_bpf.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC asan $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -O1 -c $< -o $@
+
+$(PLAIN_LIB): $(call OBJ,$(BUILD),$(LIB_SRCS)) $(BUILD)/obj/gen/sandbox_bpf.o
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
-$(ASAN_LIB): $(call OBJ,$(BUILD)/asan,$(LIB_SRCS))
+$(ASAN_LIB): $(call OBJ,$(BUILD)/asan,$(LIB_SRCS)) $(BUILD)/asan/obj/gen/sandbox_bpf.o
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/flint: $(BUILD)/obj/vmm/main.o $(PLAIN_LIB)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) -static-pie -o $@ $^ $(STATIC_LDLIBS) 2>$@.ld || { cat $@.ld; exit 1; }
+	@grep -v $(STATIC_LD_QUIET) $@.ld >&2; rm -f $@.ld
 $(BUILD)/asan/flint: $(BUILD)/asan/obj/vmm/main.o $(ASAN_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(SAN) -o $@ $^ $(LDLIBS)
@@ -144,7 +177,7 @@ bench-iommu-startup: all
 	@sh bench/iommu-e2e.sh $(BUILD)
 
 format:
-	clang-format -i $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.[ch]))
+	clang-format -i $(foreach d,$(SRC_DIRS) vmm/sandbox,$(wildcard $(d)/*.[ch]))
 
 clean:
 	rm -rf $(BUILD)

@@ -1,10 +1,11 @@
 /*
  * seccomp per thread: one allow-list for the loop thread, one for vCPU threads, one for the
- * drives' I/O workers (vmm/sandbox_loop.c, sandbox_vcpu.c, sandbox_io.c, each call said
- * why). sandbox_prepare() compiles them with libseccomp while flint is one thread; each
- * thread then installs its own (sysfilter_enter()) before it runs anything a guest can
- * reach. A refused call ends flint with FLINT_EXIT_BAD_SYSCALL and a line naming the call
- * and the thread; in log mode the kernel logs it (audit, dmesg) and the call goes on.
+ * drives' I/O workers (vmm/sandbox/loop.c, vcpu.c, io.c, each call said why), compiled at
+ * build time (vmm/sandbox/gen.c) into the BPF programs below. sandbox_prepare() picks the
+ * mode's programs while flint is one thread; each thread then installs its own
+ * (sysfilter_enter()) before it runs anything a guest can reach. A refused call ends flint with
+ * FLINT_EXIT_BAD_SYSCALL and a line naming the call and the thread; in log mode the kernel logs it
+ * (audit, dmesg) and the call goes on.
  *
  * Filters stack and a thread inherits its maker's, so the order is fixed: the I/O workers
  * and the vCPUs are made while the loop thread has none, each installs its own list, and
@@ -15,8 +16,6 @@
 #define FLINT_SANDBOX_H
 
 #include "vmm/base/sysfilter.h"
-
-#include <seccomp.h>
 
 enum sandbox_mode {
 	SANDBOX_ON,  /* a refused call ends flint (the default) */
@@ -36,7 +35,7 @@ int sandbox_mode_parse(const char *s, enum sandbox_mode *out);
 const char *sandbox_mode_name(enum sandbox_mode mode);
 
 /*
- * Compiles the three lists for @mode and installs the SIGSYS handler; nothing for
+ * Takes the three programs of @mode and installs the SIGSYS handler; nothing for
  * SANDBOX_OFF. Main thread, before any filter is installed. 0, or -errno (logged).
  */
 int sandbox_prepare(struct sandbox *s, enum sandbox_mode mode);
@@ -46,16 +45,16 @@ const struct sysfilter *sandbox_filter(const struct sandbox *s, enum sandbox_kin
 void sandbox_free(struct sandbox *s);
 
 /*
- * The lists, one file each: each adds its allow rules to @ctx (libseccomp). 0 or -errno.
- * sandbox_allow() and sandbox_allow_ioctls() are their helpers: calls allowed with any
- * arguments, and ioctl allowed for these request numbers only.
+ * Made at build time ($(BUILD)/gen/sandbox_bpf.c, from vmm/sandbox/gen.c): each mode's
+ * program for each kind of thread, [SANDBOX_ON] trapping a refused call and [SANDBOX_LOG]
+ * logging it, and the system calls' names by number for the SIGSYS line.
  */
-int sandbox_loop_rules(scmp_filter_ctx ctx);
-int sandbox_vcpu_rules(scmp_filter_ctx ctx);
-int sandbox_io_rules(scmp_filter_ctx ctx);
-int sandbox_allow(scmp_filter_ctx ctx, const int *calls, unsigned n);
-int sandbox_allow_ioctls(scmp_filter_ctx ctx, const unsigned long *reqs, unsigned n);
-
-#define SANDBOX_COUNT(a) ((unsigned)(sizeof(a) / sizeof((a)[0])))
+struct sandbox_program {
+	const struct sock_filter *insns;
+	unsigned short len;
+};
+extern const struct sandbox_program sandbox_programs[SANDBOX_OFF][SANDBOX_KINDS];
+#define SANDBOX_NAMES_MAX 512
+extern const char *const sandbox_syscall_names[SANDBOX_NAMES_MAX];
 
 #endif

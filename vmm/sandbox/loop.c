@@ -5,7 +5,7 @@
  * It makes no thread and runs no program: clone and execve are not here.
  */
 #include "iommu/uapi_compat.h"
-#include "vmm/sandbox.h"
+#include "vmm/sandbox/rules.h"
 
 #include <linux/fs.h>
 #include <linux/if_tun.h>

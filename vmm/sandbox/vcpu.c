@@ -4,7 +4,7 @@
  * MSI routes; a crash's register dump). Work on queues goes to the loop (loop_post).
  */
 #include "iommu/uapi_compat.h"
-#include "vmm/sandbox.h"
+#include "vmm/sandbox/rules.h"
 
 #include <linux/if_tun.h>
 

@@ -2,7 +2,7 @@
  * A drive's I/O worker's allow-list: it reads and writes the drive's file at the offsets
  * the guest asked for, flushes it, and wakes the loop. No ioctl at all.
  */
-#include "vmm/sandbox.h"
+#include "vmm/sandbox/rules.h"
 
 static const int calls[] = {
 	SCMP_SYS(preadv),         /* a read request */
