@@ -22,7 +22,9 @@ void phases_log(const struct phases *p)
 	char line[PHASE_COUNT * 32] = "";
 	size_t n = 0;
 
-	if (!p)
+	/* Only a VM's start-up has phases worth a line (not a dry run, not an API that
+	 * never started one). */
+	if (!p || !atomic_load(&p->at[PHASE_VM]))
 		return;
 	for (int i = 0; i < PHASE_COUNT && n < sizeof(line); i++)
 		n += (size_t)snprintf(line + n, sizeof(line) - n, " %s=%lld", phase_names[i],

@@ -29,7 +29,7 @@ struct phases {
 
 /* The first mark of a phase counts; @p may be NULL. */
 void phases_mark(struct phases *p, enum phase ph);
-/* One debug line with every phase reached (0 for the others). */
+/* One debug line with every phase reached (0 for the others), once a VM was made. */
 void phases_log(const struct phases *p);
 
 #endif
