@@ -52,8 +52,11 @@ void caps_plan(const struct caps_need *need, struct caps_plan *plan);
 int caps_parse_id(const char *s, uint32_t *out);
 
 /*
- * This process's threads, from /proc/self/status; 0 when it cannot tell (no /proc: inside
- * the jail, whose root change checks before it goes).
+ * This process's threads. 1 when it has no other: the kernel says so without /proc (it
+ * refuses unshare(CLONE_THREAD) exactly when the thread group has another thread, and
+ * otherwise the call changes nothing). Otherwise the count from /proc/self/stat, or 2 (at
+ * least) when /proc cannot count them (inside the jail). 0 when it cannot tell (unshare
+ * refused by an outer seccomp filter, and no /proc).
  */
 unsigned caps_threads(void);
 

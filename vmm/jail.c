@@ -607,7 +607,7 @@ int jail_enter(struct jail *j, bool fault_mode, const char *vsock_uds)
 
 	if (!j->child || j->entered)
 		return 0;
-	/* caps_drop() checks this too, but reads /proc, which the jail's root has not. */
+	/* caps_drop() checks this too, but by then the jail is made and its root has no /proc. */
 	if (caps_threads() > 1) {
 		log_error("jail: flint has %u threads already, and a thread made before the drop "
 		          "would keep its privileges (a bug: threads start after it)",
