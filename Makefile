@@ -14,10 +14,10 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.0.0-dev)
 # Debian packages flint needs to build and test; `make deps` installs what is missing.
 # libfdt joins when the issue that uses it lands.
 DEPS := build-essential pkg-config libevent-dev libjansson-dev libcmocka-dev linux-libc-dev \
-	libcap-ng-dev libseccomp-dev qemu-system-x86
+	libseccomp-dev qemu-system-x86
 
 # The order is the static link's: a library before those it uses.
-PKGS     := libevent_extra libevent_core jansson libcap-ng
+PKGS     := libevent_extra libevent_core jansson
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -4,12 +4,11 @@
  * kernel then shows in /proc/self/status (CapEff, CapPrm, CapBnd, CapAmb, NoNewPrivs, Uid,
  * Gid, Groups), as root, as root becoming another user, keeping cap_ipc_lock for fault
  * mode, with a capability but not cap_setpcap, unprivileged, and refused while a second
- * thread exists.
+ * thread exists (caps_threads() saying 1, then 2).
  */
 #include "tests/lib/util.h"
 #include "vmm/caps.h"
 
-#include <cap-ng.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <linux/capability.h>
@@ -22,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -270,10 +270,13 @@ static int partial_child(const void *arg)
 {
 	struct want w = { 0, status_hex("CapBnd"), "" };
 
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3] = {
+		{ UINT32_C(1) << CAP_NET_ADMIN, UINT32_C(1) << CAP_NET_ADMIN, 0 },
+	};
+
 	(void)arg;
-	capng_clear(CAPNG_SELECT_CAPS);
-	capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_NET_ADMIN);
-	if (capng_apply(CAPNG_SELECT_CAPS) || status_hex("CapPrm") != UINT64_C(1) << CAP_NET_ADMIN)
+	if (syscall(SYS_capset, &hdr, d) || status_hex("CapPrm") != UINT64_C(1) << CAP_NET_ADMIN)
 		return 2;
 	return caps_drop(false, &(struct caps_id){ 0 }) ? 3 : verify(&w);
 }
@@ -295,7 +298,10 @@ static void *idle_thread(void *arg)
 	return read(fd, &c, 1) < 0 ? NULL : arg; /* until the pipe closes */
 }
 
-/* A second thread would keep its capabilities: the drop refuses, and changes nothing. */
+/*
+ * A second thread would keep its capabilities: caps_threads() counts it, the drop refuses,
+ * and changes nothing.
+ */
 static int threads_child(const void *arg)
 {
 	struct caps_id none = { 0 };
@@ -304,8 +310,12 @@ static int threads_child(const void *arg)
 	int p[2];
 
 	(void)arg;
+	if (caps_threads() != 1)
+		return 5;
 	if (pipe(p) || pthread_create(&t, NULL, idle_thread, &p[0]))
 		return 2;
+	if (caps_threads() != 2)
+		return 6;
 	if (caps_drop(false, &none) == 0)
 		return 3;
 	if (status_hex("CapEff") != before)
