@@ -595,8 +595,9 @@ struct loop *vmm_loop(struct vmm *m)
 static void vm_source(void *ctx, struct metrics_line *l)
 {
 	struct vmm *m = ctx;
-	struct vm_metrics_parts p = { m->vcpus, m->vm.nvcpus,       &m->virtio,
-		                      m->cfg,   vmm_iommu_stats(m), m->opts->mmds };
+	/* The store is made on first need (main.c): none made, none asked, the counters 0. */
+	struct vm_metrics_parts p = { m->vcpus,           m->vm.nvcpus,  &m->virtio,         m->cfg,
+		                      vmm_iommu_stats(m), m->opts->mmds, .mmds_unmade = true };
 
 	vm_metrics_add(l, &p);
 }

@@ -430,7 +430,7 @@ static void test_vm_sections(void **state)
 	static struct vcpu vcpus[2];
 	struct resolver_stats s = { .faults = 8, .groups = 2, .bytes_mapped = 4 << 20 };
 	struct vmm_virtio none = { .n = 0 };
-	struct vm_metrics_parts parts = { vcpus, 2, &none, NULL, &s, NULL };
+	struct vm_metrics_parts parts = { vcpus, 2, &none, NULL, &s, NULL, false };
 	struct loop *l = loop_new();
 	struct metrics *m = metrics_new(l);
 	char *path = tmp_path("vm.json"), why[160];
@@ -491,7 +491,7 @@ static void test_mmds_section(void **state)
 	struct vm_config cfg = { .nets = &nc, .nnets = 1 };
 	struct mmds *store;
 	struct net_mmds_config mc = { 0 };
-	struct vm_metrics_parts parts = { NULL, 0, &vv, &cfg, NULL, NULL };
+	struct vm_metrics_parts parts = { NULL, 0, &vv, &cfg, NULL, NULL, false };
 	struct loop *l = loop_new();
 	struct metrics *m = metrics_new(l);
 	char *path = tmp_path("mmds.json"), why[160];
