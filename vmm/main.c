@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <sys/random.h>
 
 /* The command line's --exit-port wins over the config's flint.ci.exit_port. */
 static int apply_exit_port(const struct cli *cli, struct vm_config *cfg)
@@ -101,28 +104,48 @@ static int check_metrics(const struct cli *cli, const struct vm_config *cfg)
 	return FLINT_EXIT_CONFIG;
 }
 
-/* The config's mmds-config takes effect in the process's store: -1 or an exit code. */
-static int configure_mmds(const struct cli *cli, const struct vm_config *cfg)
+/*
+ * The process's MMDS store, made on first need: the API (Firecracker's GET and PUT /mmds
+ * work before mmds-config), --metadata, or a config's mmds-config (the only way a net
+ * device answers the MMDS). A VM that uses none of them never has one: nothing asks for
+ * it (cli->run.mmds stays NULL). -1 or an exit code.
+ */
+static int need_mmds(struct cli *cli)
 {
-	if (!cfg->mmds.present || !mmds_configure(cli->run.mmds, &cfg->mmds))
+	struct mmds_params p = { .size_limit = cli->mmds_size_limit, .instance_id = cli->id };
+
+	if (cli->run.mmds)
 		return -1;
+	return mmds_new(&cli->run.mmds, &p) ? FLINT_EXIT_INTERNAL : -1;
+}
+
+/* The config's mmds-config takes effect in the process's store: -1 or an exit code. */
+static int configure_mmds(struct cli *cli, const struct vm_config *cfg)
+{
+	int code;
+
+	if (!cfg->mmds.present)
+		return -1;
+	code = need_mmds(cli);
+	if (code >= 0 || !mmds_configure(cli->run.mmds, &cfg->mmds))
+		return code;
 	log_error("MMDS: out of memory");
 	return FLINT_EXIT_INTERNAL;
 }
 
 /*
- * The MMDS store, made whether or not a VM asks for it (Firecracker's GET and PUT /mmds
- * work before mmds-config, and --metadata fills it first). -1 or an exit code.
+ * --metadata into the store (which it makes), and the API's store: before anything else,
+ * as Firecracker fills the store first. -1 or an exit code.
  */
 static int open_mmds(struct cli *cli)
 {
-	struct mmds_params p = { .size_limit = cli->mmds_size_limit, .instance_id = cli->id };
-	int r = mmds_new(&cli->run.mmds, &p);
+	int r;
 
-	if (r)
-		return FLINT_EXIT_INTERNAL;
-	if (!cli->metadata)
+	if (!cli->metadata && !(cli_api_sock(cli) && !cli->dry_run))
 		return -1;
+	r = need_mmds(cli);
+	if (r >= 0 || !cli->metadata)
+		return r;
 	/* cli_parse() measured it against the same limit: only memory can fail here. */
 	r = mmds_put(cli->run.mmds, cli->metadata);
 	if (!r) {
@@ -229,6 +252,19 @@ out:
 	return code;
 }
 
+/*
+ * jansson's hash seed (against collisions forged in API bodies), from getrandom(): left to
+ * jansson, the first JSON object reads /dev/urandom (open, read, close: some 40 us at
+ * start). When getrandom() cannot answer at once, jansson seeds itself, as before.
+ */
+static void seed_json(void)
+{
+	uint32_t seed;
+
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed) && seed)
+		json_object_seed(seed);
+}
+
 int main(int argc, char **argv)
 {
 	struct phases phases = { 0 };
@@ -237,6 +273,7 @@ int main(int argc, char **argv)
 	int code;
 
 	phases_mark(&phases, PHASE_MAIN);
+	seed_json(); /* before any JSON object is made */
 	cli_init(&cli);
 	cli.run.start_ns = atomic_load(&phases.at[PHASE_MAIN]);
 	cli.run.phases = &phases;

@@ -162,7 +162,8 @@ static void add_virtio(struct metrics_line *l, struct vmm_virtio *vv, const stru
  */
 static void add_mmds(struct metrics_line *l, const struct mmds *store, struct vmm_virtio *vv)
 {
-	const struct mmds_stats *ms = mmds_stats(store);
+	static const struct mmds_stats none; /* no store was made: it answered nothing */
+	const struct mmds_stats *ms = store ? mmds_stats(store) : &none;
 	struct net_mmds_stats t = { 0 };
 
 	for (unsigned i = 0; i < vv->n; i++) {
@@ -298,6 +299,6 @@ void vm_metrics_add(struct metrics_line *l, const struct vm_metrics_parts *p)
 	add_virtio(l, p->virtio, p->cfg);
 	if (p->iommu)
 		add_iommu(l, p->iommu);
-	if (p->mmds)
+	if (p->mmds || p->mmds_unmade)
 		add_mmds(l, p->mmds, p->virtio);
 }

@@ -24,7 +24,8 @@ struct vm_metrics_parts {
 	struct vmm_virtio *virtio;
 	const struct vm_config *cfg;
 	const struct resolver_stats *iommu; /* NULL: no device in fault mode */
-	const struct mmds *mmds;            /* the store; NULL: no mmds section */
+	const struct mmds *mmds;            /* the store; NULL: no mmds section, unless: */
+	bool mmds_unmade; /* NULL is a store not made (yet): the section, its counters 0 */
 };
 
 /* Adds the VM's sections to @l. */

@@ -33,31 +33,60 @@
 #include <termios.h>
 #include <unistd.h>
 
+/*
+ * About 85 KiB, most of it for what few VMs have (assigned devices, many vCPUs): the
+ * process's first is static (vmm_alloc), so only the pages written are ever in memory, and
+ * what every VM writes comes first, then the VM (its own tables last, vm.h), then the rest.
+ */
 struct vmm {
 	const struct vm_config *cfg;
 	const struct run_opts *opts;
 	struct loop *loop;
 	struct guest_memory mem;
-	struct vm vm;
-	struct vcpu vcpus[VM_MAX_VCPUS];
-	struct serial serial;
-	struct console console;
-	bool console_up;
-	struct i8042 i8042;
-	struct boot_timer boot_timer;
-	struct exit_port exit_port;
-	struct iommu iommu;
-	bool iommu_used;
-	struct vmm_virtio virtio;
-	struct vmm_pci pci; /* only with assigned devices */
-	char *cmdline;      /* boot_args and what the devices add to them */
+	char *cmdline; /* boot_args and what the devices add to them */
 	int serial_irq;
 	int kbd_irq; /* the i8042's IRQ 1 */
 	struct loop_watch *stdin_watch;
 	struct metrics *metrics;
+	bool console_up;
+	bool iommu_used;
+	bool started; /* the vCPUs ran: the last metrics line is written at the end */
+	struct serial serial;
+	struct console console;
+	struct i8042 i8042;
+	struct boot_timer boot_timer;
+	struct exit_port exit_port;
 	struct sandbox sandbox; /* the threads' seccomp filters, compiled after the drop */
-	bool started;           /* the vCPUs ran: the last metrics line is written at the end */
+	struct vcpu vcpus[VM_MAX_VCPUS];
+	struct vm vm;
+	struct vmm_virtio virtio;
+	struct iommu iommu;
+	struct vmm_pci pci; /* only with assigned devices */
 };
+
+/*
+ * A zeroed struct vmm. The process's first (its only one, but for tests) is in .bss: zero
+ * pages the kernel brings in only when written, and never unmapped. calloc() would clear
+ * all of it at start (glibc clears a chunk carved from memory it had already: 21 page
+ * faults here), and a mapping of its own would cost an munmap() at the end.
+ */
+static struct vmm first_vmm;
+static bool first_vmm_taken;
+
+static struct vmm *vmm_alloc(void)
+{
+	if (first_vmm_taken)
+		return calloc(1, sizeof(struct vmm));
+	first_vmm_taken = true;
+	return &first_vmm;
+}
+
+/* The static one is not reused: it would need clearing. */
+static void vmm_release(struct vmm *m)
+{
+	if (m != &first_vmm)
+		free(m);
+}
 
 /* The terminal is restored on every way out, including exit() from anywhere. */
 static struct termios saved_tty;
@@ -378,7 +407,7 @@ static int check_inherited_iommufd(const struct vm_config *cfg)
 
 int vmm_check(const struct vm_config *cfg)
 {
-	struct vmm *m = calloc(1, sizeof(*m));
+	struct vmm *m = vmm_alloc();
 	struct boot_info boot;
 	int code;
 
@@ -389,7 +418,7 @@ int vmm_check(const struct vm_config *cfg)
 	code = vmm_prepare(m, &boot);
 	guest_memory_destroy(&m->mem);
 	free(m->cmdline);
-	free(m);
+	vmm_release(m);
 	if (code < 0)
 		code = check_inherited_iommufd(cfg);
 	return code < 0 ? FLINT_EXIT_OK : code;
@@ -548,7 +577,7 @@ static int open_metrics(struct vmm *m)
 
 int vmm_new(struct vmm **out, const struct run_opts *opts)
 {
-	struct vmm *m = calloc(1, sizeof(*m));
+	struct vmm *m = vmm_alloc();
 	int serial_log_fd = -1, code;
 
 	*out = NULL;
@@ -559,7 +588,7 @@ int vmm_new(struct vmm **out, const struct run_opts *opts)
 	m->vm.vm_fd = m->vm.kvm_fd = -1;
 	m->mem.fd = -1;
 	if (opts->serial_log && (serial_log_fd = open_serial_log(opts->serial_log)) < 0) {
-		free(m);
+		vmm_release(m);
 		return FLINT_EXIT_USAGE;
 	}
 	m->loop = loop_new();
@@ -595,8 +624,9 @@ struct loop *vmm_loop(struct vmm *m)
 static void vm_source(void *ctx, struct metrics_line *l)
 {
 	struct vmm *m = ctx;
-	struct vm_metrics_parts p = { m->vcpus, m->vm.nvcpus,       &m->virtio,
-		                      m->cfg,   vmm_iommu_stats(m), m->opts->mmds };
+	/* The store is made on first need (main.c): none made, none asked, the counters 0. */
+	struct vm_metrics_parts p = { m->vcpus,           m->vm.nvcpus,  &m->virtio,         m->cfg,
+		                      vmm_iommu_stats(m), m->opts->mmds, .mmds_unmade = true };
 
 	vm_metrics_add(l, &p);
 }
@@ -732,7 +762,7 @@ void vmm_free(struct vmm *m)
 	if (!m)
 		return;
 	vmm_teardown(m);
-	free(m);
+	vmm_release(m);
 }
 
 int vmm_run(const struct vm_config *cfg, const struct run_opts *opts)

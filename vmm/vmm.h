@@ -22,7 +22,8 @@ struct run_opts {
 	enum sandbox_mode seccomp; /* --seccomp: each thread's filter (sandbox.h); 0 is on */
 	/*
 	 * The process's MMDS store (main.c makes it, the API fills it): what a net device
-	 * named in cfg->mmds answers the guest's MMDS requests from (mmds_net()).
+	 * named in cfg->mmds answers the guest's MMDS requests from (mmds_net()). NULL when
+	 * nothing needed one: no API, no --metadata, no mmds-config (so no net device uses it).
 	 */
 	struct mmds *mmds;
 	struct jail *jail;     /* --chroot: entered just before the drop; NULL: none */

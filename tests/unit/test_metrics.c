@@ -430,7 +430,7 @@ static void test_vm_sections(void **state)
 	static struct vcpu vcpus[2];
 	struct resolver_stats s = { .faults = 8, .groups = 2, .bytes_mapped = 4 << 20 };
 	struct vmm_virtio none = { .n = 0 };
-	struct vm_metrics_parts parts = { vcpus, 2, &none, NULL, &s, NULL };
+	struct vm_metrics_parts parts = { vcpus, 2, &none, NULL, &s, NULL, false };
 	struct loop *l = loop_new();
 	struct metrics *m = metrics_new(l);
 	char *path = tmp_path("vm.json"), why[160];
@@ -462,6 +462,30 @@ static void test_vm_sections(void **state)
 	assert_int_equal(get(b, "iommu", "pinned_bytes"), 2 << 20);
 	assert_null(json_object_get(json_object_get(c, "iommu"), "latency_p50_us"));
 	assert_null(json_object_get(a, "block")); /* no device, no section */
+	assert_null(json_object_get(a, "mmds"));  /* no store, and none to come */
+	json_decref(lines);
+	metrics_free(m);
+	loop_free(l);
+}
+
+/* A process whose MMDS store was never made (none needed one) still writes the section. */
+static void test_mmds_unmade(void **state)
+{
+	struct vmm_virtio none = { .n = 0 };
+	struct vm_metrics_parts parts = { .virtio = &none, .mmds_unmade = true };
+	struct loop *l = loop_new();
+	struct metrics *m = metrics_new(l);
+	char *path = tmp_path("unmade.json"), why[160];
+	struct metrics_params p = { .path = path };
+	json_t *lines;
+
+	(void)state;
+	assert_int_equal(metrics_configure(m, &p, why, sizeof(why)), 0);
+	assert_int_equal(metrics_add_source(m, vm_source, &parts), 0);
+	assert_int_equal(metrics_flush(m, why, sizeof(why)), 0);
+	lines = parse_lines(read_file(path));
+	assert_int_equal(get(json_array_get(lines, 0), "mmds", "rx_no_token"), 0);
+	assert_int_equal(get(json_array_get(lines, 0), "mmds", "rx_accepted"), 0);
 	json_decref(lines);
 	metrics_free(m);
 	loop_free(l);
@@ -491,7 +515,7 @@ static void test_mmds_section(void **state)
 	struct vm_config cfg = { .nets = &nc, .nnets = 1 };
 	struct mmds *store;
 	struct net_mmds_config mc = { 0 };
-	struct vm_metrics_parts parts = { NULL, 0, &vv, &cfg, NULL, NULL };
+	struct vm_metrics_parts parts = { NULL, 0, &vv, &cfg, NULL, NULL, false };
 	struct loop *l = loop_new();
 	struct metrics *m = metrics_new(l);
 	char *path = tmp_path("mmds.json"), why[160];
@@ -560,11 +584,16 @@ static void test_mmds_section(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_file_lines),   cmocka_unit_test(test_configure_once),
-		cmocka_unit_test(test_char_device),  cmocka_unit_test(test_fifo_without_reader),
+		cmocka_unit_test(test_file_lines),
+		cmocka_unit_test(test_configure_once),
+		cmocka_unit_test(test_char_device),
+		cmocka_unit_test(test_fifo_without_reader),
 		cmocka_unit_test(test_fifo_tail_at_free),
-		cmocka_unit_test(test_period_timer), cmocka_unit_test(test_percentile),
-		cmocka_unit_test(test_iommu_json),   cmocka_unit_test(test_vm_sections),
+		cmocka_unit_test(test_period_timer),
+		cmocka_unit_test(test_percentile),
+		cmocka_unit_test(test_iommu_json),
+		cmocka_unit_test(test_vm_sections),
+		cmocka_unit_test(test_mmds_unmade),
 		cmocka_unit_test(test_mmds_section),
 	};
 

@@ -184,6 +184,23 @@ static void on_libevent_log(int severity, const char *msg)
 		log_debug("libevent: %s", msg);
 }
 
+/*
+ * libevent's base without what flint does not use: its EVENT_* environment variables
+ * (IGNORE_ENV: each lookup also cost four get*id() calls), and its locks (NOLOCK: only the
+ * loop thread touches the base, loop.h; other threads go through loop_post()'s own mutex
+ * and eventfd).
+ */
+static struct event_base *new_base(void)
+{
+	struct event_config *c = event_config_new();
+	struct event_base *b = NULL;
+
+	if (c && !event_config_set_flag(c, EVENT_BASE_FLAG_IGNORE_ENV | EVENT_BASE_FLAG_NOLOCK))
+		b = event_base_new_with_config(c);
+	event_config_free(c);
+	return b;
+}
+
 struct loop *loop_new(void)
 {
 	struct loop *l = calloc(1, sizeof(*l));
@@ -194,7 +211,7 @@ struct loop *loop_new(void)
 	l->post_tail = &l->post_head;
 	l->post_fd = -1;
 	event_set_log_callback(on_libevent_log);
-	l->base = event_base_new();
+	l->base = new_base();
 	if (!l->base)
 		goto fail;
 	l->post_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

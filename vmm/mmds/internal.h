@@ -15,8 +15,9 @@
 #define MMDS_TOKEN_MAX 70
 
 struct mmds_tokens {
-	uint8_t key[MMDS_KEY_LEN];
-	char aad[96];    /* "microvmid=<id>": a token is good for this instance only */
+	uint8_t key[MMDS_KEY_LEN]; /* random, made as the first token is (none is valid before) */
+	bool keyed;
+	char aad[96]; /* "microvmid=<id>": a token is good for this instance only */
 };
 
 struct mmds {
@@ -36,11 +37,14 @@ struct mmds {
 
 uint64_t mmds_now_ms(const struct mmds *m);
 
-/* token.c. mmds_token_init: a fresh random key; 0 or -errno. */
-int mmds_token_init(struct mmds_tokens *t, const char *instance_id);
+/*
+ * token.c. mmds_token_init: binds the tokens to @instance_id; the random key is made by the
+ * first mmds_token_new() (a process that never issues a token never asks for randomness).
+ */
+void mmds_token_init(struct mmds_tokens *t, const char *instance_id);
 /*
  * A token valid for @ttl seconds (checked by the caller) into @out (MMDS_TOKEN_TEXT + 1
- * bytes). 0 or -errno.
+ * bytes); the first makes the key. 0 or -errno (the key or the nonce could not be made).
  */
 int mmds_token_new(struct mmds *m, uint32_t ttl, char *out);
 /* SipHash-2-4 of @n bytes at @in under @key (the token's tag; exposed for its test). */

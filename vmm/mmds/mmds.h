@@ -56,7 +56,10 @@ struct mmds_params {
 
 struct mmds;
 
-/* A store with nothing PUT yet, version V1. 0 or -errno (the reason logged). */
+/*
+ * A store with nothing PUT yet, version V1: a small allocation, no system call (the V2
+ * token key is made as the first token is). 0 or -ENOMEM (logged).
+ */
 int mmds_new(struct mmds **out, const struct mmds_params *p);
 void mmds_free(struct mmds *m);
 

@@ -26,7 +26,6 @@ int mmds_new(struct mmds **out, const struct mmds_params *p)
 {
 	struct mmds *m = calloc(1, sizeof(*m));
 	const uint8_t ip[4] = MMDS_DEFAULT_IPV4;
-	int r;
 
 	*out = NULL;
 	if (!m || !(m->data = json_null())) {
@@ -39,12 +38,7 @@ int mmds_new(struct mmds **out, const struct mmds_params *p)
 	memcpy(m->ipv4, ip, sizeof(ip));
 	m->clock_ms = p->clock_ms ? p->clock_ms : monotonic_ms;
 	m->clock_ctx = p->clock_ctx;
-	r = mmds_token_init(&m->tokens, p->instance_id ? p->instance_id : "");
-	if (r) {
-		log_error("MMDS: cannot make the token key: %s", strerror(-r));
-		mmds_free(m);
-		return r;
-	}
+	mmds_token_init(&m->tokens, p->instance_id ? p->instance_id : "");
 	*out = m;
 	return 0;
 }

@@ -1,8 +1,10 @@
 /*
  * MMDS V2 session tokens. As with Firecracker (src/vmm/src/mmds/token.rs), nothing is kept
  * per token: a token carries its own expiry (milliseconds on the monotonic clock) with a
- * tag that only flint can make, keyed by a random key made at start and bound to the
- * instance ("microvmid=<id>"). It is valid when its tag checks and its expiry has not come.
+ * tag that only flint can make, keyed by a random key and bound to the instance
+ * ("microvmid=<id>"). It is valid when its tag checks and its expiry has not come. The key
+ * is made as the first token is: until then no token can be valid, and a process that
+ * issues none never asks for randomness.
  * A guest can ask for any number of tokens at no memory cost to flint, and cannot forge
  * one or stretch its life.
  *
@@ -32,10 +34,26 @@ static int random_bytes(void *p, size_t n)
 	return got == (ssize_t)n ? 0 : got < 0 ? -errno : -EIO;
 }
 
-int mmds_token_init(struct mmds_tokens *t, const char *instance_id)
+void mmds_token_init(struct mmds_tokens *t, const char *instance_id)
 {
 	snprintf(t->aad, sizeof(t->aad), "microvmid=%s", instance_id);
-	return random_bytes(t->key, sizeof(t->key));
+	t->keyed = false;
+}
+
+/* The key, made once, before the first token. 0 or -errno. */
+static int make_key(struct mmds_tokens *t)
+{
+	int r;
+
+	if (t->keyed)
+		return 0;
+	r = random_bytes(t->key, sizeof(t->key));
+	if (r) {
+		log_error("MMDS: cannot make the token key: %s", strerror(-r));
+		return r;
+	}
+	t->keyed = true;
+	return 0;
 }
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -143,8 +161,10 @@ int mmds_token_new(struct mmds *m, uint32_t ttl, char *text)
 {
 	uint64_t expiry = mmds_now_ms(m) + (uint64_t)ttl * 1000;
 	uint8_t raw[RAW_LEN];
-	int r = random_bytes(raw, IV_LEN);
+	int r = make_key(&m->tokens);
 
+	if (!r)
+		r = random_bytes(raw, IV_LEN);
 	if (r)
 		return r;
 	for (int i = 0; i < PAYLOAD_LEN; i++)
@@ -159,7 +179,8 @@ bool mmds_token_valid(const struct mmds *m, const char *s, size_t len)
 	uint8_t raw[RAW_LEN], tag[TAG_LEN], diff = 0;
 	uint64_t expiry = 0;
 
-	if (len > MMDS_TOKEN_MAX || !decode(s, len, raw))
+	/* No key yet: no token was issued, so none is ours. */
+	if (!m->tokens.keyed || len > MMDS_TOKEN_MAX || !decode(s, len, raw))
 		return false;
 	tag_of(&m->tokens, raw, tag);
 	for (int i = 0; i < TAG_LEN;
