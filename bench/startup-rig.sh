@@ -1,7 +1,8 @@
 #!/bin/sh
 # make bench-startup on a host without a usable /dev/kvm: the same benchmark (startup.sh),
-# flint and QEMU -M microvm both on the nested KVM of the rig's L1 (QEMU TCG -> Linux 7.3),
-# in one run. Absolute numbers are the rig's, not a real host's; the ratio is what compares.
+# flint, the floor (bench/floor.c) and QEMU -M microvm all on the nested KVM of the rig's L1
+# (QEMU TCG -> Linux 7.3), in one run. Absolute numbers are the rig's, not a real host's;
+# the ratios are what compares.
 # Usage: startup-rig.sh [BUILD]    (called by startup.sh)
 set -eu
 build=${1:-build}
@@ -11,10 +12,15 @@ make -s rig-kernel
 kdir=$(cat "$build/rig/kernel.dir")
 qemu=$(command -v qemu-system-x86_64) || { echo "startup: no qemu-system-x86_64" >&2; exit 1; }
 cc -O2 -Wall -Wextra -std=gnu11 -o "$out/vmrun" bench/vmrun.c
+# Linked as on the host (dynamically, against libc only): --add-bin copies libc and the loader.
+cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$out/floor" bench/floor.c
 ver=$(git describe --always --dirty 2>/dev/null || echo '?')
+# The run counts: the host's BENCH_* if set, else fewer runs than on a host (the rig is slow).
 cat >"$out/case.sh" <<CASE
 #!/bin/sh
-FLINT_DESCRIBE='$ver' BENCH_RUNS=\${BENCH_RUNS:-${BENCH_RUNS:-15}} sh /rig/bench/startup.sh /rig/bench/build
+FLINT_DESCRIBE='$ver' BENCH_RUNS=${BENCH_RUNS:-15} BENCH_KVM_RUNS=${BENCH_KVM_RUNS:-10} \\
+	BENCH_STRACE_RUNS=${BENCH_STRACE_RUNS:-5} BENCH_WARMUP=${BENCH_WARMUP:-2} \\
+	sh /rig/bench/startup.sh /rig/bench/build
 CASE
 # QEMU reads one file besides its libraries here: the microvm firmware.
 bash tests/rig/mkinitramfs.sh -o "$out/l1.cpio.gz" --timeout 1500 --case "$out/case.sh:bench" \
@@ -22,6 +28,7 @@ bash tests/rig/mkinitramfs.sh -o "$out/l1.cpio.gz" --timeout 1500 --case "$out/c
 	--add-bin "$build/flint:/rig/bench/build/flint" \
 	--add "$build/guest/pvh.elf:/rig/bench/build/guest/pvh.elf" \
 	--add-bin "$out/vmrun:/rig/bench/build/bench/vmrun" \
+	--add-bin "$out/floor:/rig/bench/build/bench/floor" \
 	--add-bin "$qemu:/usr/bin/qemu-system-x86_64" \
 	--add /usr/share/qemu/bios-microvm.bin:/usr/share/qemu/bios-microvm.bin \
 	--add-bin "$(command -v strace):/usr/bin/strace" >/dev/null
