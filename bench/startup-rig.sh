@@ -15,8 +15,9 @@ cc -O2 -Wall -Wextra -std=gnu11 -o "$out/vmrun" bench/vmrun.c
 # Linked as on the host (dynamically, against libc only): --add-bin copies libc and the loader.
 cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$out/floor" bench/floor.c
 ver=$(git describe --always --dirty 2>/dev/null || echo '?')
-# The run counts: the host's BENCH_* if set, else those of a host run (the rig takes about
-# 3.5 minutes with them: its boot, 32 interleaved rounds, 10 -k rounds, 5 strace rounds).
+# The run counts: the host's BENCH_* if set, else those of a host run. With them the whole
+# rig run (its boot, 32 interleaved rounds, 10 -k rounds, 5 strace rounds) takes 3.5 to 6
+# minutes on this 2-CPU machine, depending on what else runs.
 cat >"$out/case.sh" <<CASE
 #!/bin/sh
 FLINT_DESCRIBE='$ver' BENCH_RUNS=${BENCH_RUNS:-30} BENCH_KVM_RUNS=${BENCH_KVM_RUNS:-10} \\
