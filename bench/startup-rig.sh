@@ -34,9 +34,17 @@ bash tests/rig/mkinitramfs.sh -o "$out/l1.cpio.gz" --timeout 1500 --case "$out/c
 	--add-bin "$qemu:/usr/bin/qemu-system-x86_64" \
 	--add /usr/share/qemu/bios-microvm.bin:/usr/share/qemu/bios-microvm.bin \
 	--add-bin "$(command -v strace):/usr/bin/strace" >/dev/null
-BUILD=$build bash tests/rig/run.sh --kernel "$kdir/bzImage" --initrd "$out/l1.cpio.gz" \
-	--log "$out/serial.log" --timeout 1800 >/dev/null 2>&1 || true
-res=$(tr -d '\r' <"$out/serial.log" | sed -n 's/^\[bench\] //p')
+# On a loaded machine the L1 kernel under TCG can panic early in boot ("timer doesn't work
+# through Interrupt-remapped IO-APIC"): then, and only then, boot it once more.
+for try in 1 2; do
+	BUILD=$build bash tests/rig/run.sh --kernel "$kdir/bzImage" --initrd "$out/l1.cpio.gz" \
+		--log "$out/serial.log" --timeout 1800 >/dev/null 2>&1 || true
+	res=$(tr -d '\r' <"$out/serial.log" | sed -n 's/^\[bench\] //p')
+	if [ -n "$res" ] || [ "$try" = 2 ] || ! grep -q 'Kernel panic' "$out/serial.log"; then
+		break
+	fi
+	echo "startup: the rig's kernel panicked while booting; booting it again" >&2
+done
 [ -n "$res" ] || { echo "startup: the rig run printed nothing; see $out/serial.log" >&2; exit 1; }
 printf '%s\n' "$res" | sed '$ s/$/ (in the rig)/'
 printf '%s\n' "$res" | tail -n 1 | grep -q '^startup: ' || exit 1
