@@ -15,13 +15,14 @@ cc -O2 -Wall -Wextra -std=gnu11 -o "$out/vmrun" bench/vmrun.c
 # Linked as on the host (dynamically, against libc only): --add-bin copies libc and the loader.
 cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$out/floor" bench/floor.c
 ver=$(git describe --always --dirty 2>/dev/null || echo '?')
-# The run counts: the host's BENCH_* if set, else those of a host run. With them the whole
-# rig run (its boot, 32 interleaved rounds, 10 -k rounds, 5 strace rounds) takes 3.5 to 6
-# minutes on this 2-CPU machine, depending on what else runs.
+# The run counts: the host's BENCH_* if set, else fewer than on a host, so that the whole
+# rig run (its boot, 22 interleaved rounds, 10 -k rounds, 3 strace rounds) stays well under
+# 10 minutes on this 2-CPU machine even when other work slows it 2x (30 rounds and 5 strace
+# rounds took 3.2 minutes on a quiet machine, 7.4 under load).
 cat >"$out/case.sh" <<CASE
 #!/bin/sh
-FLINT_DESCRIBE='$ver' BENCH_RUNS=${BENCH_RUNS:-30} BENCH_KVM_RUNS=${BENCH_KVM_RUNS:-10} \\
-	BENCH_STRACE_RUNS=${BENCH_STRACE_RUNS:-5} BENCH_WARMUP=${BENCH_WARMUP:-2} \\
+FLINT_DESCRIBE='$ver' BENCH_RUNS=${BENCH_RUNS:-20} BENCH_KVM_RUNS=${BENCH_KVM_RUNS:-10} \\
+	BENCH_STRACE_RUNS=${BENCH_STRACE_RUNS:-3} BENCH_WARMUP=${BENCH_WARMUP:-2} \\
 	sh /rig/bench/startup.sh /rig/bench/build
 CASE
 # QEMU reads one file besides its libraries here: the microvm firmware.
