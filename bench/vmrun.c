@@ -5,7 +5,7 @@
  *   vmrun [-k] [-o OUT] [-e ERR] -- COMMAND [ARG...]
  *
  * Prints one line on stdout:
- *   wall_us=W kvm_run_us=K maxrss_kib=R cpu_us=C status=S
+ *   wall_us=W kvm_run_us=K maxrss_kib=R cpu_us=C status=S start_ns=T0 end_ns=T1
  *
  *   wall_us     CLOCK_MONOTONIC from just before fork() to wait4() returning (exec -> exit)
  *   kvm_run_us  with -k only (else -1): from just before the child's execve() to the first
@@ -14,6 +14,10 @@
  *   maxrss_kib  ru_maxrss of the child from wait4(): its peak resident set, KiB
  *   cpu_us      user + system CPU time of the child
  *   status      exit code, or 128+signal if it was killed
+ *   start_ns    absolute CLOCK_MONOTONIC of the child just before its execve() (sent through
+ *               a close-on-exec pipe), so a program that prints its own CLOCK_MONOTONIC
+ *               times can be split into exec + dynamic linking, its phases, and its exit
+ *   end_ns      absolute CLOCK_MONOTONIC when wait4() returned
  *
  * The command's stdin is /dev/null; stdout and stderr go to OUT and ERR (default /dev/null).
  *
@@ -26,6 +30,7 @@
  * Every later KVM_RUN also stops (the filter cannot be removed), so the wall time of a
  * -k run is inflated and is not the one to report.
  */
+#define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/audit.h>
@@ -108,8 +113,8 @@ static int exit_code(int st)
 int main(int argc, char **argv)
 {
 	const char *out = "/dev/null", *err = "/dev/null";
-	int trace_kvm_run = 0, opt, st, status = 255;
-	long long t0, t_exec = 0, t_run = -1, t_end;
+	int trace_kvm_run = 0, opt, st, status = 255, ts_pipe[2];
+	long long t0, t_exec = 0, t_run = -1, t_end, t_start = -1;
 	struct rusage ru;
 	pid_t child, w;
 
@@ -128,6 +133,8 @@ int main(int argc, char **argv)
 		return 125;
 	}
 
+	if (pipe2(ts_pipe, O_CLOEXEC) < 0)
+		die("pipe2");
 	t0 = now_ns();
 	child = fork();
 	if (child < 0)
@@ -143,10 +150,14 @@ int main(int argc, char **argv)
 				die("seccomp filter");
 			raise(SIGSTOP); /* the parent sets the ptrace options, then lets us go */
 		}
+		t_start = now_ns();
+		if (write(ts_pipe[1], &t_start, sizeof(t_start)) != sizeof(t_start))
+			die("write");
 		execvp(argv[optind], argv + optind);
 		die(argv[optind]);
 	}
 
+	close(ts_pipe[1]);
 	if (!trace_kvm_run) {
 		if (wait4(child, &st, 0, &ru) < 0)
 			die("wait4");
@@ -197,10 +208,14 @@ int main(int argc, char **argv)
 		}
 	}
 
-	printf("wall_us=%lld kvm_run_us=%lld maxrss_kib=%ld cpu_us=%lld status=%d\n",
+	/* The child wrote before execve(), so the 8 bytes wait in the pipe (or never came). */
+	if (read(ts_pipe[0], &t_start, sizeof(t_start)) != sizeof(t_start))
+		t_start = -1;
+	printf("wall_us=%lld kvm_run_us=%lld maxrss_kib=%ld cpu_us=%lld status=%d start_ns=%lld "
+	       "end_ns=%lld\n",
 	       (t_end - t0) / 1000, t_run < 0 ? -1LL : (t_run - t_exec) / 1000, ru.ru_maxrss,
 	       (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL +
 		       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec,
-	       status);
+	       status, t_start, t_end);
 	return 0;
 }
