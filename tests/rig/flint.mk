@@ -75,6 +75,7 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--add $(RIG_OUT)/l2/initramfs.cpio.gz:/rig/l2/initramfs.cpio.gz \
 	--add $(RIG_KDIR)/bzImage:/rig/l2/bzImage \
 	--add $(RIG_OUT)/l2/rootfs.ext4:/rig/l2/rootfs.ext4 \
+	--add $(RIG_FLINT_DIR)/case-lib.sh:/rig/lib/case-lib.sh \
 	--add $(RIG_FLINT_DIR)/l2-boot.sh:/rig/lib/l2-boot.sh \
 	--add $(RIG_FLINT_DIR)/edu-bdf.sh:/rig/lib/edu-bdf.sh \
 	--add $(RIG_FLINT_DIR)/l2-virtio.sh:/rig/lib/l2-virtio.sh \
