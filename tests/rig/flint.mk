@@ -8,7 +8,9 @@ RIG_FLINT_PROGS := $(RIG_OUT)/flint/resolver-mock $(RIG_OUT)/flint/vfio-edu-pin
 RIG_KDIR = $$(cat $(RIG_OUT)/kernel.dir)
 # The whole rig run's wall-clock limit (run.sh's default is 900 s): the malicious guest and
 # the soak add about 4 minutes to the rig's 8, and on a shared machine (several rigs at once
-# on 2 cores) the run has been seen at twice its time alone.
+# on 2 cores) the run has been seen at twice its time alone. A frozen L1 ends sooner: run.sh's
+# console watchdog (--silence, 300 s; init's heartbeat every 60 s keeps a live L1's console
+# from going quiet longer: 40 s at the most in a full run on a loaded machine, the soak).
 RIG_RUN_ARGS += --timeout 2400
 
 $(RIG_OUT)/flint/%: $(RIG_FLINT_DIR)/%.c $(PLAIN_LIB) $(RIG_OUT)/kernel.dir
