@@ -4,7 +4,8 @@
 #                   (which also runs the KVM tests when this host has no usable /dev/kvm)
 #   make check-unit the fast part of make check: the unit tests, and the KVM tests
 #                   when this host's /dev/kvm works (else they are left to the rig), then
-#                   the fuzz targets briefly (make fuzz: longer; tests/fuzz/fuzz.mk)
+#                   the fuzz targets briefly (make fuzz: longer; tests/fuzz/fuzz.mk), and
+#                   the rig runner's self-test (tests/rig/test-run.sh, a fake QEMU)
 #   make demo       boot configs/demo.json
 #   make soak       1000 start/stop cycles of the smallest guest (make check runs 100)
 BUILD   ?= build
@@ -150,10 +151,12 @@ check-build: all tests $(GUEST_PAYLOADS) fuzz-build
 tests: $(TEST_BINS)
 
 # The unit tests, then the fuzz targets (tests/fuzz/fuzz.mk: a short run each and every
-# seed and regression input replayed); both run, either failing fails.
+# seed and regression input replayed), then the rig's run.sh against a fake QEMU (its console
+# watchdog: tests/rig/test-run.sh); all run, any failing fails.
 check-unit: check-build
 	@sh tests/run-unit.sh $(BUILD) $(SUITES); s=$$?; \
-	sh tests/fuzz/run.sh check $(FUZZ_OUT) $(FUZZ_CHECK_SECONDS) $(FUZZ_NAMES) || s=1; exit $$s
+	sh tests/fuzz/run.sh check $(FUZZ_OUT) $(FUZZ_CHECK_SECONDS) $(FUZZ_NAMES) || s=1; \
+	BUILD=$(BUILD) bash tests/rig/test-run.sh || s=1; exit $$s
 
 demo: deps
 	$(MAKE) all $(GUEST_PAYLOADS)

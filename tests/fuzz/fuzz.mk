@@ -20,9 +20,11 @@ FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-o
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -DFLINT_VERSION='"$(VERSION)"' $(WARN) -I. $(PKG_CFLAGS) \
 	-MMD -MP -O1 -g $(FUZZ_SAN)
 # The floors the targets reach: all of flint but the VM itself (vmm/*.c: KVM, the API's
-# server); and what they share with the unit tests: the simulated IOMMU, the virtio driver.
+# server); and what they share with the unit tests: the simulated IOMMU, the virtio driver,
+# the fake VFIO device's set-up, the network frames.
 FUZZ_LIB_SRCS := $(filter-out $(wildcard vmm/*.c) vmm/api/%,$(LIB_SRCS))
-FUZZ_HELPER_SRCS := tests/unit/sim_iommu.c tests/lib/virtio_driver.c
+FUZZ_HELPER_SRCS := tests/unit/sim_iommu.c tests/lib/virtio_driver.c tests/lib/vfio_fake.c \
+	tests/lib/netframe.c
 FUZZ_LIB := $(FUZZ_OUT)/libflint.a
 FUZZ_SECONDS ?= 60
 FUZZ_CHECK_SECONDS ?= 10

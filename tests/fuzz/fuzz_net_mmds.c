@@ -23,6 +23,7 @@
 #include "devices/virtio/net.h"
 #include "devices/virtio/net_mmds_stack.h"
 #include "tests/fuzz/common.h"
+#include "tests/lib/netframe.h"
 #include "tests/lib/virtio_driver.h"
 
 #include <endian.h>
@@ -79,46 +80,6 @@ static long serve(void *ctx, const uint8_t *in, size_t len, uint8_t **out, size_
 
 static struct net_mmds_config mcfg = { .responder = { serve, NULL }, .isn_seed = 1 };
 
-/* ---- Bytes ---- */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) << 16 | get16(p + 2);
-}
-
-static uint32_t sum16(uint32_t s, const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		s += get16(p + i);
-	if (len & 1)
-		s += (uint32_t)p[len - 1] << 8;
-	return s;
-}
-
-static uint16_t fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)s;
-}
-
 /* ---- The guest ---- */
 
 static bool room(uint64_t len)
@@ -155,30 +116,29 @@ static void check_mmds_frame(const uint8_t *f, size_t len)
 	const uint8_t *ip = f + 14;
 	size_t tot, tl;
 
-	if (get16(f + 12) == 0x0806) {
-		FUZZ_CHECK(len == 42 && get32(f + 14 + 14) == MIP, "ARP reply of %zu bytes", len);
+	if (nf_get16(f + 12) == 0x0806) {
+		FUZZ_CHECK(len == 42 && nf_get32(f + 14 + 14) == MIP, "ARP reply of %zu bytes",
+		           len);
 		return;
 	}
-	FUZZ_CHECK(len >= 54 && get16(f + 12) == 0x0800 && ip[0] == 0x45, "frame of %zu bytes",
+	FUZZ_CHECK(len >= 54 && nf_get16(f + 12) == 0x0800 && ip[0] == 0x45, "frame of %zu bytes",
 	           len);
-	tot = get16(ip + 2);
+	tot = nf_get16(ip + 2);
 	FUZZ_CHECK(tot == len - 14, "IPv4 length %zu in a %zu-byte frame", tot, len);
-	FUZZ_CHECK(fold(sum16(0, ip, 20)) == 0xffff, "IPv4 checksum");
-	FUZZ_CHECK(get32(ip + 12) == MIP, "source address");
+	FUZZ_CHECK(nf_fold(nf_sum16(0, ip, 20)) == 0xffff, "IPv4 checksum");
+	FUZZ_CHECK(nf_get32(ip + 12) == MIP, "source address");
 	tl = tot - 20;
-	FUZZ_CHECK(fold(sum16(get32(ip + 12) / 65536 + (get32(ip + 12) & 0xffff) +
-	                              get32(ip + 16) / 65536 + (get32(ip + 16) & 0xffff) + 6 +
-	                              (uint32_t)tl,
-	                      ip + 20, tl)) == 0xffff,
+	FUZZ_CHECK(nf_fold(nf_sum16(nf_pseudo(nf_get32(ip + 12), nf_get32(ip + 16), tl), ip + 20,
+	                            tl)) == 0xffff,
 	           "TCP checksum");
 	/* The guest learns where the stack is: it ACKs all of it next time. */
-	uint16_t port = get16(ip + 20 + 2);
+	uint16_t port = nf_get16(ip + 20 + 2);
 	if (port >= 40000 && port < 40004) {
 		unsigned k = port - 40000;
 		size_t doff = (size_t)(ip[20 + 12] >> 4) * 4;
 		uint8_t fl = ip[20 + 13];
-		gc[k].ack =
-		        get32(ip + 20 + 4) + (uint32_t)(tl - doff) + !!(fl & 0x02) + !!(fl & 0x01);
+		gc[k].ack = nf_get32(ip + 20 + 4) + (uint32_t)(tl - doff) + !!(fl & 0x02) +
+		            !!(fl & 0x01);
 	}
 }
 
@@ -240,6 +200,8 @@ static void op_raw(struct fuzz_in *in)
 	tx(&h, frame, len);
 }
 
+static const uint8_t gmac[6] = { 0x06, 0x00, 0xac, 0x10, 0x00, 0x02 };
+
 static void op_tcp(struct fuzz_in *in)
 {
 	unsigned k = fin_u8(in) % 4;
@@ -248,54 +210,37 @@ static void op_tcp(struct fuzz_in *in)
 	uint16_t win = fin_u16(in);
 	size_t ipopts = (size_t)(fin_u8(in) % 3) * 4, len = fin_u8(in);
 	bool partial = flags & 0x80; /* CWR's bit: the checksum Linux leaves with CSUM */
-	uint8_t *ip = frame + 14, *t;
-	size_t ihl = 20 + ipopts, tl = 20 + len;
+	uint8_t data[256];
 	struct virtio_net_hdr_v1 h = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
-	uint32_t ps;
 
-	memcpy(frame, net_mmds_mac, 6);
-	memcpy(frame + 6, "\x06\x00\xac\x10\x00\x02", 6);
-	put16(frame + 12, 0x0800);
-	memset(ip, 0, ihl);
-	ip[0] = (uint8_t)(0x40 | ihl / 4);
-	put16(ip + 2, (uint16_t)(ihl + tl));
-	ip[8] = 64;
-	ip[9] = 6;
-	put32(ip + 12, GIP);
-	put32(ip + 16, MIP);
-	memset(ip + 20, 1, ipopts);
-	put16(ip + 10, (uint16_t)~fold(sum16(0, ip, ihl)));
-	t = ip + ihl;
-	put16(t, (uint16_t)(40000 + k));
-	put16(t + 2, 80);
-	put32(t + 4, gc[k].seq + (uint32_t)(int32_t)ds);
-	put32(t + 8, gc[k].ack + (uint32_t)(int32_t)da);
-	t[12] = 5 << 4;
-	t[13] = flags & 0x3f;
-	put16(t + 14, win);
-	put32(t + 16, 0);
-	fin_bytes(in, t + 20, len);
-	if (len && t[20] == 'G') {
-		int n = snprintf((char *)t + 20, 256, "GET /%u HTTP/1.1\r\n\r\n",
-		                 t[21 % (20 + len)]);
+	fin_bytes(in, data, len);
+	if (len && data[0] == 'G') {
+		int n = snprintf((char *)data, sizeof(data), "GET /%u HTTP/1.1\r\n\r\n",
+		                 len > 1 ? data[1] : 0);
 		len = (size_t)n < len ? (size_t)n : len;
-		tl = 20 + len;
-		put16(ip + 2, (uint16_t)(ihl + tl));
-		put16(ip + 10, 0);
-		put16(ip + 10, (uint16_t)~fold(sum16(0, ip, ihl)));
 	}
-	ps = (GIP >> 16) + (GIP & 0xffff) + (MIP >> 16) + (MIP & 0xffff) + 6 + (uint32_t)tl;
+	struct nf_tcp t = { .dmac = net_mmds_mac,
+		            .smac = gmac,
+		            .src = GIP,
+		            .dst = MIP,
+		            .sport = (uint16_t)(40000 + k),
+		            .dport = 80,
+		            .seq = gc[k].seq + (uint32_t)(int32_t)ds,
+		            .ack = gc[k].ack + (uint32_t)(int32_t)da,
+		            .flags = flags & 0x3f,
+		            .win = win,
+		            .data = data,
+		            .len = len,
+		            .ipopts = ipopts,
+		            .partial = partial };
 	if (partial) {
-		put16(t + 16, fold(ps));
 		h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-		h.csum_start = htole16((uint16_t)(14 + ihl));
+		h.csum_start = htole16((uint16_t)(14 + ipopts + 20));
 		h.csum_offset = htole16(16);
-	} else {
-		put16(t + 16, (uint16_t)~fold(sum16(ps, t, tl)));
 	}
 	if (ds == 0)
 		gc[k].seq += (uint32_t)len + !!(flags & 0x02) + !!(flags & 0x01);
-	tx(&h, frame, 14 + ihl + tl);
+	tx(&h, frame, nf_tcp_frame(frame, &t));
 }
 
 static void op_arp(struct fuzz_in *in)
@@ -303,13 +248,7 @@ static void op_arp(struct fuzz_in *in)
 	uint8_t how = fin_u8(in);
 	struct virtio_net_hdr_v1 h = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
 
-	memset(frame, 0xff, 6);
-	memcpy(frame + 6, "\x06\x00\xac\x10\x00\x02", 6);
-	put16(frame + 12, 0x0806);
-	memcpy(frame + 14, "\x00\x01\x08\x00\x06\x04\x00\x01\x06\x00\xac\x10\x00\x02", 14);
-	put32(frame + 28, GIP);
-	memset(frame + 32, 0, 6);
-	put32(frame + 38, how & 1 ? MIP : GIP - 1);
+	nf_arp_frame(frame, gmac, 1, GIP, how & 1 ? MIP : GIP - 1);
 	if (how & 2)
 		fin_bytes(in, frame + 14, 28);
 	tx(&h, frame, 42);

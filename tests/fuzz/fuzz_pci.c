@@ -18,6 +18,7 @@
 #include "devices/pci/pci.h"
 #include "devices/vfio/pci.h"
 #include "tests/fuzz/common.h"
+#include "tests/lib/vfio_fake.h"
 #include "vmm/base/bus.h"
 #include "vmm/x86/layout.h"
 
@@ -30,7 +31,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define MIB         (1ULL << 20)
 #define WIN64       0x140000000ULL /* above 4 GiB of RAM, as vmm/pci.c puts it */
 #define WIN64_END   (1ULL << 40)
 #define RAM_LOW_END 0xC0000000ULL /* guest RAM below the hole: KVM refuses slots over it */
@@ -131,70 +131,6 @@ static const struct vfio_pci_io fake_io = {
 	.reset = fake_reset,
 	.mmap = fake_mmap,
 };
-
-static void put32(uint8_t *b, uint32_t v)
-{
-	memcpy(b, &v, 4); /* x86: little endian, as config space */
-}
-
-static void add_region(struct fake_dev *f, unsigned i, uint64_t size, bool mmappable)
-{
-	uint32_t flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
-
-	if (mmappable)
-		flags |= VFIO_REGION_INFO_FLAG_MMAP;
-	f->dev.regions[i] = (struct vfio_region){ flags, size, (uint64_t)i << 40 };
-}
-
-/* QEMU's edu as vfio-pci shows it: 1234:11e8, BAR0 1 MiB, MSI at 0x40. */
-static void edu(struct fake_dev *f, uint16_t msi_ctl)
-{
-	put32(f->cfg + 0x00, 0x11e81234);
-	put32(f->cfg + 0x04, 0x00100006);
-	put32(f->cfg + 0x08, 0x00ff0010);
-	put32(f->cfg + 0x10, 0xfea00000);
-	put32(f->cfg + 0x2c, 0x11001af4);
-	f->cfg[0x34] = 0x40;
-	f->cfg[0x3c] = 0x0b;
-	f->cfg[0x3d] = 0x01;
-	f->cfg[0x40] = 0x05;
-	f->cfg[0x42] = (uint8_t)msi_ctl;
-	f->cfg[0x43] = (uint8_t)(msi_ctl >> 8);
-	put32(f->cfg + 0x44, 0xfee01004);
-	f->dev.num_regions = 9;
-	f->dev.num_irqs = 5;
-	f->dev.irq_count[VFIO_PCI_INTX_IRQ_INDEX] = 1;
-	f->dev.irq_count[VFIO_PCI_MSI_IRQ_INDEX] = 1u << ((msi_ctl >> 1) & 7);
-	f->dev.regions[VFIO_PCI_CONFIG_REGION_INDEX].size = PCI_CONFIG_SIZE;
-	add_region(f, 0, MIB, true);
-}
-
-/* PM at 0x40, MSI-X at 0x50 (4 entries: table BAR0 + 0x2000, PBA BAR0 + 0x3000), PCIe at
- * 0x60, vendor-specific at 0x98; BAR0 16 KiB 64-bit mmappable, BAR2 4 KiB trapped. */
-static void nic(struct fake_dev *f)
-{
-	put32(f->cfg + 0x00, 0x00101b36);
-	put32(f->cfg + 0x04, 0x00100000);
-	put32(f->cfg + 0x08, 0x01080202);
-	put32(f->cfg + 0x10, 0x4);
-	put32(f->cfg + 0x18, 0x8);
-	f->cfg[0x34] = 0x40;
-	f->cfg[0x3d] = 0x01;
-	f->cfg[0x40] = 0x01, f->cfg[0x41] = 0x50;
-	f->cfg[0x50] = 0x11, f->cfg[0x51] = 0x60, f->cfg[0x52] = 0x03;
-	put32(f->cfg + 0x54, 0x2000);
-	put32(f->cfg + 0x58, 0x3000);
-	f->cfg[0x60] = 0x10, f->cfg[0x61] = 0x98, f->cfg[0x62] = 0x02;
-	put32(f->cfg + 0x64, 0x8fc0);
-	put32(f->cfg + 0x70, 0x11);
-	f->cfg[0x98] = 0x09, f->cfg[0x99] = 0x00, f->cfg[0x9a] = 0x08;
-	f->dev.num_regions = 9;
-	f->dev.num_irqs = 5;
-	f->dev.irq_count[VFIO_PCI_MSIX_IRQ_INDEX] = 4;
-	f->dev.regions[VFIO_PCI_CONFIG_REGION_INDEX].size = PCI_CONFIG_SIZE;
-	add_region(f, 0, 16384, true);
-	add_region(f, 2, 4096, false);
-}
 
 /* --- the fake VM ------------------------------------------------------------------------ */
 
@@ -300,9 +236,9 @@ static void make_device(struct world *w, struct fuzz_in *in, uint8_t kind)
 	static const uint16_t msi_ctls[] = { 0x0080, 0x0000, 0x0180, 0x008a };
 
 	if (kind & 1)
-		nic(&w->f);
+		vfio_fake_nic(&w->f.dev, w->f.cfg);
 	else
-		edu(&w->f, msi_ctls[(kind >> 3) & 3]);
+		vfio_fake_edu(&w->f.dev, w->f.cfg, msi_ctls[(kind >> 3) & 3]);
 	w->f.incremental_fails = kind & 0x20;
 	w->f.reset_fails = kind & 0x40;
 	if (!(kind & 4))
@@ -320,7 +256,7 @@ static void make_device(struct world *w, struct fuzz_in *in, uint8_t kind)
 			                              : 0;
 			if (size > (1ULL << 30))
 				size = 1ULL << 30;
-			add_region(&w->f, i, size, code & 0x80);
+			vfio_fake_region(&w->f.dev, i, size, code & 0x80);
 		}
 		w->f.dev.irq_count[VFIO_PCI_MSI_IRQ_INDEX] = fin_u8(in) % 40;
 		w->f.dev.irq_count[VFIO_PCI_MSIX_IRQ_INDEX] = fin_u16(in) % 2100;

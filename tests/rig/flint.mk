@@ -8,7 +8,9 @@ RIG_FLINT_PROGS := $(RIG_OUT)/flint/resolver-mock $(RIG_OUT)/flint/vfio-edu-pin
 RIG_KDIR = $$(cat $(RIG_OUT)/kernel.dir)
 # The whole rig run's wall-clock limit (run.sh's default is 900 s): the malicious guest and
 # the soak add about 4 minutes to the rig's 8, and on a shared machine (several rigs at once
-# on 2 cores) the run has been seen at twice its time alone.
+# on 2 cores) the run has been seen at twice its time alone. A frozen L1 ends sooner: run.sh's
+# console watchdog (--silence, 300 s; init's heartbeat every 60 s keeps a live L1's console
+# from going quiet longer: 40 s at the most in a full run on a loaded machine, the soak).
 RIG_RUN_ARGS += --timeout 2400
 
 $(RIG_OUT)/flint/%: $(RIG_FLINT_DIR)/%.c $(PLAIN_LIB) $(RIG_OUT)/kernel.dir
@@ -75,6 +77,7 @@ RIG_INITRAMFS_ARGS += --add-bin $(BUILD)/flint:/bin/flint \
 	--add $(RIG_OUT)/l2/initramfs.cpio.gz:/rig/l2/initramfs.cpio.gz \
 	--add $(RIG_KDIR)/bzImage:/rig/l2/bzImage \
 	--add $(RIG_OUT)/l2/rootfs.ext4:/rig/l2/rootfs.ext4 \
+	--add $(RIG_FLINT_DIR)/case-lib.sh:/rig/lib/case-lib.sh \
 	--add $(RIG_FLINT_DIR)/l2-boot.sh:/rig/lib/l2-boot.sh \
 	--add $(RIG_FLINT_DIR)/edu-bdf.sh:/rig/lib/edu-bdf.sh \
 	--add $(RIG_FLINT_DIR)/l2-virtio.sh:/rig/lib/l2-virtio.sh \

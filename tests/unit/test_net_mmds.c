@@ -9,6 +9,7 @@
  */
 #include "devices/virtio/net.h"
 #include "devices/virtio/net_mmds_stack.h"
+#include "tests/lib/netframe.h"
 #include "tests/lib/util.h"
 #include "tests/lib/virtio_driver.h"
 #include "vmm/base/clock.h"
@@ -50,7 +51,6 @@ static const uint64_t BASE = VIRTIO_FEATURE(VIRTIO_F_VERSION_1) |
 #define MRG (BASE | NF(MRG_RXBUF))
 
 static const uint8_t GMAC[6] = { 0x06, 0x00, 0xac, 0x10, 0x00, 0x02 };
-static const uint8_t BCAST[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 #define GIP   0xac100002u /* 172.16.0.2 */
 #define MIP   NET_MMDS_DEFAULT_IPV4
 #define OTHER 0xac100001u /* 172.16.0.1: the host side */
@@ -186,120 +186,18 @@ static const struct net_mmds_stats *stats(struct fixture *f)
 
 /* ---- Frames ---- */
 
-static void put16(uint8_t *p, uint16_t v)
+/* A guest segment (tests/lib/netframe.c) from GMAC and GIP; to the MMDS's MAC, to its
+ * address and port 80 unless the test says another. */
+static size_t tcp_frame(uint8_t *f, const struct nf_tcp *t)
 {
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
+	struct nf_tcp g = *t;
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) << 16 | get16(p + 2);
-}
-
-static uint32_t sum16(uint32_t s, const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		s += get16(p + i);
-	if (len & 1)
-		s += (uint32_t)p[len - 1] << 8;
-	return s;
-}
-
-static uint16_t fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)s;
-}
-
-static uint32_t pseudo(uint32_t src, uint32_t dst, size_t len)
-{
-	return (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + 6 + (uint32_t)len;
-}
-
-static size_t arp_frame(uint8_t *f, uint16_t op, uint32_t spa, uint32_t tpa)
-{
-	memcpy(f, BCAST, 6);
-	memcpy(f + 6, GMAC, 6);
-	put16(f + 12, 0x0806);
-	put16(f + 14, 1);
-	put16(f + 16, 0x0800);
-	f[18] = 6;
-	f[19] = 4;
-	put16(f + 20, op);
-	memcpy(f + 22, GMAC, 6);
-	put32(f + 28, spa);
-	memset(f + 32, 0, 6);
-	put32(f + 38, tpa);
-	return 42;
-}
-
-/* What a test says of a guest segment; the builder fills in the rest. */
-struct tcp {
-	uint32_t dst;
-	uint16_t sport, dport;
-	uint32_t seq, ack;
-	uint8_t flags;
-	uint16_t win;
-	const uint8_t *opts;
-	size_t optlen;
-	const void *data;
-	size_t len;
-	size_t ipopts; /* bytes of IP options (NOPs) */
-	bool partial;  /* the TCP checksum as Linux leaves it with VIRTIO_NET_F_CSUM */
-};
-
-/* A guest TCP/IPv4 frame with valid checksums (or a partial one). Returns its length. */
-static size_t tcp_frame(uint8_t *f, const struct tcp *t)
-{
-	uint8_t *ip = f + 14, *th;
-	size_t ihl = 20 + t->ipopts, tl = 20 + t->optlen + t->len;
-
-	memcpy(f, net_mmds_mac, 6);
-	memcpy(f + 6, GMAC, 6);
-	put16(f + 12, 0x0800);
-	memset(ip, 0, ihl);
-	ip[0] = (uint8_t)(0x40 | ihl / 4);
-	put16(ip + 2, (uint16_t)(ihl + tl));
-	put16(ip + 6, 0x4000);
-	ip[8] = 64;
-	ip[9] = 6;
-	put32(ip + 12, GIP);
-	put32(ip + 16, t->dst ? t->dst : MIP);
-	memset(ip + 20, 1, t->ipopts);
-	put16(ip + 10, (uint16_t)~fold(sum16(0, ip, ihl)));
-	th = ip + ihl;
-	put16(th, t->sport);
-	put16(th + 2, t->dport ? t->dport : 80);
-	put32(th + 4, t->seq);
-	put32(th + 8, t->ack);
-	th[12] = (uint8_t)((20 + t->optlen) / 4 << 4);
-	th[13] = t->flags;
-	put16(th + 14, t->win);
-	put16(th + 16, 0);
-	put16(th + 18, 0);
-	if (t->optlen)
-		memcpy(th + 20, t->opts, t->optlen);
-	if (t->len)
-		memcpy(th + 20 + t->optlen, t->data, t->len);
-	if (t->partial)
-		put16(th + 16, fold(pseudo(GIP, t->dst ? t->dst : MIP, tl)));
-	else
-		put16(th + 16,
-		      (uint16_t)~fold(sum16(pseudo(GIP, t->dst ? t->dst : MIP, tl), th, tl)));
-	return 14 + ihl + tl;
+	g.dmac = net_mmds_mac;
+	g.smac = GMAC;
+	g.src = GIP;
+	g.dst = t->dst ? t->dst : MIP;
+	g.dport = t->dport ? t->dport : 80;
+	return nf_tcp_frame(f, &g);
 }
 
 /* The guest sends one frame (no kick). */
@@ -324,7 +222,7 @@ static void tx_frame(struct fixture *f, const uint8_t *frame, size_t len)
 	vdrv_kick(&f->d, TX);
 }
 
-static void tx_tcp(struct fixture *f, const struct tcp *t)
+static void tx_tcp(struct fixture *f, const struct nf_tcp *t)
 {
 	static uint8_t frame[70000];
 	size_t len = tcp_frame(frame, t);
@@ -425,25 +323,25 @@ static void parse_seg(const uint8_t *p, long len, struct seg *s)
 	assert_true(len >= 54);
 	assert_memory_equal(p, GMAC, 6);
 	assert_memory_equal(p + 6, net_mmds_mac, 6);
-	assert_int_equal(get16(p + 12), 0x0800);
+	assert_int_equal(nf_get16(p + 12), 0x0800);
 	assert_int_equal(ip[0], 0x45);
-	assert_int_equal(get16(ip + 2), len - 14);
+	assert_int_equal(nf_get16(ip + 2), len - 14);
 	assert_int_equal(ip[9], 6);
-	assert_int_equal(get32(ip + 12), MIP);
-	assert_int_equal(get32(ip + 16), GIP);
-	assert_int_equal(fold(sum16(0, ip, 20)), 0xffff);
+	assert_int_equal(nf_get32(ip + 12), MIP);
+	assert_int_equal(nf_get32(ip + 16), GIP);
+	assert_int_equal(nf_fold(nf_sum16(0, ip, 20)), 0xffff);
 	t = ip + 20;
 	tl = (size_t)len - 34;
-	assert_int_equal(fold(sum16(pseudo(MIP, GIP, tl), t, tl)), 0xffff);
+	assert_int_equal(nf_fold(nf_sum16(nf_pseudo(MIP, GIP, tl), t, tl)), 0xffff);
 	doff = (size_t)(t[12] >> 4) * 4;
 	assert_true(doff >= 20 && doff <= tl);
-	s->sport = get16(t);
-	s->dport = get16(t + 2);
-	s->seq = get32(t + 4);
-	s->ack = get32(t + 8);
+	s->sport = nf_get16(t);
+	s->dport = nf_get16(t + 2);
+	s->seq = nf_get32(t + 4);
+	s->ack = nf_get32(t + 8);
 	s->flags = t[13];
-	s->win = get16(t + 14);
-	s->mss = doff == 24 && t[20] == 2 && t[21] == 4 ? get16(t + 22) : 0;
+	s->win = nf_get16(t + 14);
+	s->mss = doff == 24 && t[20] == 2 && t[21] == 4 ? nf_get16(t + 22) : 0;
 	s->len = tl - doff;
 	memcpy(s->data, t + doff, s->len);
 }
@@ -484,13 +382,13 @@ static const uint8_t MSS1460[4] = { 2, 4, 0x05, 0xb4 };
 
 static void g_send(struct fixture *f, struct gconn *g, uint8_t flags, const void *data, size_t len)
 {
-	struct tcp t = { .sport = g->port,
-		         .seq = g->seq,
-		         .ack = g->ack,
-		         .flags = flags,
-		         .win = g->win,
-		         .data = data,
-		         .len = len };
+	struct nf_tcp t = { .sport = g->port,
+		            .seq = g->seq,
+		            .ack = g->ack,
+		            .flags = flags,
+		            .win = g->win,
+		            .data = data,
+		            .len = len };
 
 	tx_tcp(f, &t);
 	g->seq += (uint32_t)len + !!(flags & SYN) + !!(flags & FIN);
@@ -500,12 +398,12 @@ static void g_send(struct fixture *f, struct gconn *g, uint8_t flags, const void
 static void g_connect(struct fixture *f, struct gconn *g)
 {
 	uint8_t mss[4] = { 2, 4, (uint8_t)(g->mss >> 8), (uint8_t)g->mss };
-	struct tcp t = { .sport = g->port,
-		         .seq = g->seq,
-		         .flags = SYN,
-		         .win = g->win,
-		         .opts = mss,
-		         .optlen = g->mss ? 4 : 0 };
+	struct nf_tcp t = { .sport = g->port,
+		            .seq = g->seq,
+		            .flags = SYN,
+		            .win = g->win,
+		            .opts = mss,
+		            .optlen = g->mss ? 4 : 0 };
 	struct seg s;
 
 	tx_tcp(f, &t);
@@ -572,28 +470,28 @@ static void test_arp(void **state)
 
 	vdrv_start(&f->d, MRG, 256);
 	rx_stock(f, 16, 2048);
-	tx_frame(f, frame, arp_frame(frame, 1, GIP, MIP));
+	tx_frame(f, frame, nf_arp_frame(frame, GMAC, 1, GIP, MIP));
 	len = rx_frame(f, got, sizeof(got));
 	assert_int_equal(len, 42);
 	assert_memory_equal(got, GMAC, 6);
 	assert_memory_equal(got + 6, "\x06\x01\x23\x45\x67\x01", 6);
-	assert_int_equal(get16(got + 12), 0x0806);
-	assert_int_equal(get16(got + 20), 2); /* reply */
+	assert_int_equal(nf_get16(got + 12), 0x0806);
+	assert_int_equal(nf_get16(got + 20), 2); /* reply */
 	assert_memory_equal(got + 22, net_mmds_mac, 6);
-	assert_int_equal(get32(got + 28), MIP);
+	assert_int_equal(nf_get32(got + 28), MIP);
 	assert_memory_equal(got + 32, GMAC, 6);
-	assert_int_equal(get32(got + 38), GIP);
+	assert_int_equal(nf_get32(got + 38), GIP);
 	assert_int_equal(stats(f)->rx_arp, 1);
 	/* Nothing went to the TAP. */
 	assert_int_equal(host_recv(f, got, sizeof(got)), -1);
 
 	/* An ARP request for another address is the TAP's, byte for byte. */
-	len = (long)arp_frame(frame, 1, GIP, OTHER);
+	len = (long)nf_arp_frame(frame, GMAC, 1, GIP, OTHER);
 	tx_frame(f, frame, (size_t)len);
 	assert_int_equal(host_recv(f, got, sizeof(got)), HDR + len);
 	assert_memory_equal(got + HDR, frame, (size_t)len);
 	/* An ARP reply to the MMDS address is the stack's, and not answered. */
-	tx_frame(f, frame, arp_frame(frame, 2, GIP, MIP));
+	tx_frame(f, frame, nf_arp_frame(frame, GMAC, 2, GIP, MIP));
 	assert_true(rx_none(f));
 	assert_int_equal(host_recv(f, got, sizeof(got)), -1);
 	assert_int_equal(stats(f)->rx_unusual, 1);
@@ -612,9 +510,9 @@ static void test_rx_limiter(void **state)
 	vdrv_start(&f->d, MRG, 256);
 	rx_stock(f, 16, 2048);
 	virtio_net_set_limiters(&f->n, &rx, NULL);
-	tx_frame(f, frame, arp_frame(frame, 1, GIP, MIP));
+	tx_frame(f, frame, nf_arp_frame(frame, GMAC, 1, GIP, MIP));
 	assert_int_equal(rx_frame(f, got, sizeof(got)), 42);
-	tx_frame(f, frame, arp_frame(frame, 1, GIP, MIP));
+	tx_frame(f, frame, nf_arp_frame(frame, GMAC, 1, GIP, MIP));
 	assert_int_equal(rx_frame_wait(f, got, sizeof(got), 100), -1);
 	/* The limiter's timer brings it, without another kick. */
 	assert_int_equal(rx_frame(f, got, sizeof(got)), 42);
@@ -674,14 +572,14 @@ static void test_request_in_pieces(void **state)
 	rx_stock(f, 64, 2048);
 	g_connect(f, &g); /* the guest's sequence numbers wrap meanwhile */
 	for (size_t i = 0; i < strlen(req); i++) {
-		struct tcp t = { .sport = g.port,
-			         .seq = g.seq,
-			         .ack = g.ack,
-			         .flags = ACK,
-			         .win = g.win,
-			         .data = req + i,
-			         .len = 1,
-			         .partial = true };
+		struct nf_tcp t = { .sport = g.port,
+			            .seq = g.seq,
+			            .ack = g.ack,
+			            .flags = ACK,
+			            .win = g.win,
+			            .data = req + i,
+			            .len = 1,
+			            .partial = true };
 		tx_tcp(f, &t);
 		if (i == 3)
 			tx_tcp(f, &t); /* again: ACKed, not taken twice */
@@ -929,7 +827,7 @@ static void test_resets(void **state)
 	assert_true(rx_seg(f, &s));
 	assert_int_equal(s.flags, RST);
 	assert_int_equal(s.seq, 777);
-	struct tcp t = { .sport = 40008, .dport = 8080, .seq = 9, .flags = SYN };
+	struct nf_tcp t = { .sport = 40008, .dport = 8080, .seq = 9, .flags = SYN };
 	tx_tcp(f, &t);
 	assert_true(rx_seg(f, &s));
 	assert_int_equal(s.flags, RST | ACK);
@@ -945,7 +843,7 @@ static void test_conn_limit(void **state)
 {
 	struct fixture *f = *state;
 	struct gconn g[NET_MMDS_MAX_CONNS + 1];
-	struct tcp t = { .sport = 50000 + NET_MMDS_MAX_CONNS, .seq = 42, .flags = SYN };
+	struct nf_tcp t = { .sport = 50000 + NET_MMDS_MAX_CONNS, .seq = 42, .flags = SYN };
 	struct seg s;
 
 	vdrv_start(&f->d, MRG, 256);
@@ -993,7 +891,7 @@ static void test_rx_ring_full(void **state)
 
 	vdrv_start(&f->d, MRG, 256);
 	for (unsigned i = 0; i < 20; i++) {
-		struct tcp t = { .sport = (uint16_t)(60000 + i), .seq = i, .flags = SYN };
+		struct nf_tcp t = { .sport = (uint16_t)(60000 + i), .seq = i, .flags = SYN };
 		tx_tcp(f, &t);
 		memset(frame, (int)i, sizeof(frame));
 		memcpy(frame, "\x52\x54\x00\x00\x00\x01", 6);
@@ -1005,7 +903,7 @@ static void test_rx_ring_full(void **state)
 	}
 	/* The guest's ordinary frames are not held up. */
 	memset(frame, 0x5a, sizeof(frame));
-	put16(frame + 12, 0x0800);
+	nf_put16(frame + 12, 0x0800);
 	tx_frame(f, frame, sizeof(frame));
 	assert_int_equal(host_recv(f, got, sizeof(got)), HDR + sizeof(frame));
 	for (unsigned i = 0; i < 20; i++)
@@ -1072,7 +970,7 @@ static void test_hostile(void **state)
 	struct fixture *f = *state;
 	static uint8_t frame[2000], got[4096];
 	const struct net_mmds_stats *st;
-	struct tcp t = { .sport = 41000, .seq = 1, .flags = SYN, .opts = MSS1460, .optlen = 4 };
+	struct nf_tcp t = { .sport = 41000, .seq = 1, .flags = SYN, .opts = MSS1460, .optlen = 4 };
 	struct seg s;
 	size_t len;
 
@@ -1083,14 +981,14 @@ static void test_hostile(void **state)
 	len = tcp_frame(frame, &t);
 	tx_frame(f, frame, 34);
 	tx_frame(f, frame, 40);
-	put16(frame + 16, 30); /* total length: a 10-byte TCP header */
-	put16(frame + 24, 0);
-	put16(frame + 24, (uint16_t)~fold(sum16(0, frame + 14, 20)));
+	nf_put16(frame + 16, 30); /* total length: a 10-byte TCP header */
+	nf_put16(frame + 24, 0);
+	nf_put16(frame + 24, (uint16_t)~nf_fold(nf_sum16(0, frame + 14, 20)));
 	tx_frame(f, frame, len);
 	assert_int_equal(st->rx_malformed, 3);
 	/* Bad lengths: total length beyond the frame, header length below 20. */
 	len = tcp_frame(frame, &t);
-	put16(frame + 16, 2000);
+	nf_put16(frame + 16, 2000);
 	tx_frame(f, frame, len);
 	len = tcp_frame(frame, &t);
 	frame[14] = 0x44;
@@ -1123,25 +1021,25 @@ static void test_hostile(void **state)
 	assert_int_equal(st->rx_malformed, 9);
 	/* Fragments: more-fragments, and an offset. */
 	len = tcp_frame(frame, &t);
-	put16(frame + 20, 0x2000);
-	put16(frame + 24, 0);
-	put16(frame + 24, (uint16_t)~fold(sum16(0, frame + 14, 20)));
+	nf_put16(frame + 20, 0x2000);
+	nf_put16(frame + 24, 0);
+	nf_put16(frame + 24, (uint16_t)~nf_fold(nf_sum16(0, frame + 14, 20)));
 	tx_frame(f, frame, len);
-	put16(frame + 20, 0x0010);
-	put16(frame + 24, 0);
-	put16(frame + 24, (uint16_t)~fold(sum16(0, frame + 14, 20)));
+	nf_put16(frame + 20, 0x0010);
+	nf_put16(frame + 24, 0);
+	nf_put16(frame + 24, (uint16_t)~nf_fold(nf_sum16(0, frame + 14, 20)));
 	tx_frame(f, frame, len);
 	assert_int_equal(st->rx_fragments, 2);
 	/* UDP and ICMP to the address: the stack's, dropped. */
 	len = tcp_frame(frame, &t);
 	frame[23] = 17;
-	put16(frame + 24, 0);
-	put16(frame + 24, (uint16_t)~fold(sum16(0, frame + 14, 20)));
+	nf_put16(frame + 24, 0);
+	nf_put16(frame + 24, (uint16_t)~nf_fold(nf_sum16(0, frame + 14, 20)));
 	tx_frame(f, frame, len);
 	assert_int_equal(st->rx_unusual, 1);
 	/* A SYN with options that run past the header, one with an MSS of 50. */
 	uint8_t badopt[4] = { 8, 10, 0, 0 }, tiny[4] = { 2, 4, 0, 50 };
-	struct tcp t2 = t;
+	struct nf_tcp t2 = t;
 	t2.opts = badopt;
 	tx_tcp(f, &t2);
 	assert_int_equal(st->rx_malformed, 10);
@@ -1177,12 +1075,12 @@ static void test_out_of_window(void **state)
 	rx_stock(f, 64, 2048);
 	g_connect(f, &g);
 	/* A gap: ACK of what was taken, nothing kept. */
-	struct tcp t = { .sport = g.port,
-		         .seq = g.seq + 10,
-		         .ack = g.ack,
-		         .flags = ACK,
-		         .data = "GET",
-		         .len = 3 };
+	struct nf_tcp t = { .sport = g.port,
+		            .seq = g.seq + 10,
+		            .ack = g.ack,
+		            .flags = ACK,
+		            .data = "GET",
+		            .len = 3 };
 	tx_tcp(f, &t);
 	assert_true(rx_seg(f, &s));
 	assert_int_equal(s.ack, g.seq);
@@ -1216,7 +1114,7 @@ static void test_syn_flood(void **state)
 
 	vdrv_start(&f->d, MRG, 256);
 	for (unsigned i = 0; i < 1000; i++) {
-		struct tcp t = { .sport = (uint16_t)(1024 + i), .seq = i * 7, .flags = SYN };
+		struct nf_tcp t = { .sport = (uint16_t)(1024 + i), .seq = i * 7, .flags = SYN };
 		tx_tcp(f, &t);
 	}
 	assert_int_equal(net_mmds_conns(f->n.mmds), NET_MMDS_MAX_CONNS);

@@ -4,6 +4,7 @@
  */
 #include "devices/vfio/pci.h"
 #include "tests/lib/util.h"
+#include "tests/lib/vfio_fake.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -134,77 +135,39 @@ static const struct vfio_pci_io fake_io = {
 	.mmap = fake_mmap,
 };
 
-static void put32(uint8_t *b, uint32_t v)
-{
-	memcpy(b, &v, 4); /* x86: little endian, as config space */
-}
-
+/* BAR @i and its bytes (test_vfio_pci's own: read and written through f->region[i]). */
 static void add_region(struct fake_dev *f, unsigned i, uint64_t size, bool mmappable)
 {
-	uint32_t flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
-
-	if (mmappable)
-		flags |= VFIO_REGION_INFO_FLAG_MMAP;
-	f->dev.regions[i] = (struct vfio_region){ flags, size, (uint64_t)i << 40 };
+	vfio_fake_region(&f->dev, i, size, mmappable);
 	f->region[i] = calloc(1, size);
 	assert_non_null(f->region[i]);
 }
 
-/* QEMU's edu as vfio-pci shows it: 1234:11e8, BAR0 1 MiB, MSI (64-bit, 1 vector) at 0x40. */
-static void edu(struct fake_dev *f, uint16_t msi_ctl)
+/* Bytes for the regions the recorded device has; its node. */
+static void finish(struct fake_dev *f, const char *node)
 {
-	put32(f->cfg + 0x00, 0x11e81234); /* vendor, device */
-	put32(f->cfg + 0x04, 0x00100006); /* command (as the host left it), status */
-	put32(f->cfg + 0x08, 0x00ff0010); /* class 00ff00, revision 0x10 */
-	put32(f->cfg + 0x10, 0xfea00000); /* BAR0 at the host's address */
-	put32(f->cfg + 0x2c, 0x11001af4); /* subsystem 1af4:1100 */
-	f->cfg[0x34] = 0x40;              /* capabilities */
-	f->cfg[0x3c] = 0x0b;              /* INTx line and pin */
-	f->cfg[0x3d] = 0x01;
-	f->cfg[0x40] = 0x05; /* MSI, the end of the list */
-	f->cfg[0x42] = (uint8_t)msi_ctl;
-	f->cfg[0x43] = (uint8_t)(msi_ctl >> 8);
-	put32(f->cfg + 0x44, 0xfee01004); /* what the host left: must not show */
-	f->dev.num_regions = 9;
-	f->dev.num_irqs = 5;
-	f->dev.irq_count[VFIO_PCI_INTX_IRQ_INDEX] = 1;
-	f->dev.irq_count[VFIO_PCI_MSI_IRQ_INDEX] = 1u << ((msi_ctl >> 1) & 7);
-	f->dev.regions[VFIO_PCI_CONFIG_REGION_INDEX].size = PCI_CONFIG_SIZE;
-	add_region(f, 0, MIB, true);
-	snprintf(f->dev.node, sizeof(f->dev.node), "/dev/vfio/devices/vfio7");
+	for (unsigned i = 0; i < PCI_BARS; i++) {
+		if (f->dev.regions[i].size) {
+			f->region[i] = calloc(1, f->dev.regions[i].size);
+			assert_non_null(f->region[i]);
+		}
+	}
+	snprintf(f->dev.node, sizeof(f->dev.node), "%s", node);
 	f->dev.fd = -1;
 }
 
-/*
- * An MSI-X device: PM at 0x40, MSI-X at 0x50 (4 entries, table at BAR0 + 0x2000, PBA at
- * BAR0 + 0x3000), PCIe at 0x60, vendor-specific at 0x98; BAR0 16 KiB 64-bit mmappable,
- * BAR2 4 KiB not mmappable.
- */
+/* QEMU's edu as vfio-pci shows it (tests/lib/vfio_fake.c). */
+static void edu(struct fake_dev *f, uint16_t msi_ctl)
+{
+	vfio_fake_edu(&f->dev, f->cfg, msi_ctl);
+	finish(f, "/dev/vfio/devices/vfio7");
+}
+
+/* An MSI-X device (tests/lib/vfio_fake.c): BAR0 16 KiB 64-bit mmappable, BAR2 4 KiB not. */
 static void nic(struct fake_dev *f)
 {
-	put32(f->cfg + 0x00, 0x00101b36);
-	put32(f->cfg + 0x04, 0x00100000);
-	put32(f->cfg + 0x08, 0x01080202);
-	put32(f->cfg + 0x10, 0x4); /* 64-bit */
-	put32(f->cfg + 0x18, 0x8); /* prefetchable */
-	f->cfg[0x34] = 0x40;
-	f->cfg[0x3d] = 0x01;
-	f->cfg[0x40] = 0x01, f->cfg[0x41] = 0x50; /* PM */
-	f->cfg[0x50] = 0x11, f->cfg[0x51] = 0x60, f->cfg[0x52] = 0x03;
-	put32(f->cfg + 0x54, 0x2000);
-	put32(f->cfg + 0x58, 0x3000);
-	f->cfg[0x60] = 0x10, f->cfg[0x61] = 0x98, f->cfg[0x62] = 0x02;
-	put32(f->cfg + 0x64, 0x8fc0); /* device capabilities */
-	put32(f->cfg + 0x70, 0x11);   /* link capabilities */
-	f->cfg[0x98] = 0x09, f->cfg[0x99] = 0x00, f->cfg[0x9a] = 0x08;
-	f->dev.num_regions = 9;
-	f->dev.num_irqs = 5;
-	f->dev.irq_count[VFIO_PCI_MSIX_IRQ_INDEX] = 4;
-	f->dev.regions[VFIO_PCI_CONFIG_REGION_INDEX].size = PCI_CONFIG_SIZE;
-	add_region(f, 0, 16384, true);
-	add_region(f, 2, 4096, false);
-	snprintf(f->dev.node, sizeof(f->dev.node), "/dev/vfio/devices/vfio8");
-	f->dev.fd = -1;
+	vfio_fake_nic(&f->dev, f->cfg);
+	finish(f, "/dev/vfio/devices/vfio8");
 }
 
 /* --- The fake VM ---------------------------------------------------------------------- */
@@ -662,7 +625,7 @@ static void big_nic(struct fake_dev *f)
 {
 	nic(f);
 	f->cfg[0x52] = 0xff, f->cfg[0x53] = 0x07;
-	put32(f->cfg + 0x58, 0xc000);
+	vfio_fake_put32(f->cfg + 0x58, 0xc000);
 	f->dev.irq_count[VFIO_PCI_MSIX_IRQ_INDEX] = 2048;
 	free(f->region[0]);
 	add_region(f, 0, 65536, true);
@@ -904,7 +867,7 @@ static void test_hostile_config(void **state)
 static void edu_io_bar(struct fake_dev *f)
 {
 	edu(f, 0x0080);
-	put32(f->cfg + 0x14, 0xc001);
+	vfio_fake_put32(f->cfg + 0x14, 0xc001);
 	add_region(f, 1, 32, false);
 }
 

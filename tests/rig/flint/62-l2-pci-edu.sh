@@ -9,31 +9,12 @@
 # fault, flint stays up, and the round trip works again. flint runs with --log-level debug;
 # its log is shown.
 set -eu
+# shellcheck source=tests/rig/flint/case-lib.sh
+. /rig/lib/case-lib.sh
 bdf=$(/rig/lib/edu-bdf.sh)
 name=pci-edu
-cfg=/tmp/$name.json
-cat >"$cfg" <<JSON
-{
-  "boot-source": {
-    "kernel_image_path": "/rig/l2/bzImage",
-    "initrd_path": "/rig/l2/initramfs.cpio.gz",
-    "boot_args": "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd rdinit=/init flint.want_cpus=1 flint.want_mem_mib=128 flint.check=edu"
-  },
-  "drives": [],
-  "machine-config": {"vcpu_count": 1, "mem_size_mib": 128},
-  "flint": {"vfio-devices": [{"id": "edu", "bdf": "$bdf", "dma_mode": "pin"}]}
-}
-JSON
-rc=0
-/bin/flint --config-file "$cfg" --exit-port 0xf4 --timeout 240 --serial-log /tmp/$name.log \
-    --no-console --log-level debug 2>/tmp/$name.err || rc=$?
-cat /tmp/$name.err
-sed 's/^/  l2| /' /tmp/$name.log | grep -E 'flint-l2|Kernel panic|BUG|WARNING' || true
-if [ "$rc" -ne 1 ]; then
-    echo "flint exited $rc, want 1 (L2's edu check wrote 0 to the exit port)"
-    tail -n 40 /tmp/$name.log
-    exit 1
-fi
+l2_config $name flint.check=edu "\"flint\": {\"vfio-devices\": [{\"id\": \"edu\", \"bdf\": \"$bdf\", \"dma_mode\": \"pin\"}]}"
+l2_run $name 'flint-l2|Kernel panic|BUG|WARNING' "L2's edu check wrote 0 to the exit port" --log-level debug
 grep -q "DMA mode pin" /tmp/$name.err || { echo "flint did not report pin mode for $bdf"; exit 1; }
 grep -q "flint-l2: edu: DMA edu -> RAM" /tmp/$name.log || { echo "L2 ran no edu DMA"; exit 1; }
 dmesg | grep -i dmar | tail -n 5

@@ -5,6 +5,8 @@
 # it at the start, middle and last page, and writes its own; L1 then finds L2's. Both ends
 # use /bin/barpat (tests/rig/l2/barpat.c) through sysfs resource2.
 set -eu
+# shellcheck source=tests/rig/flint/case-lib.sh
+. /rig/lib/case-lib.sh
 bdf=
 for d in /sys/bus/pci/devices/*; do
     if [ "$(cat "$d/vendor")" = 0x1af4 ] && [ "$(cat "$d/device")" = 0x1110 ]; then
@@ -14,29 +16,9 @@ done
 [ -n "$bdf" ] || { echo "no ivshmem device in L1"; exit 1; }
 /rig/bin/barpat 0x1af4 0x1110 2 fill 1
 name=pci-ivshmem
-cfg=/tmp/$name.json
-cat >"$cfg" <<JSON
-{
-  "boot-source": {
-    "kernel_image_path": "/rig/l2/bzImage",
-    "initrd_path": "/rig/l2/initramfs.cpio.gz",
-    "boot_args": "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd rdinit=/init flint.want_cpus=1 flint.want_mem_mib=128 flint.check=ivshmem"
-  },
-  "drives": [],
-  "machine-config": {"vcpu_count": 1, "mem_size_mib": 128},
-  "flint": {"vfio-devices": [{"id": "ivshmem", "bdf": "$bdf", "dma_mode": "pin"}]}
-}
-JSON
-rc=0
-/bin/flint --config-file "$cfg" --exit-port 0xf4 --timeout 240 --serial-log /tmp/$name.log \
-    --no-console --log-level info 2>/tmp/$name.err || rc=$?
-cat /tmp/$name.err
-sed 's/^/  l2| /' /tmp/$name.log | grep -E 'flint-l2|barpat|Kernel panic|BUG|WARNING' || true
-if [ "$rc" -ne 1 ]; then
-    echo "flint exited $rc, want 1 (L2's ivshmem check wrote 0 to the exit port)"
-    tail -n 40 /tmp/$name.log
-    exit 1
-fi
+l2_config $name flint.check=ivshmem "\"flint\": {\"vfio-devices\": [{\"id\": \"ivshmem\", \"bdf\": \"$bdf\", \"dma_mode\": \"pin\"}]}"
+l2_run $name 'flint-l2|barpat|Kernel panic|BUG|WARNING' "L2's ivshmem check wrote 0 to the exit port" \
+    --log-level info
 grep -q "BAR2, 64-bit, 1048576 KiB, at guest 0x1" /tmp/$name.err ||
     { echo "flint did not place BAR2 above 4 GiB"; exit 1; }
 /rig/bin/barpat 0x1af4 0x1110 2 check 2

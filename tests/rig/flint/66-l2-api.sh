@@ -7,27 +7,12 @@
 # SendCtrlAltDel makes L2's Linux reboot, which with reboot=k ends flint
 # with 0; the socket file is gone afterwards.
 set -eu
+# shellcheck source=tests/rig/flint/case-lib.sh
+. /rig/lib/case-lib.sh
+errs='/tmp/api.err /tmp/api-fc.log'
 sock=/tmp/api.sock
 log=/tmp/api.log
-req() { /rig/bin/apireq "$sock" "$@"; }
-fail() {
-    echo "$*"
-    cat /tmp/api.err /tmp/api-fc.log 2>/dev/null
-    tail -n 20 "$log"
-    # flint would run on to its --timeout and hold the case open that long.
-    [ -z "${pid:-}" ] || kill -9 "$pid" 2>/dev/null
-    exit 1
-}
 size() { wc -c <"$log"; }
-# Up to $2 tries of 0.2 s for "$1" in L2's console.
-wait_for() {
-    n=0
-    until grep -q "$1" "$log" 2>/dev/null; do
-        n=$((n + 1))
-        [ "$n" -lt "$2" ] || return 1
-        sleep 0.2
-    done
-}
 dd if=/dev/zero of=/tmp/api-data.img bs=1k count=1024 2>/dev/null
 /bin/flint --api-sock "$sock" --no-console --serial-log "$log" --timeout 300 2>/tmp/api.err &
 pid=$!

@@ -9,25 +9,11 @@
 # does not take, an interface that does not exist; a rate_limiter alone is taken; GET
 # /vm/config shows the new file.
 set -eu
+# shellcheck source=tests/rig/flint/case-lib.sh
+. /rig/lib/case-lib.sh
+errs=/tmp/patch.err
 sock=/tmp/patch.sock
 log=/tmp/patch.log
-req() { /rig/bin/apireq "$sock" "$@"; }
-fail() {
-    echo "$*"
-    cat /tmp/patch.err
-    tail -n 30 "$log"
-    [ -z "${pid:-}" ] || kill -9 "$pid" 2>/dev/null # else it holds the case to its --timeout
-    exit 1
-}
-# Up to $2 tries of 0.2 s for "$1" in L2's console.
-wait_for() {
-    n=0
-    until grep -q "$1" "$log" 2>/dev/null; do
-        n=$((n + 1))
-        [ "$n" -lt "$2" ] || return 1
-        sleep 0.2
-    done
-}
 # refused EXPECT METHOD PATH BODY: a 400 whose answer has EXPECT.
 refused() {
     want=$1

@@ -11,25 +11,10 @@
 #     PATCH /drives opens a file root owns (0600) but not one of another user (0600):
 #     flint, without CAP_DAC_OVERRIDE, opens what its own uid may (Firecracker's jailer).
 set -eu
-l2_args='console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd rdinit=/init flint.check=caps'
-fail() {
-    echo "$*"
-    cat /tmp/caps-*.err 2>/dev/null
-    tail -n 20 "$log"
-    [ -z "${pid:-}" ] || kill -9 "$pid" 2>/dev/null # else it holds the case to its --timeout
-    exit 1
-}
-req() { /rig/bin/apireq "$sock" "$@"; }
-# Up to $2 tries of 0.2 s for "$1" in L2's console.
-wait_for() {
-    n=0
-    until grep -q "$1" "$log" 2>/dev/null; do
-        n=$((n + 1))
-        [ "$n" -lt "$2" ] || return 1
-        sleep 0.2
-    done
-}
-field() { awk -v k="$1:" '$1 == k { print $2 }' "$2"; }
+# shellcheck source=tests/rig/flint/case-lib.sh
+. /rig/lib/case-lib.sh
+l2_args="$l2_cmdline pci=off flint.check=caps"
+errs='/tmp/caps-*.err'
 # check_threads PID ID: every thread of PID has no capability, no_new_privs, uid and gid ID.
 check_threads() {
     n=0

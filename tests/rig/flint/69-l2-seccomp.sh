@@ -7,18 +7,10 @@
 # with 0 through the filtered loop. Then --seccomp off (one vCPU, to fit the case's time):
 # every thread shows Seccomp 0.
 set -eu
-l2_args='console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd rdinit=/init flint.check=caps'
-fail() { echo "$*"; cat /tmp/seccomp-*.err 2>/dev/null; tail -n 20 "$log"; exit 1; }
-req() { /rig/bin/apireq "$sock" "$@"; }
-wait_for() {
-    n=0
-    until grep -q "$1" "$log" 2>/dev/null; do
-        n=$((n + 1))
-        [ "$n" -lt "$2" ] || return 1
-        sleep 0.2
-    done
-}
-field() { awk -v k="$1:" '$1 == k { print $2 }' "$2"; }
+# shellcheck source=tests/rig/flint/case-lib.sh
+. /rig/lib/case-lib.sh
+l2_args="$l2_cmdline pci=off flint.check=caps"
+errs='/tmp/seccomp-*.err'
 # check_threads PID MODE FILTERS MIN: every thread's Seccomp and Seccomp_filters, at least
 # MIN threads (the loop, two I/O threads for the drive, the vCPUs); the names seen.
 check_threads() {

@@ -12,18 +12,11 @@
 #  2. API only, InstanceStart, then SIGTERM to the parent: forwarded, the VM ends, 143.
 #  3. --cgroup on this kernel (no cgroups at all): 70 and the reason, before any VM.
 set -eu
-l2_args='console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd rdinit=/init flint.check=caps'
+# shellcheck source=tests/rig/flint/case-lib.sh
+. /rig/lib/case-lib.sh
+l2_args="$l2_cmdline pci=off flint.check=caps"
+errs='/tmp/jail-*.err'
 root=/tmp/jail/root
-fail() { echo "$*"; cat /tmp/jail-*.err 2>/dev/null; tail -n 20 "$log"; exit 1; }
-req() { /rig/bin/apireq "$sock" "$@"; }
-wait_for() {
-    n=0
-    until grep -q "$1" "$log" 2>/dev/null; do
-        n=$((n + 1))
-        [ "$n" -lt "$2" ] || return 1
-        sleep 0.2
-    done
-}
 # The jailed child of the parent $1 (by PPid: this kernel has no /proc/<pid>/task/*/children).
 child_of() {
     n=0

@@ -6,6 +6,8 @@
 # assigned (DMA mode auto); with IOMMUFD_FD
 # flint adopts that already open iommufd instead of opening /dev/iommu itself.
 set -eu
+# shellcheck source=tests/rig/flint/case-lib.sh
+. /rig/lib/case-lib.sh
 vcpus=$1
 mem=$2
 flint_json=
@@ -16,25 +18,16 @@ if [ $# -ge 3 ]; then
     case $3 in /*) key=path ;; esac
     flint_json=", \"flint\": {$iommu\"vfio-devices\": [{\"id\": \"dev0\", \"$key\": \"$3\"}]}"
 fi
-cfg=/tmp/l2-$vcpus.json
+cfg=/tmp/flint-$vcpus.json
 cat >"$cfg" <<JSON
 {
   "boot-source": {
     "kernel_image_path": "/rig/l2/bzImage",
     "initrd_path": "/rig/l2/initramfs.cpio.gz",
-    "boot_args": "console=ttyS0 reboot=k panic=-1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd rdinit=/init flint.want_cpus=$vcpus flint.want_mem_mib=$mem"
+    "boot_args": "$l2_cmdline pci=off flint.want_cpus=$vcpus flint.want_mem_mib=$mem"
   },
   "drives": [],
   "machine-config": {"vcpu_count": $vcpus, "mem_size_mib": $mem}$flint_json
 }
 JSON
-rc=0
-/bin/flint --config-file "$cfg" --exit-port 0xf4 --timeout 240 --serial-log /tmp/l2-$vcpus.log --no-console \
-    2>/tmp/flint-$vcpus.err || rc=$?
-cat /tmp/flint-$vcpus.err
-sed 's/^/  l2| /' /tmp/l2-$vcpus.log | grep -E 'flint-l2|Kernel panic|BUG|Linux version' || true
-if [ "$rc" -ne 1 ]; then
-    echo "flint exited $rc, want 1 (L2 init wrote 0 to the exit port)"
-    tail -n 30 /tmp/l2-$vcpus.log
-    exit 1
-fi
+l2_run "flint-$vcpus" 'flint-l2|Kernel panic|BUG|Linux version' "L2 init wrote 0 to the exit port"
