@@ -14,7 +14,9 @@ qemu=$(command -v qemu-system-x86_64) || { echo "startup: no qemu-system-x86_64"
 cc -O2 -Wall -Wextra -std=gnu11 -o "$out/vmrun" bench/vmrun.c
 # Linked as on the host (dynamically, against libc only): --add-bin copies libc and the loader.
 cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$out/floor" bench/floor.c
-ver=$(git describe --always --dirty 2>/dev/null || echo '?')
+# The build flint says it is (the binary measured may not be this checkout's HEAD).
+ver=$("$build/flint" --version 2>/dev/null | sed -n 's/^flint \([^,]*\),.*/\1/p')
+[ -n "$ver" ] || ver=$(git describe --always --dirty 2>/dev/null || echo '?')
 # The run counts: the host's BENCH_* if set, else fewer than on a host, so that the whole
 # rig run (its boot, 22 interleaved rounds, 10 -k rounds, 3 strace rounds) stays well under
 # 10 minutes on this 2-CPU machine even when other work slows it 2x (30 rounds and 5 strace

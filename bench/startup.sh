@@ -134,7 +134,9 @@ for vmm in flint floor qemu; do
 done
 
 echo "flint startup benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs"
-echo "flint ${FLINT_DESCRIBE:-$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')}, $("$QEMU" --version | head -n 1)"
+[ -n "${FLINT_DESCRIBE:-}" ] ||
+	FLINT_DESCRIBE=$("$FLINT" --version 2>/dev/null | sed -n 's/^flint \([^,]*\),.*/\1/p')
+echo "flint ${FLINT_DESCRIBE:-?}, $("$QEMU" --version | head -n 1)"
 echo "payload $PAYLOAD, $MEM MiB guest RAM, 1 vCPU"
 
 # 1 + 2: interleaved runs, flint, floor, QEMU, warm-up runs discarded. Each line: the vmrun
