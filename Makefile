@@ -35,6 +35,9 @@ LDLIBS   = $(PKG_LIBS) -lpthread
 # run time: flint never looks a name up (its sockets are Unix ones), so those are hidden.
 STATIC_LDLIBS = $(shell pkg-config --libs --static $(PKGS) 2>/dev/null) -lpthread
 STATIC_LD_QUIET := -e 'in statically linked applications requires at runtime' -e ': in function `'
+# ... and the link fails if flint's own code ever calls one (or dlopen, iconv).
+NSS_CALLS := getaddrinfo|getnameinfo|gethostbyname2?|getpw(nam|uid)(_r)?|getgr(nam|gid)(_r)?
+NSS_CALLS := $(NSS_CALLS)|getservbyname|getprotobyn(ame|umber)|initgroups|dlopen|iconv_open
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 # Everything but main() is one library, built once per flavour: flint, the tests, the rig
@@ -74,7 +77,7 @@ $(BUILD)/asan/obj/%.o: %.c
 SANDBOX_GEN_SRCS := $(wildcard vmm/sandbox/*.c)
 $(BUILD)/sandbox-gen: $(call OBJ,$(BUILD),$(SANDBOX_GEN_SRCS))
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $^ $(shell pkg-config --libs libseccomp)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(shell pkg-config --libs libseccomp)
 $(BUILD)/gen/sandbox_bpf.c: $(BUILD)/sandbox-gen
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  GEN     $@")
@@ -101,7 +104,10 @@ $(ASAN_LIB): $(call OBJ,$(BUILD)/asan,$(LIB_SRCS)) $(BUILD)/asan/obj/gen/sandbox
 
 $(BUILD)/flint: $(BUILD)/obj/vmm/main.o $(PLAIN_LIB)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -static-pie -o $@ $^ $(STATIC_LDLIBS) 2>$@.ld || { cat $@.ld; exit 1; }
+	$(Q)if nm -u $^ | grep -wE '$(NSS_CALLS)'; then \
+		echo "$@: flint calls the name lookups above, which a static glibc cannot do" >&2; \
+		exit 1; fi
+	$(Q)$(CC) -static-pie -o $@ $^ $(STATIC_LDLIBS) 2>$@.ld || { cat $@.ld; rm -f $@.ld; exit 1; }
 	@grep -v $(STATIC_LD_QUIET) $@.ld >&2; rm -f $@.ld
 $(BUILD)/asan/flint: $(BUILD)/asan/obj/vmm/main.o $(ASAN_LIB)
 	@$(if $(Q),echo "  LD      $@")

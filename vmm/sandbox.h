@@ -41,7 +41,7 @@ const char *sandbox_mode_name(enum sandbox_mode mode);
 int sandbox_prepare(struct sandbox *s, enum sandbox_mode mode);
 /* The filter a thread of @kind installs; NULL when the mode is off (install nothing). */
 const struct sysfilter *sandbox_filter(const struct sandbox *s, enum sandbox_kind kind);
-/* Releases the programs (after every thread that used them has ended). */
+/* Forgets the programs (static data; after every thread that used them has ended). */
 void sandbox_free(struct sandbox *s);
 
 /*

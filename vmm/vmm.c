@@ -56,7 +56,7 @@ struct vmm {
 	struct i8042 i8042;
 	struct boot_timer boot_timer;
 	struct exit_port exit_port;
-	struct sandbox sandbox; /* the threads' seccomp filters, compiled after the drop */
+	struct sandbox sandbox; /* the threads' seccomp filters, taken after the drop */
 	struct vcpu vcpus[VM_MAX_VCPUS];
 	struct vm vm;
 	struct vmm_virtio virtio;
@@ -73,8 +73,17 @@ struct vmm {
 static struct vmm first_vmm;
 static bool first_vmm_taken;
 
+/* The sanitizer build: every one from the heap, so that LSan does not take a static one's
+ * stale pointers as roots and ASan sees a use after vmm_free(). */
+#if defined(__SANITIZE_ADDRESS__)
+#define VMM_HEAP_ONLY 1
+#endif
+
 static struct vmm *vmm_alloc(void)
 {
+#ifdef VMM_HEAP_ONLY
+	first_vmm_taken = true;
+#endif
 	if (first_vmm_taken)
 		return calloc(1, sizeof(struct vmm));
 	first_vmm_taken = true;

@@ -197,7 +197,8 @@ static struct event_base *new_base(void)
 
 	if (c && !event_config_set_flag(c, EVENT_BASE_FLAG_IGNORE_ENV | EVENT_BASE_FLAG_NOLOCK))
 		b = event_base_new_with_config(c);
-	event_config_free(c);
+	if (c)
+		event_config_free(c); /* libevent's does not take NULL */
 	return b;
 }
 

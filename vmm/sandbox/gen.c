@@ -12,6 +12,7 @@
  * "sanitized" is for the sanitizer build (build/asan/flint), whose runtime makes calls of
  * its own: they are added to every list, in one place (below).
  */
+#include "vmm/sandbox.h"
 #include "vmm/sandbox/rules.h"
 
 #include <errno.h>
@@ -25,13 +26,29 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* In the order of vmm/sandbox.h's enums: modes on, log; kinds loop, vcpu, I/O. */
-static const char *const kinds[] = { "loop", "vcpu", "io" };
-static int (*const lists[])(scmp_filter_ctx) = { sandbox_loop_rules, sandbox_vcpu_rules,
-	                                         sandbox_io_rules };
-static const char *const modes[] = { "on", "log" };
-static const uint32_t refused[] = { SCMP_ACT_TRAP, SCMP_ACT_LOG };
-#define NAMES_MAX 512 /* vmm/sandbox.h's SANDBOX_NAMES_MAX */
+/*
+ * Each kind of thread: its list, and its name in vmm/sandbox.h's enum (the output indexes
+ * by those names, so it follows the enum whatever its order); the same for the modes.
+ */
+static const struct {
+	const char *name, *enum_name;
+	int (*rules)(scmp_filter_ctx);
+} kinds[] = {
+	{ "loop", "SANDBOX_LOOP", sandbox_loop_rules },
+	{ "vcpu", "SANDBOX_VCPU", sandbox_vcpu_rules },
+	{ "io", "SANDBOX_IO", sandbox_io_rules },
+};
+static const struct {
+	const char *name, *enum_name;
+	uint32_t refused;
+} modes[] = {
+	{ "on", "SANDBOX_ON", SCMP_ACT_TRAP },
+	{ "log", "SANDBOX_LOG", SCMP_ACT_LOG },
+};
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+#define NMODES (sizeof(modes) / sizeof(modes[0]))
+_Static_assert(NKINDS == SANDBOX_KINDS, "a list for every kind of thread");
+_Static_assert(NMODES == SANDBOX_OFF, "a program for every mode that has a filter");
 
 /*
  * The one place the sanitizer build allows more, in every thread's list, so that the
@@ -139,7 +156,7 @@ static int export(scmp_filter_ctx ctx, struct sock_filter **insns, size_t *len)
 	return r;
 }
 
-static int compile(int kind, uint32_t action, bool sanitized, struct sock_filter **insns,
+static int compile(unsigned kind, uint32_t action, bool sanitized, struct sock_filter **insns,
                    size_t *len)
 {
 	scmp_filter_ctx ctx = seccomp_init(action);
@@ -150,7 +167,7 @@ static int compile(int kind, uint32_t action, bool sanitized, struct sock_filter
 	/* A call through another ABI (int 0x80, x32) is refused as any unlisted call is. */
 	r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, action);
 	if (!r)
-		r = lists[kind](ctx);
+		r = kinds[kind].rules(ctx);
 	if (!r && sanitized)
 		r = sandbox_allow(ctx, sanitizer_calls, SANDBOX_COUNT(sanitizer_calls));
 	if (!r && sanitized)
@@ -161,9 +178,10 @@ static int compile(int kind, uint32_t action, bool sanitized, struct sock_filter
 	return r;
 }
 
-static void print_program(int mode, int kind, const struct sock_filter *f, size_t len)
+static void print_program(unsigned mode, unsigned kind, const struct sock_filter *f, size_t len)
 {
-	printf("static const struct sock_filter %s_%s[%zu] = {\n", modes[mode], kinds[kind], len);
+	printf("static const struct sock_filter %s_%s[%zu] = {\n", modes[mode].name,
+	       kinds[kind].name, len);
 	for (size_t i = 0; i < len; i++)
 		printf("\t{ 0x%04x, %u, %u, 0x%08x },\n", f[i].code, f[i].jt, f[i].jf, f[i].k);
 	printf("};\n\n");
@@ -172,7 +190,7 @@ static void print_program(int mode, int kind, const struct sock_filter *f, size_
 static void print_names(void)
 {
 	printf("const char *const sandbox_syscall_names[SANDBOX_NAMES_MAX] = {\n");
-	for (int i = 0; i < NAMES_MAX; i++) {
+	for (int i = 0; i < SANDBOX_NAMES_MAX; i++) {
 		char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, i);
 		if (name)
 			printf("\t[%d] = \"%s\",\n", i, name);
@@ -196,25 +214,26 @@ int main(int argc, char **argv)
 	}
 	printf("/* Made by vmm/sandbox/gen.c (%s build): do not edit. */\n", argv[1]);
 	printf("#include \"vmm/sandbox.h\"\n\n");
-	for (int m = 0; m < 2; m++)
-		for (int k = 0; k < 3; k++) {
+	for (unsigned m = 0; m < NMODES; m++)
+		for (unsigned k = 0; k < NKINDS; k++) {
 			struct sock_filter *f;
 			size_t len = 0;
-			int r = compile(k, refused[m], sanitized, &f, &len);
+			int r = compile(k, modes[m].refused, sanitized, &f, &len);
 			if (r) {
-				fprintf(stderr, "sandbox-gen: the %s list (%s): %s\n", kinds[k],
-				        modes[m], strerror(-r));
+				fprintf(stderr, "sandbox-gen: the %s list (%s): %s\n",
+				        kinds[k].name, modes[m].name, strerror(-r));
 				return 1;
 			}
 			print_program(m, k, f, len);
 			free(f);
 		}
 	printf("const struct sandbox_program sandbox_programs[SANDBOX_OFF][SANDBOX_KINDS] = {\n");
-	for (int m = 0; m < 2; m++) {
-		printf("\t{\n");
-		for (int k = 0; k < 3; k++)
-			printf("\t\t{ %s_%s, sizeof(%s_%s) / sizeof(%s_%s[0]) },\n", modes[m],
-			       kinds[k], modes[m], kinds[k], modes[m], kinds[k]);
+	for (unsigned m = 0; m < NMODES; m++) {
+		printf("\t[%s] = {\n", modes[m].enum_name);
+		for (unsigned k = 0; k < NKINDS; k++)
+			printf("\t\t[%s] = { %s_%s, sizeof(%s_%s) / sizeof(%s_%s[0]) },\n",
+			       kinds[k].enum_name, modes[m].name, kinds[k].name, modes[m].name,
+			       kinds[k].name, modes[m].name, kinds[k].name);
 		printf("\t},\n");
 	}
 	printf("};\n\n");
