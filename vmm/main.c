@@ -277,6 +277,7 @@ int main(int argc, char **argv)
 	cli_init(&cli);
 	cli.run.start_ns = atomic_load(&phases.at[PHASE_MAIN]);
 	cli.run.phases = &phases;
+	cli.run.process_exits = true; /* main returns once the VM is gone */
 	/* A closed console pipe must be an error on write, not the end of the VM. */
 	signal(SIGPIPE, SIG_IGN);
 	code = cli_parse(argc, argv, &cli);

@@ -319,6 +319,12 @@ static int enter_sandbox(struct vmm *m)
 	return -1;
 }
 
+/* What the process's exit releases anyway is left to it (run_opts.process_exits). */
+static bool leave_to_exit(const struct vmm *m)
+{
+	return m->opts && m->opts->process_exits;
+}
+
 static void stop_vcpus(struct vmm *m)
 {
 	atomic_store(&m->vm.stopping, true);
@@ -328,7 +334,7 @@ static void stop_vcpus(struct vmm *m)
 		vcpu_kick(&m->vcpus[i]);
 	for (unsigned i = 0; i < m->vm.nvcpus; i++)
 		vcpu_join(&m->vcpus[i]);
-	for (unsigned i = 0; i < m->vm.nvcpus; i++)
+	for (unsigned i = 0; i < m->vm.nvcpus && !leave_to_exit(m); i++)
 		vcpu_destroy(&m->vcpus[i]);
 	m->vm.nvcpus = 0;
 }
@@ -546,8 +552,10 @@ static void vmm_teardown(struct vmm *m)
 	}
 	if (m->kbd_irq >= 0)
 		close(m->kbd_irq);
-	vm_destroy(&m->vm);
-	guest_memory_destroy(&m->mem);
+	if (!leave_to_exit(m)) {
+		vm_destroy(&m->vm);
+		guest_memory_destroy(&m->mem);
+	}
 	free(m->cmdline);
 	sandbox_free(&m->sandbox); /* every thread that installed one has ended */
 }

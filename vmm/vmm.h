@@ -28,6 +28,13 @@ struct run_opts {
 	struct mmds *mmds;
 	struct jail *jail;     /* --chroot: entered just before the drop; NULL: none */
 	struct phases *phases; /* start-up phase marks (base/phases.h); NULL: none */
+	/*
+	 * The process ends as soon as the VM is freed (main sets it; tests do not): what the
+	 * kernel releases at exit anyway (the VM's and vCPUs' fds, their kvm_run pages, guest
+	 * RAM) is left to it, as a process that just exits leaves it (issue #16: closing them
+	 * first cost more, and nothing in them is lost). Everything else is still torn down.
+	 */
+	bool process_exits;
 };
 
 /*
