@@ -7,24 +7,34 @@
 #include <net/if.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 
-/* "06:00:ac:10:00:02": six two-digit hex bytes, colon-separated, nothing else. */
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * "06:00:ac:10:00:02": six colon-separated bytes of two characters each, as Firecracker
+ * reads them (u8::from_str_radix on each: two hex digits, or '+' and one). By hand: sscanf's
+ * %2x also took "-2" (as 0xfe... cut to a byte), " 2" and "0x".
+ */
 static int parse_mac(const char *s, uint8_t mac[6])
 {
-	unsigned b[6];
-	char tail;
-
-	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3],
-	                              &b[4], &b[5], &tail) != 6)
+	if (strlen(s) != 17)
 		return -EINVAL;
 	for (int i = 0; i < 6; i++) {
-		if (s[i * 3 + 2] != ':' && i < 5)
+		const char *b = s + i * 3;
+		int hi = b[0] == '+' ? 0 : hex_digit(b[0]), lo = hex_digit(b[1]);
+
+		if (hi < 0 || lo < 0 || (i < 5 && b[2] != ':'))
 			return -EINVAL;
-		mac[i] = (uint8_t)b[i];
+		mac[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;
 }
