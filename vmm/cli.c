@@ -8,7 +8,7 @@
 #include "vmm/mmds/mmds.h"
 #include "vmm/base/file.h"
 #include "vmm/caps.h"
-#include "vmm/exitcode.h"
+#include "vmm/base/exitcode.h"
 #include "vmm/jail.h"
 
 #include <ctype.h>

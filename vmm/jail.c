@@ -2,7 +2,7 @@
 #include "vmm/jail.h"
 #include "vmm/caps.h"
 #include "vmm/base/log.h"
-#include "vmm/exitcode.h"
+#include "vmm/base/exitcode.h"
 
 #include <ctype.h>
 #include <errno.h>

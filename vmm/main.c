@@ -3,7 +3,7 @@
 #include "vmm/base/clock.h"
 #include "vmm/cli.h"
 #include "vmm/config/config.h"
-#include "vmm/exitcode.h"
+#include "vmm/base/exitcode.h"
 #include "vmm/jail.h"
 #include "vmm/base/log.h"
 #include "vmm/base/phases.h"

@@ -1,7 +1,7 @@
 /* seccomp per thread: the modes, and the programs compiled at build time. See sandbox.h. */
 #include "vmm/sandbox.h"
 #include "vmm/base/log.h"
-#include "vmm/exitcode.h"
+#include "vmm/base/exitcode.h"
 
 #include <string.h>
 

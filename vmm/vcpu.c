@@ -1,6 +1,6 @@
 /* The generic vCPU: its thread, the KVM_RUN loop and exit dispatch; x86 set-up is vmm/x86/. */
 #include "vmm/vcpu.h"
-#include "vmm/exitcode.h"
+#include "vmm/base/exitcode.h"
 #include "vmm/base/log.h"
 #include "vmm/base/phases.h"
 #include "vmm/base/sysfilter.h"

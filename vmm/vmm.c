@@ -11,7 +11,7 @@
 #include "vmm/caps.h"
 #include "vmm/sandbox.h"
 #include "vmm/console.h"
-#include "vmm/exitcode.h"
+#include "vmm/base/exitcode.h"
 #include "vmm/base/file.h"
 #include "vmm/x86/layout.h"
 #include "vmm/base/log.h"

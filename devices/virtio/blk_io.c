@@ -3,7 +3,7 @@
 #include "vmm/base/log.h"
 #include "vmm/base/loop.h"
 #include "vmm/base/sysfilter.h"
-#include "vmm/exitcode.h"
+#include "vmm/base/exitcode.h"
 
 #include <errno.h>
 #include <limits.h>

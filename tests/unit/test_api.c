@@ -10,7 +10,7 @@
 #include "vmm/base/log.h"
 #include "vmm/base/loop.h"
 #include "vmm/config/config.h"
-#include "vmm/exitcode.h"
+#include "vmm/base/exitcode.h"
 #include "vmm/metrics.h"
 #include "vmm/mmds/mmds.h"
 #include "vmm/vmm.h"

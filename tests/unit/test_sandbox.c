@@ -8,7 +8,7 @@
  */
 #include "tests/lib/util.h"
 #include "vmm/base/log.h"
-#include "vmm/exitcode.h"
+#include "vmm/base/exitcode.h"
 #include "vmm/sandbox.h"
 
 #include <errno.h>
