@@ -215,8 +215,9 @@ fails() { # number of runs in FILE that did not exit as expected
 }
 ms() { awk -v x="$1" 'BEGIN { printf "%.1f", x / 1000 }'; }
 mib() { awk -v x="$1" 'BEGIN { printf "%.2f", x / 1024 }'; }
+num() { printf '%s' "$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
-row() { # row LABEL "n median min max" SCALE(ms|mib)
+row() { # row LABEL "n median min max" SCALE(ms|mib|num)
 	# shellcheck disable=SC2086 # split "n median min max"
 	set -- "$1" $2 "$3"
 	if [ "$2" -eq 0 ]; then
@@ -291,6 +292,10 @@ row "qemu CPU, ms" "$(stats "$T/qemu.runs" cpu_us)" ms
 row "flint peak RSS, MiB" "$(stats "$T/flint.runs" maxrss_kib)" mib
 row "floor peak RSS, MiB" "$(stats "$T/floor.runs" maxrss_kib)" mib
 row "qemu peak RSS, MiB" "$(stats "$T/qemu.runs" maxrss_kib)" mib
+row "flint page faults (minor)" "$(stats "$T/flint.runs" minflt)" num
+row "floor page faults (minor)" "$(stats "$T/floor.runs" minflt)" num
+row "flint context switches" "$(stats "$T/flint.runs" csw)" num
+row "floor context switches" "$(stats "$T/floor.runs" csw)" num
 row "flint main() -> boot-timer write, ms" "$(stats "$T/flint.boot")" ms
 echo "  (the last is flint's 'guest boot time' log line: from main(), so without exec and linking)"
 printf '  %-12s %12s %12s\n' "of medians" "flint/floor" "flint/qemu"

@@ -5,13 +5,16 @@
  *   vmrun [-k] [-o OUT] [-e ERR] -- COMMAND [ARG...]
  *
  * Prints one line on stdout:
- *   wall_us=W kvm_run_us=K maxrss_kib=R cpu_us=C status=S start_ns=T0 end_ns=T1
+ *   wall_us=W kvm_run_us=K maxrss_kib=R cpu_us=C status=S start_ns=T0 end_ns=T1 minflt=F
+ *   csw=X
  *
  *   wall_us     CLOCK_MONOTONIC from just before fork() to wait4() returning (exec -> exit)
  *   kvm_run_us  with -k only (else -1): from just before the child's execve() to the first
  *               ioctl(KVM_RUN) of any of its threads, seen as a seccomp stop at syscall
  *               entry (see below); -1 if the command never called KVM_RUN
  *   maxrss_kib  ru_maxrss of the child from wait4(): its peak resident set, KiB
+ *   minflt      ru_minflt: the child's page faults that needed no I/O (first touches)
+ *   csw         ru_nvcsw + ru_nivcsw: its context switches (waits and preemptions)
  *   cpu_us      user + system CPU time of the child
  *   status      exit code, or 128+signal if it was killed
  *   start_ns    absolute CLOCK_MONOTONIC of the child just before its execve() (sent through
@@ -212,10 +215,10 @@ int main(int argc, char **argv)
 	if (read(ts_pipe[0], &t_start, sizeof(t_start)) != sizeof(t_start))
 		t_start = -1;
 	printf("wall_us=%lld kvm_run_us=%lld maxrss_kib=%ld cpu_us=%lld status=%d start_ns=%lld "
-	       "end_ns=%lld\n",
+	       "end_ns=%lld minflt=%ld csw=%ld\n",
 	       (t_end - t0) / 1000, t_run < 0 ? -1LL : (t_run - t_exec) / 1000, ru.ru_maxrss,
 	       (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL +
 		       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec,
-	       status, t_start, t_end);
+	       status, t_start, t_end, ru.ru_minflt, ru.ru_nvcsw + ru.ru_nivcsw);
 	return 0;
 }
