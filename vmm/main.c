@@ -184,13 +184,19 @@ static int load_config(struct cli *cli, struct vm_config *cfg)
 static int run_config(struct cli *cli)
 {
 	struct vm_config cfg;
-	int code = load_config(cli, &cfg);
+	int code;
 
+	/* A run's VM is made while the config is read; a dry run makes none. */
+	if (!cli->dry_run)
+		cli->run.early = vmm_early_start();
+	code = load_config(cli, &cfg);
 	phases_mark(cli->run.phases, PHASE_CONFIG);
 	if (code < 0) {
 		cli_report(cli);
 		code = cli->dry_run ? dry_run(&cfg, cli->run.jail) : vmm_run(&cfg, &cli->run);
 	}
+	vmm_early_end(cli->run.early);
+	cli->run.early = NULL;
 	config_free(&cfg);
 	return code;
 }

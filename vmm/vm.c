@@ -34,7 +34,7 @@ static const struct {
 };
 
 /* One message naming every missing capability, so the user fixes the host once. */
-static int check_caps(int kvm_fd)
+static int check_caps(int kvm_fd, char *why, size_t len)
 {
 	char missing[512] = "";
 
@@ -46,7 +46,7 @@ static int check_caps(int kvm_fd)
 	}
 	if (!missing[0])
 		return 0;
-	log_error("/dev/kvm lacks capabilities flint needs:%s", missing);
+	snprintf(why, len, "/dev/kvm lacks capabilities flint needs:%s", missing);
 	return -ENOTSUP;
 }
 
@@ -72,24 +72,75 @@ static int add_memslots(struct vm *vm, bool track_dirty)
 	return 0;
 }
 
-/* Issues @req on the VM fd, logging which step failed. */
-static int vm_ioctl(struct vm *vm, unsigned long req, unsigned long arg, const char *name)
+/* Issues @req on the VM fd; on failure says which step in @k->why. */
+static int kvm_vm_ioctl(struct vm_kvm *k, unsigned long req, unsigned long arg, const char *name)
 {
-	if (ioctl(vm->vm_fd, req, arg) >= 0)
+	if (ioctl(k->vm_fd, req, arg) >= 0)
 		return 0;
 	int e = errno;
-	log_error("%s: %s", name, strerror(e));
+	snprintf(k->why, sizeof(k->why), "%s: %s", name, strerror(e));
 	return -e;
 }
 
-int vm_create(struct vm *vm, const char *kvm_path, struct guest_memory *mem, bool track_dirty,
-              struct loop *loop)
+void vm_kvm_open(struct vm_kvm *k, const char *kvm_path)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	uint64_t identity = LAYOUT_KVM_IDENTITY;
 	int r, version;
 
+	k->vm_fd = -1;
+	k->why[0] = 0;
+	k->kvm_fd = open(kvm_path, O_RDWR | O_CLOEXEC);
+	if (k->kvm_fd < 0) {
+		r = -errno;
+		snprintf(k->why, sizeof(k->why), "cannot open %s: %s", kvm_path, strerror(-r));
+		goto out;
+	}
+	version = ioctl(k->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (version != KVM_API_VERSION) {
+		snprintf(k->why, sizeof(k->why), "%s: KVM API version %d, flint needs %d", kvm_path,
+		         version, KVM_API_VERSION);
+		r = -ENOTSUP;
+		goto out;
+	}
+	r = check_caps(k->kvm_fd, k->why, sizeof(k->why));
+	if (r)
+		goto out;
+	k->run_size = ioctl(k->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	k->vm_fd = ioctl(k->kvm_fd, KVM_CREATE_VM, 0);
+	if (k->vm_fd < 0 || k->run_size <= 0) {
+		r = -errno;
+		snprintf(k->why, sizeof(k->why), "KVM_CREATE_VM: %s", strerror(-r));
+		goto out;
+	}
+	r = kvm_vm_ioctl(k, KVM_SET_TSS_ADDR, LAYOUT_KVM_TSS, "KVM_SET_TSS_ADDR");
+	if (!r)
+		r = kvm_vm_ioctl(k, KVM_SET_IDENTITY_MAP_ADDR, (unsigned long)&identity,
+		                 "KVM_SET_IDENTITY_MAP_ADDR");
+	if (!r)
+		r = kvm_vm_ioctl(k, KVM_CREATE_IRQCHIP, 0, "KVM_CREATE_IRQCHIP");
+	if (!r)
+		r = kvm_vm_ioctl(k, KVM_CREATE_PIT2, (unsigned long)&pit, "KVM_CREATE_PIT2");
+out:
+	k->err = r;
+	if (r)
+		vm_kvm_close(k);
+}
+
+void vm_kvm_close(struct vm_kvm *k)
+{
+	if (k->vm_fd >= 0)
+		close(k->vm_fd);
+	if (k->kvm_fd >= 0)
+		close(k->kvm_fd);
+	k->vm_fd = k->kvm_fd = -1;
+}
+
+int vm_create(struct vm *vm, const struct vm_kvm *k, struct guest_memory *mem, bool track_dirty,
+              struct loop *loop)
+{
 	pthread_condattr_t ca;
+	int r;
 
 	/* Not the tables (vm.h): zero already, and untouched pages cost nothing. */
 	memset(vm, 0, offsetof(struct vm, msi));
@@ -99,49 +150,20 @@ int vm_create(struct vm *vm, const char *kvm_path, struct guest_memory *mem, boo
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&vm->park_cond, &ca);
 	pthread_condattr_destroy(&ca);
-	vm->vm_fd = -1;
 	vm->mem = mem;
 	vm->loop = loop;
 	bus_init(&vm->pio, "port I/O");
 	bus_init(&vm->mmio, "MMIO");
-	vm->kvm_fd = open(kvm_path, O_RDWR | O_CLOEXEC);
-	if (vm->kvm_fd < 0) {
-		r = -errno;
-		log_error("cannot open %s: %s", kvm_path, strerror(-r));
-		return r;
+	vm->kvm_fd = k->kvm_fd;
+	vm->vm_fd = k->vm_fd;
+	vm->run_size = k->run_size;
+	if (k->err) {
+		log_error("%s", k->why);
+		return k->err;
 	}
-	version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
-	if (version != KVM_API_VERSION) {
-		log_error("%s: KVM API version %d, flint needs %d", kvm_path, version,
-		          KVM_API_VERSION);
-		r = -ENOTSUP;
-		goto fail;
-	}
-	r = check_caps(vm->kvm_fd);
+	r = add_memslots(vm, track_dirty);
 	if (r)
-		goto fail;
-	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
-	if (vm->vm_fd < 0 || vm->run_size <= 0) {
-		r = -errno;
-		log_error("KVM_CREATE_VM: %s", strerror(-r));
-		goto fail;
-	}
-	r = vm_ioctl(vm, KVM_SET_TSS_ADDR, LAYOUT_KVM_TSS, "KVM_SET_TSS_ADDR");
-	if (!r)
-		r = vm_ioctl(vm, KVM_SET_IDENTITY_MAP_ADDR, (unsigned long)&identity,
-		             "KVM_SET_IDENTITY_MAP_ADDR");
-	if (!r)
-		r = vm_ioctl(vm, KVM_CREATE_IRQCHIP, 0, "KVM_CREATE_IRQCHIP");
-	if (!r)
-		r = vm_ioctl(vm, KVM_CREATE_PIT2, (unsigned long)&pit, "KVM_CREATE_PIT2");
-	if (!r)
-		r = add_memslots(vm, track_dirty);
-	if (r)
-		goto fail;
-	return 0;
-fail:
-	vm_destroy(vm);
+		vm_destroy(vm);
 	return r;
 }
 

@@ -56,12 +56,27 @@ struct vm {
 };
 
 /*
- * Opens @kvm_path, checks every capability flint needs (one message lists all missing),
- * creates the VM with its in-kernel irqchip and PIT, and registers @mem as memory slots.
- * @vm's msi and device_slot_used tables must be zero (as calloc leaves them): vm_create
- * clears the rest of @vm, not those.
+ * The part of a VM that needs no config: @kvm_path opened, every capability flint needs
+ * checked (one message lists all missing), the VM created with its TSS, identity map,
+ * in-kernel irqchip and PIT. It logs nothing, so that it can run on a thread of its own
+ * while the config is read (vmm.h's early start): a failure is kept in @why, with @err,
+ * for vm_create() to log where a VM has always failed. Nothing is left open on failure.
  */
-int vm_create(struct vm *vm, const char *kvm_path, struct guest_memory *mem, bool track_dirty,
+struct vm_kvm {
+	int kvm_fd, vm_fd, run_size;
+	int err; /* 0 or -errno */
+	char why[600];
+};
+void vm_kvm_open(struct vm_kvm *k, const char *kvm_path);
+/* Closes what vm_kvm_open() opened (for one that vm_create() never took). */
+void vm_kvm_close(struct vm_kvm *k);
+
+/*
+ * The VM of @k (which it takes over: vm_destroy() closes its fds), with @mem registered as
+ * memory slots; @k's failure is logged here. @vm's msi and device_slot_used tables must
+ * be zero (as calloc leaves them): vm_create clears the rest of @vm, not those.
+ */
+int vm_create(struct vm *vm, const struct vm_kvm *k, struct guest_memory *mem, bool track_dirty,
               struct loop *loop);
 void vm_destroy(struct vm *vm);
 
