@@ -127,13 +127,19 @@ out:
 		vm_kvm_close(k);
 }
 
+/* The VM's fd, then /dev/kvm's: what vm_kvm_open() opened and vm_create() took over. */
+static void close_fds(int *kvm_fd, int *vm_fd)
+{
+	if (*vm_fd >= 0)
+		close(*vm_fd);
+	if (*kvm_fd >= 0)
+		close(*kvm_fd);
+	*vm_fd = *kvm_fd = -1;
+}
+
 void vm_kvm_close(struct vm_kvm *k)
 {
-	if (k->vm_fd >= 0)
-		close(k->vm_fd);
-	if (k->kvm_fd >= 0)
-		close(k->kvm_fd);
-	k->vm_fd = k->kvm_fd = -1;
+	close_fds(&k->kvm_fd, &k->vm_fd);
 }
 
 int vm_create(struct vm *vm, const struct vm_kvm *k, struct guest_memory *mem, bool track_dirty,
@@ -169,11 +175,7 @@ int vm_create(struct vm *vm, const struct vm_kvm *k, struct guest_memory *mem, b
 
 void vm_destroy(struct vm *vm)
 {
-	if (vm->vm_fd >= 0)
-		close(vm->vm_fd);
-	if (vm->kvm_fd >= 0)
-		close(vm->kvm_fd);
-	vm->vm_fd = vm->kvm_fd = -1;
+	close_fds(&vm->kvm_fd, &vm->vm_fd);
 }
 
 int vm_irqfd(struct vm *vm, unsigned gsi)
