@@ -1,4 +1,5 @@
 #include "tests/lib/util.h"
+#include "vmm/base/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +55,50 @@ int test_group_teardown(void **state)
 	(void)state;
 	test_tmpdir_cleanup();
 	return 0;
+}
+
+static char log_path[512];
+
+int test_log_capture(const char *name)
+{
+	char why[256];
+
+	snprintf(log_path, sizeof(log_path), "%s/%s", test_tmpdir(), name);
+	return log_set_file(log_path, why, sizeof(why)) < 0 ? -1 : 0;
+}
+
+long test_log_mark(void)
+{
+	struct stat st;
+
+	if (stat(log_path, &st) < 0) {
+		fprintf(stderr, "test_log_mark: %s: %s\n", log_path, strerror(errno));
+		abort();
+	}
+	return (long)st.st_size;
+}
+
+const char *test_log_since(long mark)
+{
+	static char buf[1 << 16];
+	FILE *f = fopen(log_path, "r");
+	size_t n;
+
+	if (!f) {
+		fprintf(stderr, "test_log_since: %s: %s\n", log_path, strerror(errno));
+		abort();
+	}
+	fseek(f, mark, SEEK_SET);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return buf;
+}
+
+int test_log_group_teardown(void **state)
+{
+	log_close();
+	return test_group_teardown(state);
 }
 
 char *test_write_file(const char *name, const void *data, size_t len)

@@ -18,6 +18,16 @@ const char *test_tmpdir(void);
 void test_tmpdir_cleanup(void);
 /* A cmocka group teardown that removes the temp directory. */
 int test_group_teardown(void **state);
+/*
+ * flint's log in a file, for the tests that check what it says: test_log_capture() (in a
+ * group set-up) sends it to @name in the temp directory, 0 or -1; test_log_mark() is where
+ * the file ends now; test_log_since() is what was logged after a mark (static storage, at
+ * most 64 KiB); test_log_group_teardown() closes the log and removes the temp directory.
+ */
+int test_log_capture(const char *name);
+long test_log_mark(void);
+const char *test_log_since(long mark);
+int test_log_group_teardown(void **state);
 /* Writes @len bytes to @dir/@name and returns the path (static storage per call site). */
 char *test_write_file(const char *name, const void *data, size_t len);
 /*

@@ -55,8 +55,6 @@ static const uint8_t GMAC[6] = { 0x06, 0x00, 0xac, 0x10, 0x00, 0x02 };
 #define MIP   NET_MMDS_DEFAULT_IPV4
 #define OTHER 0xac100001u /* 172.16.0.1: the host side */
 
-static char log_path[300];
-
 /* ---- The stand-in responder ---- */
 
 /*
@@ -1374,17 +1372,8 @@ static void test_kernel_tcp(void **state)
 
 static int group_setup(void **state)
 {
-	char why[200];
-
 	(void)state;
-	snprintf(log_path, sizeof(log_path), "%s/mmds.log", test_tmpdir());
-	return log_set_file(log_path, why, sizeof(why)) < 0 ? -1 : 0;
-}
-
-static int group_teardown(void **state)
-{
-	log_close();
-	return test_group_teardown(state);
+	return test_log_capture("mmds.log");
 }
 
 int main(int argc, char **argv)
@@ -1409,5 +1398,5 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 		cmocka_unit_test(test_kernel_tcp),
 	};
-	return TEST_MAIN(tests, group_setup, group_teardown);
+	return TEST_MAIN(tests, group_setup, test_log_group_teardown);
 }

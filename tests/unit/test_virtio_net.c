@@ -46,7 +46,6 @@ static const uint64_t BASE = VIRTIO_FEATURE(VIRTIO_F_VERSION_1) |
 #define MRG (BASE | NF(MRG_RXBUF))
 
 static const uint8_t MAC[6] = { 0x06, 0x00, 0xac, 0x10, 0x00, 0x02 };
-static char log_path[300];
 
 struct fixture {
 	struct virtio_net n;
@@ -221,29 +220,6 @@ static uint16_t avail_event(struct fixture *f, unsigned q)
 	uint16_t *used = vdrv_hva(&f->d, vq->used, VIRTQ_USED_BYTES(vq->size));
 
 	return le16toh(used[2 + 4 * vq->size]);
-}
-
-/* Log lines written since @off (a byte offset of the log file), NUL-terminated. */
-static char *log_since(long off)
-{
-	FILE *fp = fopen(log_path, "r");
-	char *buf = calloc(1, 65536);
-	size_t n;
-
-	assert_non_null(fp);
-	assert_non_null(buf);
-	fseek(fp, off, SEEK_SET);
-	n = fread(buf, 1, 65535, fp);
-	buf[n] = 0;
-	fclose(fp);
-	return buf;
-}
-
-static long log_size(void)
-{
-	struct stat st;
-
-	return stat(log_path, &st) == 0 ? (long)st.st_size : 0;
 }
 
 static unsigned count_lines(const char *s)
@@ -858,7 +834,8 @@ static void test_tap_open_errors(void **state)
 {
 	struct net_config cfg = { .id = "tap0" };
 	struct virtio_net *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
-	char name[IFNAMSIZ], *log;
+	char name[IFNAMSIZ];
+	const char *log;
 	long off;
 
 	(void)state;
@@ -868,12 +845,11 @@ static void test_tap_open_errors(void **state)
 	assert_int_equal(if_nametoindex(name), 0);
 	cfg.host_dev = name;
 	/* Missing: refused, not created (TUNSETIFF would make one nobody set up). */
-	off = log_size();
+	off = test_log_mark();
 	assert_int_equal(virtio_net_init(a, &cfg, NULL), -ENODEV);
-	log = log_since(off);
+	log = test_log_since(off);
 	assert_int_equal(count_lines(log), 1);
 	assert_non_null(strstr(log, "does not exist"));
-	free(log);
 	assert_int_equal(if_nametoindex(name), 0);
 	tap_persist(name, true);
 	assert_int_equal(virtio_net_init(a, &cfg, NULL), 0);
@@ -883,24 +859,22 @@ static void test_tap_open_errors(void **state)
 	assert_true(a->dev.features & NF(GUEST_TSO6));
 
 	/* Busy: one line naming it. */
-	off = log_size();
+	off = test_log_mark();
 	assert_int_equal(virtio_net_init(b, &cfg, NULL), -EBUSY);
-	log = log_since(off);
+	log = test_log_since(off);
 	assert_int_equal(count_lines(log), 1);
 	assert_non_null(strstr(log, name));
 	assert_non_null(strstr(log, "busy"));
 	assert_non_null(strstr(log, "virtio-net tap0"));
-	free(log);
 	virtio_net_destroy(b);
 
 	/* Not a TAP. */
 	cfg.host_dev = "lo";
-	off = log_size();
+	off = test_log_mark();
 	assert_int_equal(virtio_net_init(b, &cfg, NULL), -EINVAL);
-	log = log_since(off);
+	log = test_log_since(off);
 	assert_int_equal(count_lines(log), 1);
 	assert_non_null(strstr(log, "TAP lo exists but is not a TAP"));
-	free(log);
 
 	/* Too long a name. */
 	cfg.host_dev = "a-name-too-long-for-linux";
@@ -1035,17 +1009,8 @@ static void test_tap_traffic(void **state)
 
 static int group_setup(void **state)
 {
-	char why[256];
-
 	(void)state;
-	snprintf(log_path, sizeof(log_path), "%s/net.log", test_tmpdir());
-	return log_set_file(log_path, why, sizeof(why)) < 0 ? -1 : 0;
-}
-
-static int group_teardown(void **state)
-{
-	log_close();
-	return test_group_teardown(state);
+	return test_log_capture("net.log");
 }
 
 int main(int argc, char **argv)
@@ -1069,5 +1034,5 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_tap_open_errors),
 		cmocka_unit_test(test_tap_traffic),
 	};
-	return TEST_MAIN(tests, group_setup, group_teardown);
+	return TEST_MAIN(tests, group_setup, test_log_group_teardown);
 }

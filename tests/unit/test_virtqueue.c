@@ -58,36 +58,7 @@ struct drv {
 	struct virtqueue_chain c;
 };
 
-static char log_path[512];
-
-/* ---- log capture ---- */
-
-static long log_mark(void)
-{
-	FILE *f = fopen(log_path, "r");
-	long n;
-
-	assert_non_null(f);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fclose(f);
-	return n;
-}
-
-/* What was logged since @mark (static storage). */
-static const char *log_since(long mark)
-{
-	static char buf[1 << 16];
-	FILE *f = fopen(log_path, "r");
-	size_t n;
-
-	assert_non_null(f);
-	fseek(f, mark, SEEK_SET);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = 0;
-	fclose(f);
-	return buf;
-}
+/* ---- the log (tests/lib/util.h captures it) ---- */
 
 static unsigned count_lines(const char *s, const char *needle)
 {
@@ -109,7 +80,7 @@ static unsigned count_lines(const char *s, const char *needle)
 /* Exactly one line since @mark, naming the queue and saying @what. */
 static void expect_one_report(long mark, const char *what)
 {
-	const char *s = log_since(mark);
+	const char *s = test_log_since(mark);
 
 	if (count_lines(s, "") != 1 || !strstr(s, QNAME ": ") || !strstr(s, what))
 		fail_msg("expected one line with \"%s\", logged:\n%s", what, s);
@@ -282,7 +253,7 @@ static void expect_seg(struct drv *d, unsigned i, uint64_t gpa, uint32_t len, bo
 static void expect_sticky(struct drv *d)
 {
 	uint16_t used = used_idx(d);
-	long mark = log_mark();
+	long mark = test_log_mark();
 
 	assert_true(virtqueue_broken(&d->vq));
 	assert_int_equal(pop(d), -EIO);
@@ -291,13 +262,13 @@ static void expect_sticky(struct drv *d)
 	assert_int_equal(virtqueue_set_avail_event(&d->vq), -EIO);
 	assert_int_equal(virtqueue_enable(&d->vq, &d->cfg), -EIO);
 	assert_int_equal(used_idx(d), used);
-	assert_string_equal(log_since(mark), "");
+	assert_string_equal(test_log_since(mark), "");
 }
 
 /* Pops a hostile chain: error @err, one report saying @what, broken for good. */
 static void expect_broken(struct drv *d, int err, const char *what)
 {
-	long mark = log_mark();
+	long mark = test_log_mark();
 
 	assert_int_equal(pop(d), err);
 	assert_int_equal(d->vq.error, err);
@@ -982,7 +953,7 @@ static void enable_fails(struct drv *d, struct virtqueue_config cfg, int err, co
 	long mark;
 
 	virtqueue_init(&d->vq, &d->m, QNAME); /* a new queue: its own rate limit */
-	mark = log_mark();
+	mark = test_log_mark();
 	assert_int_equal(virtqueue_enable(&d->vq, &cfg), err);
 	assert_true(virtqueue_broken(&d->vq));
 	assert_false(virtqueue_enabled(&d->vq));
@@ -1070,7 +1041,7 @@ static void test_broken_then_reset(void **state)
 	 * A guest that breaks the queue, resets the device and breaks it again, in a loop:
 	 * the log takes the burst (10 a second, one already spent above), then stays quiet.
 	 */
-	mark = log_mark();
+	mark = test_log_mark();
 	for (int i = 0; i < 50; i++) {
 		offer(d, 8);
 		assert_int_equal(pop(d), -ERANGE);
@@ -1079,17 +1050,17 @@ static void test_broken_then_reset(void **state)
 		*used_word(d, 2) = 0;
 		assert_int_equal(virtqueue_enable(&d->vq, &d->cfg), 0);
 	}
-	assert_in_range(count_lines(log_since(mark), QNAME ": "), 9, 20);
+	assert_in_range(count_lines(test_log_since(mark), QNAME ": "), 9, 20);
 	drv_free(d);
 	/* A name from a config cannot forge a second line. */
 	d = drv_new(8, both);
 	virtqueue_init(&d->vq, &d->m, "virtio-blk \"a\nb\" queue 0");
 	assert_int_equal(virtqueue_enable(&d->vq, &d->cfg), 0);
 	offer(d, 8);
-	mark = log_mark();
+	mark = test_log_mark();
 	assert_int_equal(pop(d), -ERANGE);
-	assert_non_null(strstr(log_since(mark), "virtio-blk \\\"a\\x0ab\\\" queue 0: "));
-	assert_int_equal(count_lines(log_since(mark), ""), 1);
+	assert_non_null(strstr(test_log_since(mark), "virtio-blk \\\"a\\x0ab\\\" queue 0: "));
+	assert_int_equal(count_lines(test_log_since(mark), ""), 1);
 	drv_free(d);
 }
 
@@ -1218,7 +1189,7 @@ static void test_notification_storm(void **state)
 	struct drv *d = drv_new(16, both);
 	struct expect e;
 	unsigned ok = 0, broken = 0;
-	long mark = log_mark();
+	long mark = test_log_mark();
 	time_t t0 = time(NULL);
 
 	(void)state;
@@ -1257,7 +1228,8 @@ static void test_notification_storm(void **state)
 	assert_true(ok > 80000);
 	assert_true(broken > 5000);
 	/* At most the burst per second of log lines about this queue. */
-	assert_true(count_lines(log_since(mark), QNAME) <= 10 * ((unsigned)(time(NULL) - t0) + 2));
+	assert_true(count_lines(test_log_since(mark), QNAME) <=
+	            10 * ((unsigned)(time(NULL) - t0) + 2));
 	drv_free(d);
 }
 
@@ -1367,17 +1339,8 @@ static void test_hostile_concurrent_rewrite(void **state)
 
 static int group_setup(void **state)
 {
-	char why[256];
-
 	(void)state;
-	snprintf(log_path, sizeof(log_path), "%s/vq.log", test_tmpdir());
-	return log_set_file(log_path, why, sizeof(why)) < 0 ? -1 : 0;
-}
-
-static int group_teardown(void **state)
-{
-	log_close();
-	return test_group_teardown(state);
+	return test_log_capture("vq.log");
 }
 
 int main(int argc, char **argv)
@@ -1413,5 +1376,5 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_notification_storm),
 		cmocka_unit_test(test_hostile_concurrent_rewrite),
 	};
-	return TEST_MAIN(tests, group_setup, group_teardown);
+	return TEST_MAIN(tests, group_setup, test_log_group_teardown);
 }
