@@ -63,10 +63,12 @@ all: $(BUILD)/flint $(BUILD)/asan/flint $(PLAIN_LIB) $(ASAN_LIB)
 # `make V=1` shows the full commands.
 Q := $(if $(V),,@)
 
+# Plain objects keep each function in its own section, so that flint's link can lay the
+# code it runs at start-up out together (vmm/text-order.ld).
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -ffunction-sections -c $< -o $@
 $(BUILD)/asan/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC asan $<")
@@ -89,7 +91,7 @@ $(BUILD)/asan/gen/sandbox_bpf.c: $(BUILD)/sandbox-gen
 $(BUILD)/obj/gen/sandbox_bpf.o: $(BUILD)/gen/sandbox_bpf.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -ffunction-sections -c $< -o $@
 $(BUILD)/asan/obj/gen/sandbox_bpf.o: $(BUILD)/asan/gen/sandbox_bpf.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC asan $<")
@@ -102,12 +104,15 @@ $(ASAN_LIB): $(call OBJ,$(BUILD)/asan,$(LIB_SRCS)) $(BUILD)/asan/obj/gen/sandbox
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/flint: $(BUILD)/obj/vmm/main.o $(PLAIN_LIB)
+# vmm/text-order.ld puts the code a start runs first, together (make text-order remakes it);
+# the link map ($@.map) is what tests/text-order.sh and bench/text-order.sh read.
+$(BUILD)/flint: $(BUILD)/obj/vmm/main.o $(PLAIN_LIB) vmm/text-order.ld
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)if nm -u $^ | grep -wE '$(NSS_CALLS)'; then \
+	$(Q)if nm -u $(filter %.o %.a,$^) | grep -wE '$(NSS_CALLS)'; then \
 		echo "$@: flint calls the name lookups above, which a static glibc cannot do" >&2; \
 		exit 1; fi
-	$(Q)$(CC) -static-pie -o $@ $^ $(STATIC_LDLIBS) 2>$@.ld || { cat $@.ld; rm -f $@.ld; exit 1; }
+	$(Q)$(CC) -static-pie -o $@ $(filter %.o %.a,$^) $(STATIC_LDLIBS) -Wl,-T,vmm/text-order.ld \
+		-Wl,-Map,$@.map 2>$@.ld || { cat $@.ld; rm -f $@.ld; exit 1; }
 	@grep -v $(STATIC_LD_QUIET) $@.ld >&2; rm -f $@.ld
 $(BUILD)/asan/flint: $(BUILD)/asan/obj/vmm/main.o $(ASAN_LIB)
 	@$(if $(Q),echo "  LD      $@")
@@ -162,7 +167,8 @@ tests: $(TEST_BINS)
 check-unit: check-build
 	@sh tests/run-unit.sh $(BUILD) $(SUITES); s=$$?; \
 	sh tests/fuzz/run.sh check $(FUZZ_OUT) $(FUZZ_CHECK_SECONDS) $(FUZZ_NAMES) || s=1; \
-	BUILD=$(BUILD) bash tests/rig/test-run.sh || s=1; exit $$s
+	BUILD=$(BUILD) bash tests/rig/test-run.sh || s=1; \
+	sh tests/text-order.sh $(BUILD) || s=1; exit $$s
 
 demo: deps
 	$(MAKE) all $(GUEST_PAYLOADS)
@@ -180,6 +186,13 @@ bench-startup: all guest-payloads $(BUILD)/tests/kvm-probe
 
 bench-fault: all
 	@sh bench/fault.sh $(BUILD)
+
+# Profile one start (callgrind, on the host's /dev/kvm or in the rig) and rewrite
+# vmm/text-order.ld from it; then flint is linked again with the new order.
+.PHONY: text-order
+text-order: all guest-payloads $(BUILD)/tests/kvm-probe
+	@sh bench/text-order.sh $(BUILD)
+	@$(MAKE) -s $(BUILD)/flint
 
 bench-iommu-startup: all
 	@sh bench/rig-startup.sh $(BUILD)
