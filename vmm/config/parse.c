@@ -150,8 +150,9 @@ static int member(struct cfg_ctx *c, json_t *obj, const char *path, const char *
 	return required ? cfg_fail(c, sub, "required key is missing") : 0;
 }
 
-int cfg_string(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
-               char **out)
+/* A string member, copied; empty allowed or not (cfg_string and cfg_text). */
+static int string_member(struct cfg_ctx *c, json_t *obj, const char *path, const char *key,
+                         bool required, bool empty_ok, char **out)
 {
 	char sub[CFG_PATH_MAX];
 	json_t *v;
@@ -161,25 +162,22 @@ int cfg_string(struct cfg_ctx *c, json_t *obj, const char *path, const char *key
 		return r;
 	if (!json_is_string(v))
 		return cfg_fail(c, sub, "must be a string, not %s", json_kind(v));
-	if (json_string_length(v) == 0)
+	if (!empty_ok && json_string_length(v) == 0)
 		return cfg_fail(c, sub, "must not be empty");
 	*out = strdup(json_string_value(v));
 	return *out ? 0 : -ENOMEM;
 }
 
+int cfg_string(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
+               char **out)
+{
+	return string_member(c, obj, path, key, required, false, out);
+}
+
 int cfg_text(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
              char **out)
 {
-	char sub[CFG_PATH_MAX];
-	json_t *v;
-	int r = member(c, obj, path, key, required, &v, sub);
-
-	if (r <= 0)
-		return r;
-	if (!json_is_string(v))
-		return cfg_fail(c, sub, "must be a string, not %s", json_kind(v));
-	*out = strdup(json_string_value(v));
-	return *out ? 0 : -ENOMEM;
+	return string_member(c, obj, path, key, required, true, out);
 }
 
 int cfg_bool(struct cfg_ctx *c, json_t *obj, const char *path, const char *key, bool required,
