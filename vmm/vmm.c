@@ -18,6 +18,7 @@
 #include "vmm/base/loop.h"
 #include "vmm/base/phases.h"
 #include "vmm/metrics.h"
+#include "vmm/term.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm_metrics.h"
 #include "vmm/pci.h"
@@ -31,8 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <termios.h>
 #include <unistd.h>
 
 /*
@@ -48,12 +47,12 @@ struct vmm {
 	char *cmdline; /* boot_args and what the devices add to them */
 	int serial_irq;
 	int kbd_irq; /* the i8042's IRQ 1 */
-	struct loop_watch *stdin_watch;
 	struct metrics *metrics;
 	bool console_up;
 	bool iommu_used;
 	bool started; /* the vCPUs ran: the last metrics line is written at the end */
 	struct serial serial;
+	struct term term; /* stdin into the UART */
 	struct console console;
 	struct i8042 i8042;
 	struct boot_timer boot_timer;
@@ -97,81 +96,6 @@ static void vmm_release(struct vmm *m)
 {
 	if (m != &first_vmm)
 		free(m);
-}
-
-/* The terminal is restored on every way out, including exit() from anywhere. */
-static struct termios saved_tty;
-static bool tty_raw;
-
-static void tty_restore(void)
-{
-	if (tty_raw)
-		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
-	tty_raw = false;
-}
-
-/* Raw input so the guest sees keystrokes as typed; ISIG stays so Ctrl-C still stops flint. */
-static void tty_make_raw(void)
-{
-	struct termios t;
-
-	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tty) < 0)
-		return;
-	t = saved_tty;
-	t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
-	t.c_iflag &= ~(tcflag_t)(ICRNL | IXON);
-	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0) {
-		tty_raw = true;
-		atexit(tty_restore);
-	}
-}
-
-static void on_stdin(int fd, int events, void *arg);
-
-/* Only something pollable can feed the console: a tty, a pipe or a socket. */
-static bool stdin_pollable(void)
-{
-	struct stat st;
-
-	return fstat(STDIN_FILENO, &st) == 0 &&
-	       (S_ISCHR(st.st_mode) ? isatty(STDIN_FILENO)
-	                            : S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
-}
-
-static void stdin_watch(void *arg)
-{
-	struct vmm *m = arg;
-
-	if (!m->stdin_watch && !loop_stopping(m->loop) && stdin_pollable())
-		m->stdin_watch = loop_add_fd(m->loop, STDIN_FILENO, LOOP_READ, on_stdin, m);
-}
-
-static void on_stdin(int fd, int events, void *arg)
-{
-	struct vmm *m = arg;
-	uint8_t buf[SERIAL_RX_CAP];
-	size_t space = serial_rx_space(&m->serial);
-	ssize_t n = 0;
-
-	(void)events;
-	if (space)
-		n = read(fd, buf, space);
-	if (n > 0) {
-		serial_input(&m->serial, buf, (size_t)n);
-		return;
-	}
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return;
-	/* EOF, error, or the guest is not reading: stop watching until it drains. */
-	loop_remove(m->stdin_watch);
-	m->stdin_watch = NULL;
-}
-
-static void serial_has_room(void *arg)
-{
-	struct vmm *m = arg;
-
-	loop_post(m->loop, stdin_watch, m); /* once per serial_rx_space() (serial.h) */
 }
 
 static void console_out(void *ctx, uint8_t byte)
@@ -236,8 +160,9 @@ static int add_devices(struct vmm *m)
 	if (m->serial_irq < 0)
 		return m->serial_irq;
 	serial_init(&m->serial, m->serial_irq, console_out, &m->console);
-	m->serial.on_rx_space = serial_has_room;
-	m->serial.rx_arg = m;
+	term_init(&m->term, m->loop, &m->serial);
+	m->serial.on_rx_space = term_has_room;
+	m->serial.rx_arg = &m->term;
 	m->kbd_irq = vm_irqfd(vm, I8042_KBD_IRQ);
 	i8042_init(&m->i8042, on_i8042_reset, vm, m->kbd_irq);
 	if (m->kbd_irq < 0)
@@ -591,18 +516,18 @@ static int vmm_build(struct vmm *m)
 		return FLINT_EXIT_INTERNAL;
 	mark(m, PHASE_VCPU);
 	/* Before the loop's filter; restoring the terminal at the end (TCSETS) is in its list. */
-	tty_make_raw();
+	term_raw();
 	r = enter_sandbox(m);
 	if (r >= 0)
 		return r;
-	stdin_watch(m);
+	term_watch(&m->term);
 	return -1;
 }
 
 static void vmm_teardown(struct vmm *m)
 {
 	stop_vcpus(m);
-	tty_restore();
+	term_restore();
 	if (m->console_up) {
 		/* What the guest said last matters most (a panic, a test result): a second. */
 		console_flush(&m->console, 1000);

@@ -1,0 +1,31 @@
+/*
+ * The host's terminal on the guest's side: flint's stdin fed into the UART's receive FIFO,
+ * and a tty put in raw mode while the VM runs (restored on every way out, exit() included).
+ *
+ * Threads: term_watch() on the loop thread; term_has_room() from any thread (the UART calls
+ * it under its lock when its receive FIFO has room again: serial.h); term_raw() and
+ * term_restore() on the main thread.
+ */
+#ifndef FLINT_TERM_H
+#define FLINT_TERM_H
+
+struct loop;
+struct loop_watch;
+struct serial;
+
+struct term {
+	struct loop *loop;
+	struct serial *serial;
+	struct loop_watch *watch; /* stdin, while the UART takes input */
+};
+
+void term_init(struct term *t, struct loop *loop, struct serial *serial);
+/* Raw input, so that the guest sees keystrokes as typed; Ctrl-C still stops flint. */
+void term_raw(void);
+void term_restore(void);
+/* Starts reading stdin into the UART, if stdin can be polled (a tty, pipe or socket). */
+void term_watch(void *term);
+/* The UART's on_rx_space hook: watch stdin again, from the loop. */
+void term_has_room(void *term);
+
+#endif
