@@ -67,13 +67,26 @@ all: $(BUILD)/flint $(BUILD)/asan/flint $(PLAIN_LIB) $(ASAN_LIB)
 # `make V=1` shows the full commands.
 Q := $(if $(V),,@)
 
+# Objects are made again when the flags they were made with change (not the version, which
+# changes with every commit): each flavour's flags are kept in a stamp, rewritten only when
+# they differ, that every object depends on.
+FLAGS_NOVERSION = $(CC) $(filter-out -DFLINT_VERSION=%,$(ALL_CFLAGS))
+PLAIN_FLAGS = $(FLAGS_NOVERSION) -ffunction-sections
+ASAN_FLAGS = $(FLAGS_NOVERSION) $(SAN) -O1
+$(BUILD)/obj/.flags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(PLAIN_FLAGS)' | cmp -s - $@ || echo '$(PLAIN_FLAGS)' >$@
+$(BUILD)/asan/obj/.flags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(ASAN_FLAGS)' | cmp -s - $@ || echo '$(ASAN_FLAGS)' >$@
+
 # Plain objects keep each function in its own section, so that flint's link can lay the
 # code it runs at start-up out together (vmm/text-order.ld).
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c $(BUILD)/obj/.flags
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -ffunction-sections -c $< -o $@
-$(BUILD)/asan/obj/%.o: %.c
+$(BUILD)/asan/obj/%.o: %.c $(BUILD)/asan/obj/.flags
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC asan $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -O1 -c $< -o $@
@@ -92,11 +105,11 @@ $(BUILD)/asan/gen/sandbox_bpf.c: $(BUILD)/sandbox-gen
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  GEN     $@")
 	$(Q)$< sanitized >$@.tmp && mv $@.tmp $@
-$(BUILD)/obj/gen/sandbox_bpf.o: $(BUILD)/gen/sandbox_bpf.c
+$(BUILD)/obj/gen/sandbox_bpf.o: $(BUILD)/gen/sandbox_bpf.c $(BUILD)/obj/.flags
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -ffunction-sections -c $< -o $@
-$(BUILD)/asan/obj/gen/sandbox_bpf.o: $(BUILD)/asan/gen/sandbox_bpf.c
+$(BUILD)/asan/obj/gen/sandbox_bpf.o: $(BUILD)/asan/gen/sandbox_bpf.c $(BUILD)/asan/obj/.flags
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC asan $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -O1 -c $< -o $@
@@ -172,7 +185,7 @@ check-unit: check-build
 	@sh tests/run-unit.sh $(BUILD) $(SUITES); s=$$?; \
 	sh tests/fuzz/run.sh check $(FUZZ_OUT) $(FUZZ_CHECK_SECONDS) $(FUZZ_NAMES) || s=1; \
 	BUILD=$(BUILD) bash tests/rig/test-run.sh || s=1; \
-	sh tests/text-order.sh $(BUILD) || s=1; exit $$s
+	sh tests/text-order.sh $(BUILD) "$(CFLAGS)" || s=1; exit $$s
 
 demo: deps
 	$(MAKE) all $(GUEST_PAYLOADS)

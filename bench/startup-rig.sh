@@ -8,7 +8,7 @@ set -eu
 build=${1:-build}
 out=$build/bench/startup-rig
 mkdir -p "$out"
-make -s rig-kernel
+make -s BUILD="$build" rig-kernel
 kdir=$(cat "$build/rig/kernel.dir")
 qemu=$(command -v qemu-system-x86_64) || { echo "startup: no qemu-system-x86_64" >&2; exit 1; }
 cc -O2 -Wall -Wextra -std=gnu11 -o "$out/vmrun" bench/vmrun.c
