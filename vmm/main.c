@@ -9,6 +9,7 @@
 #include "vmm/base/phases.h"
 #include "vmm/metrics.h"
 #include "vmm/mmds/mmds.h"
+#include "vmm/vm_early.h"
 #include "vmm/vmm.h"
 
 #include <signal.h>
@@ -188,14 +189,14 @@ static int run_config(struct cli *cli)
 
 	/* A run's VM is made while the config is read; a dry run makes none. */
 	if (!cli->dry_run)
-		cli->run.early = vmm_early_start();
+		cli->run.early = vm_early_start("/dev/kvm");
 	code = load_config(cli, &cfg);
 	phases_mark(cli->run.phases, PHASE_CONFIG);
 	if (code < 0) {
 		cli_report(cli);
 		code = cli->dry_run ? dry_run(&cfg, cli->run.jail) : vmm_run(&cfg, &cli->run);
 	}
-	vmm_early_end(cli->run.early);
+	vm_early_end(cli->run.early);
 	cli->run.early = NULL;
 	config_free(&cfg);
 	return code;

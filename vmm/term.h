@@ -3,8 +3,8 @@
  * and a tty put in raw mode while the VM runs (restored on every way out, exit() included).
  *
  * Threads: term_watch() on the loop thread; term_has_room() from any thread (the UART calls
- * it under its lock when its receive FIFO has room again: serial.h); term_raw() and
- * term_restore() on the main thread.
+ * it, under no lock, when its receive FIFO has room again: serial.h); term_raw() on the main
+ * thread, term_restore() on the main thread and from atexit() on whichever thread exits.
  */
 #ifndef FLINT_TERM_H
 #define FLINT_TERM_H

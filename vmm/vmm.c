@@ -24,9 +24,9 @@
 #include "vmm/pci.h"
 #include "vmm/virtio.h"
 #include "vmm/vm.h"
+#include "vmm/vm_early.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -407,70 +407,13 @@ static int drop_privileges(struct vmm *m)
 	return caps_drop(fault_mode, &m->opts->run_as) ? FLINT_EXIT_INTERNAL : -1;
 }
 
-struct vmm_early {
-	pthread_t thread;
-	bool joined, taken;
-	struct vm_kvm kvm;
-};
-
-static void *early_thread(void *arg)
-{
-	struct vmm_early *e = arg;
-
-	vm_kvm_open(&e->kvm, "/dev/kvm");
-	return NULL;
-}
-
-struct vmm_early *vmm_early_start(void)
-{
-	struct vmm_early *e = calloc(1, sizeof(*e));
-	sigset_t all, old;
-	int r;
-
-	if (!e)
-		return NULL;
-	/* No signal for this thread: the loop's handlers are the main thread's business. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(&e->thread, NULL, early_thread, e);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r) {
-		free(e);
-		return NULL;
-	}
-	return e;
-}
-
-static void early_join(struct vmm_early *e)
-{
-	if (!e->joined)
-		pthread_join(e->thread, NULL);
-	e->joined = true;
-}
-
-void vmm_early_end(struct vmm_early *e)
-{
-	if (!e)
-		return;
-	early_join(e);
-	if (!e->taken)
-		vm_kvm_close(&e->kvm);
-	free(e);
-}
-
-/* The VM: its KVM part from the early thread when there is one, else made now. */
+/* The VM: its KVM part from the early thread when there is one (vm_early.h), else made now. */
 static int make_vm(struct vmm *m)
 {
-	struct vmm_early *e = m->opts->early;
 	struct vm_kvm k;
 
-	if (e && !e->taken) {
-		early_join(e);
-		e->taken = true;
-		k = e->kvm;
-	} else {
+	if (!vm_early_take(m->opts->early, &k))
 		vm_kvm_open(&k, "/dev/kvm");
-	}
 	return vm_create(&m->vm, &k, &m->mem, m->cfg->track_dirty_pages, m->loop);
 }
 

@@ -9,7 +9,7 @@
 
 struct metrics;
 struct phases;
-struct vmm_early;
+struct vm_early;
 struct resolver_stats;
 
 struct run_opts {
@@ -36,8 +36,8 @@ struct run_opts {
 	 * first cost more, and nothing in them is lost). Everything else is still torn down.
 	 */
 	bool process_exits;
-	/* The VM's KVM part, being made while the config is read (vmm_early_start); NULL: none. */
-	struct vmm_early *early;
+	/* The VM's KVM part, being made while the config is read (vm_early.h); NULL: none. */
+	struct vm_early *early;
 };
 
 /*
@@ -45,18 +45,6 @@ struct run_opts {
  * through the real loaders, an inherited iommufd). Returns 0 or flint's exit code.
  */
 int vmm_check(const struct vm_config *cfg);
-/*
- * The VM's KVM part (vm_kvm_open(): /dev/kvm, the VM, its irqchip and PIT), which needs no
- * config, made on a short-lived thread of its own while the main thread reads the config
- * and loads the images: the two waits overlap (issue #16). vmm_run() (through
- * run_opts.early) joins it before it needs the VM, so the process is one thread again
- * before the privilege drop; a failure is logged there, as without it. NULL when the
- * thread cannot start: the run then opens /dev/kvm itself. vmm_early_end() joins and
- * closes what no run took (safe with NULL, and after a run took it).
- */
-struct vmm_early *vmm_early_start(void);
-void vmm_early_end(struct vmm_early *e);
-
 /* Runs the VM to its end. Returns flint's exit code (see exitcode.h). */
 int vmm_run(const struct vm_config *cfg, const struct run_opts *opts);
 
