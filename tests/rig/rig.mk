@@ -51,8 +51,10 @@ RIG_RUN_ARGS ?=
 # the cases are recompiled only for a different kernel.
 $(RIG_OUT)/kernel.dir: rig-always
 	@mkdir -p $(@D)
-	@bz=$$(bash $(RIG_DIR)/build-kernel.sh | tail -n 1) && dir=$$(dirname "$$bz") && \
-	  if [ "$$(cat $@ 2>/dev/null)" != "$$dir" ]; then echo "$$dir" >$@; fi && \
+	@out=$$(bash $(RIG_DIR)/build-kernel.sh) && bz=$$(printf '%s\n' "$$out" | tail -n 1) && \
+	  [ -f "$$bz" ] || { echo "rig kernel: no kernel built (see above)" >&2; exit 1; }; \
+	  dir=$$(dirname "$$bz"); \
+	  if [ "$$(cat $@ 2>/dev/null)" != "$$dir" ]; then echo "$$dir" >$@; fi; \
 	  echo "rig kernel: $$bz"
 
 rig-kernel: $(RIG_OUT)/kernel.dir
