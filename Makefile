@@ -67,29 +67,38 @@ all: $(BUILD)/flint $(BUILD)/asan/flint $(PLAIN_LIB) $(ASAN_LIB)
 # `make V=1` shows the full commands.
 Q := $(if $(V),,@)
 
-# Objects are made again when the flags they were made with change (not the version, which
-# changes with every commit): each flavour's flags are kept in a stamp, rewritten only when
-# they differ, that every object depends on.
-FLAGS_NOVERSION = $(CC) $(filter-out -DFLINT_VERSION=%,$(ALL_CFLAGS))
-PLAIN_FLAGS = $(FLAGS_NOVERSION) -ffunction-sections
-ASAN_FLAGS = $(FLAGS_NOVERSION) $(SAN) -O1
-$(BUILD)/obj/.flags: FORCE
-	@mkdir -p $(dir $@)
-	@echo '$(PLAIN_FLAGS)' | cmp -s - $@ || echo '$(PLAIN_FLAGS)' >$@
-$(BUILD)/asan/obj/.flags: FORCE
-	@mkdir -p $(dir $@)
-	@echo '$(ASAN_FLAGS)' | cmp -s - $@ || echo '$(ASAN_FLAGS)' >$@
-
+# Objects are made again when the flags they were made with change: each flavour's flags
+# are kept in a stamp, rewritten only when they differ, that every object depends on.
 # Plain objects keep each function in its own section, so that flint's link can lay the
 # code it runs at start-up out together (vmm/text-order.ld).
+PLAIN_CFLAGS = $(ALL_CFLAGS) -ffunction-sections
+ASAN_CFLAGS = $(ALL_CFLAGS) $(SAN) -O1
+# ... stamped per flavour without the version, which changes with every commit
+stamp_flags = $(CC) $(filter-out -DFLINT_VERSION=%,$(1))
+$(BUILD)/obj/.flags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(call stamp_flags,$(PLAIN_CFLAGS))' | cmp -s - $@ || \
+		echo '$(call stamp_flags,$(PLAIN_CFLAGS))' >$@
+$(BUILD)/asan/obj/.flags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(call stamp_flags,$(ASAN_CFLAGS))' | cmp -s - $@ || \
+		echo '$(call stamp_flags,$(ASAN_CFLAGS))' >$@
+
+# The version is left out of the stamps (it changes with every commit); the one object that
+# prints it (--version) depends on a stamp of its own.
+$(BUILD)/.version: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@
+$(BUILD)/obj/vmm/cli.o $(BUILD)/asan/obj/vmm/cli.o: $(BUILD)/.version
+
 $(BUILD)/obj/%.o: %.c $(BUILD)/obj/.flags
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) -ffunction-sections -c $< -o $@
+	$(Q)$(CC) $(PLAIN_CFLAGS) -c $< -o $@
 $(BUILD)/asan/obj/%.o: %.c $(BUILD)/asan/obj/.flags
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC asan $<")
-	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -O1 -c $< -o $@
+	$(Q)$(CC) $(ASAN_CFLAGS) -c $< -o $@
 
 # The seccomp programs: the lists in vmm/sandbox/ compiled with libseccomp at build time, by
 # a generator that only the build runs (vmm/sandbox.h); flint carries the result as data.
@@ -108,11 +117,11 @@ $(BUILD)/asan/gen/sandbox_bpf.c: $(BUILD)/sandbox-gen
 $(BUILD)/obj/gen/sandbox_bpf.o: $(BUILD)/gen/sandbox_bpf.c $(BUILD)/obj/.flags
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) -ffunction-sections -c $< -o $@
+	$(Q)$(CC) $(PLAIN_CFLAGS) -c $< -o $@
 $(BUILD)/asan/obj/gen/sandbox_bpf.o: $(BUILD)/asan/gen/sandbox_bpf.c $(BUILD)/asan/obj/.flags
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC asan $<")
-	$(Q)$(CC) $(ALL_CFLAGS) $(SAN) -O1 -c $< -o $@
+	$(Q)$(CC) $(ASAN_CFLAGS) -c $< -o $@
 
 $(PLAIN_LIB): $(call OBJ,$(BUILD),$(LIB_SRCS)) $(BUILD)/obj/gen/sandbox_bpf.o
 	@$(if $(Q),echo "  AR      $@")
@@ -211,8 +220,8 @@ $(BUILD)/bench/floor: bench/floor.c FORCE
 bench-fault: all
 	@sh bench/fault.sh $(BUILD)
 
-# Profile one start (callgrind, on the host's /dev/kvm or in the rig) and rewrite
-# vmm/text-order.ld from it; then flint is linked again with the new order.
+# Profile three starts (callgrind, on the host's /dev/kvm or in the rig) and rewrite
+# vmm/text-order.ld from them; then flint is linked again with the new order.
 .PHONY: text-order
 text-order: all guest-payloads $(BUILD)/tests/kvm-probe
 	@sh bench/text-order.sh $(BUILD)
