@@ -189,7 +189,7 @@ static int run_config(struct cli *cli)
 
 	/* A run's VM is made while the config is read; a dry run makes none. */
 	if (!cli->dry_run)
-		cli->run.early = vm_early_start("/dev/kvm");
+		cli->run.early = vm_early_start();
 	code = load_config(cli, &cfg);
 	phases_mark(cli->run.phases, PHASE_CONFIG);
 	if (code < 0) {

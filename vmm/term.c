@@ -38,11 +38,6 @@ void term_raw(void)
 	}
 }
 
-void term_init(struct term *t, struct loop *loop, struct serial *serial)
-{
-	*t = (struct term){ .loop = loop, .serial = serial };
-}
-
 /* Only something pollable can feed the console: a tty, a pipe or a socket. */
 static bool stdin_pollable(void)
 {
@@ -82,9 +77,17 @@ void term_watch(void *term)
 		t->watch = loop_add_fd(t->loop, STDIN_FILENO, LOOP_READ, on_stdin, t);
 }
 
-void term_has_room(void *term)
+/* The UART's on_rx_space hook: watch stdin again, from the loop. */
+static void has_room(void *term)
 {
 	struct term *t = term;
 
 	loop_post(t->loop, term_watch, t); /* once per serial_rx_space() (serial.h) */
+}
+
+void term_init(struct term *t, struct loop *loop, struct serial *serial)
+{
+	*t = (struct term){ .loop = loop, .serial = serial };
+	serial->on_rx_space = has_room;
+	serial->rx_arg = t;
 }

@@ -2,9 +2,9 @@
  * The host's terminal on the guest's side: flint's stdin fed into the UART's receive FIFO,
  * and a tty put in raw mode while the VM runs (restored on every way out, exit() included).
  *
- * Threads: term_watch() on the loop thread; term_has_room() from any thread (the UART calls
- * it, under no lock, when its receive FIFO has room again: serial.h); term_raw() on the main
- * thread, term_restore() on the main thread and from atexit() on whichever thread exits.
+ * Threads: term_watch() on the loop thread (the UART's hook, called from any thread under no
+ * lock when its receive FIFO has room again, posts it there: serial.h); term_raw() on the
+ * main thread, term_restore() on the main thread and from atexit() on whichever thread exits.
  */
 #ifndef FLINT_TERM_H
 #define FLINT_TERM_H
@@ -19,13 +19,12 @@ struct term {
 	struct loop_watch *watch; /* stdin, while the UART takes input */
 };
 
+/* Also sets @serial's on_rx_space hook: stdin is watched again when the FIFO has room. */
 void term_init(struct term *t, struct loop *loop, struct serial *serial);
 /* Raw input, so that the guest sees keystrokes as typed; Ctrl-C still stops flint. */
 void term_raw(void);
 void term_restore(void);
 /* Starts reading stdin into the UART, if stdin can be polled (a tty, pipe or socket). */
 void term_watch(void *term);
-/* The UART's on_rx_space hook: watch stdin again, from the loop. */
-void term_has_room(void *term);
 
 #endif

@@ -59,9 +59,12 @@ struct vm {
  * The part of a VM that needs no config: @kvm_path opened, every capability flint needs
  * checked (one message lists all missing), the VM created with its TSS, identity map,
  * in-kernel irqchip and PIT. It logs nothing, so that it can run on a thread of its own
- * while the config is read (vmm.h's early start): a failure is kept in @why, with @err,
+ * while the config is read (vm_early.h): a failure is kept in @why, with @err,
  * for vm_create() to log where a VM has always failed. Nothing is left open on failure.
  */
+/* The KVM device a run opens, on the early thread (vm_early.h) or itself. */
+#define VM_KVM_PATH "/dev/kvm"
+
 struct vm_kvm {
 	int kvm_fd, vm_fd, run_size;
 	int err; /* 0 or -errno */

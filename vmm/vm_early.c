@@ -8,7 +8,6 @@
 
 struct vm_early {
 	pthread_t thread;
-	const char *kvm_path;
 	bool joined, taken;
 	struct vm_kvm kvm;
 };
@@ -17,11 +16,11 @@ static void *early_thread(void *arg)
 {
 	struct vm_early *e = arg;
 
-	vm_kvm_open(&e->kvm, e->kvm_path);
+	vm_kvm_open(&e->kvm, VM_KVM_PATH);
 	return NULL;
 }
 
-struct vm_early *vm_early_start(const char *kvm_path)
+struct vm_early *vm_early_start(void)
 {
 	struct vm_early *e = calloc(1, sizeof(*e));
 	sigset_t all, old;
@@ -29,7 +28,6 @@ struct vm_early *vm_early_start(const char *kvm_path)
 
 	if (!e)
 		return NULL;
-	e->kvm_path = kvm_path;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	r = pthread_create(&e->thread, NULL, early_thread, e);

@@ -16,8 +16,8 @@
 struct vm_early;
 struct vm_kvm;
 
-/* NULL when the thread cannot start: the run then opens KVM_PATH itself. */
-struct vm_early *vm_early_start(const char *kvm_path);
+/* Opens VM_KVM_PATH (vm.h); NULL when the thread cannot start: the run then opens it itself. */
+struct vm_early *vm_early_start(void);
 /* Joins the thread and hands its VM over, once: false when already taken (or E is NULL). */
 bool vm_early_take(struct vm_early *e, struct vm_kvm *out);
 /* Joins, and closes what no run took. Safe with NULL, and after a run took it. */

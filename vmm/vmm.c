@@ -27,7 +27,6 @@
 #include "vmm/vm_early.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,8 +160,6 @@ static int add_devices(struct vmm *m)
 		return m->serial_irq;
 	serial_init(&m->serial, m->serial_irq, console_out, &m->console);
 	term_init(&m->term, m->loop, &m->serial);
-	m->serial.on_rx_space = term_has_room;
-	m->serial.rx_arg = &m->term;
 	m->kbd_irq = vm_irqfd(vm, I8042_KBD_IRQ);
 	i8042_init(&m->i8042, on_i8042_reset, vm, m->kbd_irq);
 	if (m->kbd_irq < 0)
@@ -413,7 +410,7 @@ static int make_vm(struct vmm *m)
 	struct vm_kvm k;
 
 	if (!vm_early_take(m->opts->early, &k))
-		vm_kvm_open(&k, "/dev/kvm");
+		vm_kvm_open(&k, VM_KVM_PATH);
 	return vm_create(&m->vm, &k, &m->mem, m->cfg->track_dirty_pages, m->loop);
 }
 
