@@ -15,16 +15,13 @@ cc -O2 -Wall -Wextra -std=gnu11 -o "$out/vmrun" bench/vmrun.c
 # Linked as on the host, as flint is (the Makefile's rule).
 make -s BUILD="$build" "$build/bench/floor"
 cp "$build/bench/floor" "$out/floor"
-# The build flint says it is (the binary measured may not be this checkout's HEAD).
-ver=$("$build/flint" --version 2>/dev/null | sed -n 's/^flint \([^,]*\),.*/\1/p')
-[ -n "$ver" ] || ver=$(git describe --always --dirty 2>/dev/null || echo '?')
 # The run counts: the host's BENCH_* if set, else fewer than on a host, so that the whole
 # rig run (its boot, 22 interleaved rounds, 10 -k rounds, 3 strace rounds) stays well under
 # 10 minutes on this 2-CPU machine even when other work slows it 2x (30 rounds and 5 strace
 # rounds took 3.2 minutes on a quiet machine, 7.4 under load).
 cat >"$out/case.sh" <<CASE
 #!/bin/sh
-FLINT_DESCRIBE='$ver' BENCH_RUNS=${BENCH_RUNS:-20} BENCH_KVM_RUNS=${BENCH_KVM_RUNS:-10} \\
+BENCH_RUNS=${BENCH_RUNS:-20} BENCH_KVM_RUNS=${BENCH_KVM_RUNS:-10} \\
 	BENCH_STRACE_RUNS=${BENCH_STRACE_RUNS:-3} BENCH_WARMUP=${BENCH_WARMUP:-2} \\
 	sh /rig/bench/startup.sh /rig/bench/build
 CASE

@@ -134,9 +134,9 @@ for vmm in flint floor qemu; do
 done
 
 echo "flint startup benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs"
-[ -n "${FLINT_DESCRIBE:-}" ] ||
-	FLINT_DESCRIBE=$("$FLINT" --version 2>/dev/null | sed -n 's/^flint \([^,]*\),.*/\1/p')
-echo "flint ${FLINT_DESCRIBE:-?}, $("$QEMU" --version | head -n 1)"
+# The build flint says it is (the binary measured may not be this checkout's HEAD).
+desc=$("$FLINT" --version 2>/dev/null | sed -n 's/^flint \([^,]*\),.*/\1/p')
+echo "flint ${desc:-?}, $("$QEMU" --version | head -n 1)"
 echo "payload $PAYLOAD, $MEM MiB guest RAM, 1 vCPU"
 
 # 1 + 2: interleaved runs, flint, floor, QEMU, warm-up runs discarded. Each line: the vmrun
