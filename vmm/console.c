@@ -58,6 +58,7 @@ int console_init(struct console *c, struct loop *loop, int out_fd, int log_fd,
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
 	c->loop = loop;
+	c->post = (struct loop_post){ .fn = on_post, .arg = c };
 	c->sinks[0].fd = c->sinks[1].fd = -1;
 	r = sink_open(&c->sinks[0], out_fd, "stdout");
 	if (!r)
@@ -88,8 +89,7 @@ void console_put(struct console *c, uint8_t byte)
 	pthread_mutex_unlock(&c->lock);
 	/* One drain queued at a time, however many bytes arrive before it runs. */
 	if (queued && !atomic_exchange(&c->posted, true))
-		if (loop_post(c->loop, on_post, c) < 0)
-			atomic_store(&c->posted, false);
+		loop_post_node(c->loop, &c->post); /* queued even when the wake-up failed */
 }
 
 /* Puts the fd back as it was found, and closes it when it is ours. */

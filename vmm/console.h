@@ -16,8 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct loop;
-struct loop_watch;
+#include "vmm/base/loop.h"
 
 #define CONSOLE_BUF_BYTES (64 * 1024) /* per sink: a few screens of boot log */
 
@@ -38,7 +37,8 @@ struct console {
 	pthread_mutex_t lock;
 	struct console_sink sinks[2];
 	struct loop *loop;
-	atomic_bool posted; /* a drain is queued on the loop; coalesces console_put()s */
+	atomic_bool posted;    /* a drain is queued on the loop; coalesces console_put()s */
+	struct loop_post post; /* that drain: a vCPU thread queues it without allocating */
 };
 
 /*

@@ -3,13 +3,13 @@
 #define FLINT_VM_H
 
 #include "vmm/base/bus.h"
+#include "vmm/base/loop.h"
 #include "vmm/base/memory.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
-struct loop;
 struct phases;
 
 /*
@@ -39,6 +39,7 @@ struct vm {
 	bool smt;
 	atomic_bool stopping; /* set once; vCPUs leave KVM_RUN and do not re-enter */
 	atomic_int exit_code;
+	struct loop_post stop_post; /* vm_stop()'s, posted once: cannot fail, never allocates */
 	/* Pause: while @pausing the vCPU threads park outside KVM_RUN (vcpus_pause()). */
 	atomic_bool pausing;
 	pthread_mutex_t park_lock;

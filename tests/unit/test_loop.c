@@ -139,6 +139,45 @@ static void test_cross_thread_post(void **state)
 	loop_free(p.loop);
 }
 
+struct owned {
+	struct loop *loop;
+	struct loop_post node;
+	int runs;
+};
+
+/* Posts its own node again from inside its run: allowed once fn has begun. */
+static void on_owned(void *arg)
+{
+	struct owned *o = arg;
+
+	if (++o->runs < 3)
+		assert_int_equal(loop_post_node(o->loop, &o->node), 0);
+}
+
+/*
+ * A node the poster owns runs like a loop_post(), can be posted again from its own run,
+ * and is never freed by the loop: not after its run, not by loop_free() while still queued
+ * (under ASan a free() of this stack node would abort the test).
+ */
+static void test_owned_post(void **state)
+{
+	struct owned o = { .loop = loop_new() };
+
+	(void)state;
+	assert_non_null(o.loop);
+	o.node = (struct loop_post){ .fn = on_owned, .arg = &o };
+	assert_int_equal(loop_post_node(o.loop, &o.node), 0);
+	for (int i = 0; i < 10 && o.runs < 3; i++)
+		assert_int_equal(loop_run_once(o.loop, 100000), 0);
+	assert_int_equal(o.runs, 3);
+	assert_int_equal(loop_run_once(o.loop, 0), 0);
+	assert_int_equal(o.runs, 3); /* the third run did not post again */
+	assert_int_equal(loop_post_node(o.loop, &o.node), 0);
+	assert_int_equal(loop_post(o.loop, on_owned, &o), 0); /* a heap node beside it */
+	loop_free(o.loop);
+	assert_int_equal(o.runs, 3); /* freed, not run */
+}
+
 static int signal_hook_calls, signal_hook_signo;
 
 /* The owner decides what a signal does: here, stop with a code of its own. */
@@ -201,6 +240,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_timers),
 		cmocka_unit_test(test_remove_inside_callback),
 		cmocka_unit_test(test_cross_thread_post),
+		cmocka_unit_test(test_owned_post),
 		cmocka_unit_test(test_signal_stops_loop),
 		cmocka_unit_test(test_rerun),
 	};

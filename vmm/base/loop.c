@@ -18,18 +18,12 @@ struct loop_watch {
 	struct loop_watch *prev, *next; /* every watch, so loop_free releases them */
 };
 
-struct post {
-	loop_fn fn;
-	void *arg;
-	struct post *next;
-};
-
 struct loop {
 	struct event_base *base;
 	struct loop_watch *watches;
 	/* Cross-thread posts: a mutex-protected FIFO plus an eventfd to wake the loop. */
 	pthread_mutex_t post_lock;
-	struct post *post_head, **post_tail;
+	struct loop_post *post_head, **post_tail;
 	int post_fd;
 	struct loop_watch *post_watch;
 	struct event *sig[2];
@@ -135,7 +129,7 @@ void loop_remove(struct loop_watch *w)
 static void drain_posts(int fd, int events, void *arg)
 {
 	struct loop *l = arg;
-	struct post *p, *next;
+	struct loop_post *p, *next;
 	uint64_t count;
 
 	(void)events;
@@ -147,21 +141,29 @@ static void drain_posts(int fd, int events, void *arg)
 	l->post_tail = &l->post_head;
 	pthread_mutex_unlock(&l->post_lock);
 	for (; p; p = next) {
+		bool heap = p->heap; /* an owner's node may be posted again once fn begins */
+
 		next = p->next;
 		p->fn(p->arg);
-		free(p);
+		if (heap)
+			free(p);
 	}
 }
 
 int loop_post(struct loop *l, loop_fn fn, void *arg)
 {
-	struct post *p = malloc(sizeof(*p));
-	uint64_t one = 1;
+	struct loop_post *p = malloc(sizeof(*p));
 
 	if (!p)
 		return -ENOMEM;
-	p->fn = fn;
-	p->arg = arg;
+	*p = (struct loop_post){ .fn = fn, .arg = arg, .heap = true };
+	return loop_post_node(l, p);
+}
+
+int loop_post_node(struct loop *l, struct loop_post *p)
+{
+	uint64_t one = 1;
+
 	p->next = NULL;
 	pthread_mutex_lock(&l->post_lock);
 	*l->post_tail = p;
@@ -309,7 +311,7 @@ bool loop_stopping(const struct loop *l)
 
 void loop_free(struct loop *l)
 {
-	struct post *p, *next;
+	struct loop_post *p, *next;
 
 	if (!l)
 		return;
@@ -320,7 +322,8 @@ void loop_free(struct loop *l)
 			event_free(l->sig[i]);
 	for (p = l->post_head; p; p = next) {
 		next = p->next;
-		free(p);
+		if (p->heap)
+			free(p);
 	}
 	if (l->post_fd >= 0)
 		close(l->post_fd);

@@ -36,6 +36,25 @@ void loop_remove(struct loop_watch *w);
 int loop_post(struct loop *l, loop_fn fn, void *arg);
 
 /*
+ * A post whose memory its owner keeps, for loop_post_node(): a post that cannot fail for
+ * want of memory, and a thread that posts without allocating (a vCPU thread's first
+ * malloc() would make it a heap arena of its own). The owner sets fn and arg.
+ */
+struct loop_post {
+	loop_fn fn;
+	void *arg;
+	struct loop_post *next; /* the loop's */
+	bool heap;              /* the loop's: made by loop_post() */
+};
+
+/*
+ * Queues @p like loop_post(). @p may be posted again once its fn has begun, not before,
+ * and must outlive the loop's run of it (or loop_free()). Returns -errno when the loop's
+ * eventfd could not be written: @p is queued all the same, and runs on the next wake-up.
+ */
+int loop_post_node(struct loop *l, struct loop_post *p);
+
+/*
  * SIGINT/SIGTERM are handled on the loop: @on_signal(@arg, signo) decides what they do,
  * or, when it is NULL, they end loop_run() with 128 + signo.
  */
