@@ -243,6 +243,8 @@ void console_destroy(struct console *c)
 		sink_close(s);
 		free(s->buf);
 	}
+	if (c->loop)
+		loop_post_cancel(c->loop, &c->post); /* a drain still queued: its node goes now */
 	pthread_mutex_destroy(&c->lock);
 	memset(c, 0, sizeof(*c));
 }

@@ -32,8 +32,9 @@ struct run_opts {
 	/*
 	 * The process ends as soon as the VM is freed (main sets it; tests do not): what the
 	 * kernel releases at exit anyway (the VM's and vCPUs' fds, their kvm_run pages, guest
-	 * RAM) is left to it, as a process that just exits leaves it (issue #16: closing them
-	 * first cost more, and nothing in them is lost). Everything else is still torn down.
+	 * RAM, the event loop's memory and fds) is left to it, as a process that just exits
+	 * leaves it (issue #16: closing them first cost more, and nothing in them is lost).
+	 * Everything else is still torn down.
 	 */
 	bool process_exits;
 	/* The VM's KVM part, being made while the config is read (vm_early.h); NULL: none. */

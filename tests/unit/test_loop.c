@@ -178,6 +178,39 @@ static void test_owned_post(void **state)
 	assert_int_equal(o.runs, 3); /* freed, not run */
 }
 
+static void count_run(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* A cancelled node does not run, the others do, and the queue's tail stays right. */
+static void test_post_cancel(void **state)
+{
+	struct loop *l = loop_new();
+	int a = 0, b = 0, c = 0, d = 0;
+	struct loop_post na = { .fn = count_run, .arg = &a }, nb = { .fn = count_run, .arg = &b },
+	                 nc = { .fn = count_run, .arg = &c };
+
+	(void)state;
+	assert_non_null(l);
+	assert_int_equal(loop_post_node(l, &na), 0);
+	assert_int_equal(loop_post_node(l, &nb), 0);
+	loop_post_cancel(l, &nb); /* the tail */
+	assert_int_equal(loop_post_node(l, &nc), 0);
+	assert_int_equal(loop_post(l, count_run, &d), 0);
+	loop_post_cancel(l, &na); /* the head */
+	loop_post_cancel(l, &na); /* not queued: nothing */
+	assert_int_equal(loop_run_once(l, 100000), 0);
+	assert_int_equal(a, 0);
+	assert_int_equal(b, 0);
+	assert_int_equal(c, 1);
+	assert_int_equal(d, 1);
+	assert_int_equal(loop_post_node(l, &nb), 0); /* an empty queue's tail, once more */
+	assert_int_equal(loop_run_once(l, 100000), 0);
+	assert_int_equal(b, 1);
+	loop_free(l);
+}
+
 static int signal_hook_calls, signal_hook_signo;
 
 /* The owner decides what a signal does: here, stop with a code of its own. */
@@ -241,6 +274,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_remove_inside_callback),
 		cmocka_unit_test(test_cross_thread_post),
 		cmocka_unit_test(test_owned_post),
+		cmocka_unit_test(test_post_cancel),
 		cmocka_unit_test(test_signal_stops_loop),
 		cmocka_unit_test(test_rerun),
 	};

@@ -175,6 +175,20 @@ int loop_post_node(struct loop *l, struct loop_post *p)
 	return 0;
 }
 
+void loop_post_cancel(struct loop *l, struct loop_post *p)
+{
+	pthread_mutex_lock(&l->post_lock);
+	for (struct loop_post **pp = &l->post_head; *pp; pp = &(*pp)->next) {
+		if (*pp != p)
+			continue;
+		*pp = p->next;
+		if (!*pp)
+			l->post_tail = pp;
+		break;
+	}
+	pthread_mutex_unlock(&l->post_lock);
+}
+
 /* libevent's own warnings go through flint's log, not straight to stderr. */
 static void on_libevent_log(int severity, const char *msg)
 {

@@ -49,10 +49,13 @@ struct loop_post {
 
 /*
  * Queues @p like loop_post(). @p may be posted again once its fn has begun, not before,
- * and must outlive the loop's run of it (or loop_free()). Returns -errno when the loop's
- * eventfd could not be written: @p is queued all the same, and runs on the next wake-up.
+ * and must outlive the loop's run of it, loop_free() or loop_post_cancel(). Returns -errno
+ * when the loop's eventfd could not be written: @p is queued all the same, and runs on
+ * the next wake-up.
  */
 int loop_post_node(struct loop *l, struct loop_post *p);
+/* Takes @p out of the queue if it is still there (it will not run). Any thread. */
+void loop_post_cancel(struct loop *l, struct loop_post *p);
 
 /*
  * SIGINT/SIGTERM are handled on the loop: @on_signal(@arg, signo) decides what they do,
