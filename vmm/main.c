@@ -187,7 +187,7 @@ static int run_config(struct cli *cli)
 	struct vm_config cfg;
 	int code;
 
-	/* A run's VM is made while the config is read; a dry run makes none. */
+	/* A run's VM and loop are made while the config is read; a dry run makes neither. */
 	if (!cli->dry_run)
 		cli->run.early = vm_early_start();
 	code = load_config(cli, &cfg);

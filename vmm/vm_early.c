@@ -1,5 +1,6 @@
-/* The VM's KVM part made on a thread of its own while the config is read (vm_early.h). */
+/* The VM's KVM part and the loop, made on a thread of their own while the config is read. */
 #include "vmm/vm_early.h"
+#include "vmm/base/loop.h"
 #include "vmm/vm.h"
 
 #include <pthread.h>
@@ -10,6 +11,7 @@ struct vm_early {
 	pthread_t thread;
 	bool joined, taken;
 	struct vm_kvm kvm;
+	struct loop *loop;
 };
 
 static void *early_thread(void *arg)
@@ -17,6 +19,7 @@ static void *early_thread(void *arg)
 	struct vm_early *e = arg;
 
 	vm_kvm_open(&e->kvm, VM_KVM_PATH);
+	e->loop = loop_new();
 	return NULL;
 }
 
@@ -56,6 +59,18 @@ bool vm_early_take(struct vm_early *e, struct vm_kvm *out)
 	return true;
 }
 
+struct loop *vm_early_take_loop(struct vm_early *e)
+{
+	struct loop *l;
+
+	if (!e)
+		return NULL;
+	early_join(e);
+	l = e->loop;
+	e->loop = NULL;
+	return l;
+}
+
 void vm_early_end(struct vm_early *e)
 {
 	if (!e)
@@ -63,5 +78,6 @@ void vm_early_end(struct vm_early *e)
 	early_join(e);
 	if (!e->taken)
 		vm_kvm_close(&e->kvm);
+	loop_free(e->loop);
 	free(e);
 }

@@ -1,18 +1,22 @@
 /*
- * The VM's KVM part (vm_kvm_open(): /dev/kvm, the VM, its irqchip and PIT), which needs no
- * config, made on a short-lived thread of its own while the main thread reads the config
- * and loads the images: the two waits overlap (issue #16). A run (through run_opts.early)
- * takes it before it needs the VM, joining the thread, so the process is one thread again
- * before the privilege drop; a failure is logged there, as without it.
+ * What a run needs that needs no config, made on a short-lived thread of its own while the
+ * main thread reads the config: the VM's KVM part (vm_kvm_open(): /dev/kvm, the VM, its
+ * irqchip and PIT) and the event loop (loop_new()). The two overlap (issue #16: in the rig
+ * the loop's first run of libevent's code alone was 1.9 ms of the main thread's). A run
+ * (through run_opts.early) takes the loop first, joining the thread, so the process is one
+ * thread again before the privilege drop; a failure is logged where it is taken, as
+ * without it.
  *
- * Threads: all calls from one thread (main's); the thread made runs vm_kvm_open() only,
- * with every signal blocked (the loop's handlers are the main thread's business).
+ * Threads: all calls from one thread (main's); the thread made runs vm_kvm_open() and
+ * loop_new() only, with every signal blocked (the loop's handlers are set by the main
+ * thread, loop_handle_signals()). The loop is the main thread's from the join on.
  */
 #ifndef FLINT_VM_EARLY_H
 #define FLINT_VM_EARLY_H
 
 #include <stdbool.h>
 
+struct loop;
 struct vm_early;
 struct vm_kvm;
 
@@ -20,7 +24,9 @@ struct vm_kvm;
 struct vm_early *vm_early_start(void);
 /* Joins the thread and hands its VM over, once: false when already taken (or E is NULL). */
 bool vm_early_take(struct vm_early *e, struct vm_kvm *out);
-/* Joins, and closes what no run took. Safe with NULL, and after a run took it. */
+/* Joins the thread and hands its loop over, once: NULL when taken, failed (or E is NULL). */
+struct loop *vm_early_take_loop(struct vm_early *e);
+/* Joins, and closes and frees what no run took. Safe with NULL, and after a run took it. */
 void vm_early_end(struct vm_early *e);
 
 #endif

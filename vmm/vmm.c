@@ -553,7 +553,9 @@ int vmm_new(struct vmm **out, const struct run_opts *opts)
 		vmm_release(m);
 		return FLINT_EXIT_USAGE;
 	}
-	m->loop = loop_new();
+	m->loop = vm_early_take_loop(opts->early); /* made while the config was read */
+	if (!m->loop)
+		m->loop = loop_new();
 	if (!m->loop || loop_handle_signals(m->loop, on_signal, m) < 0) {
 		log_error("cannot set up the event loop");
 		if (serial_log_fd >= 0)

@@ -37,7 +37,7 @@ struct run_opts {
 	 * Everything else is still torn down.
 	 */
 	bool process_exits;
-	/* The VM's KVM part, being made while the config is read (vm_early.h); NULL: none. */
+	/* The KVM VM and the loop, made while the config is read (vm_early.h); NULL: none. */
 	struct vm_early *early;
 };
 
