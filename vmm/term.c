@@ -77,17 +77,27 @@ void term_watch(void *term)
 		t->watch = loop_add_fd(t->loop, STDIN_FILENO, LOOP_READ, on_stdin, t);
 }
 
-/* The UART's on_rx_space hook: watch stdin again, from the loop. */
+static void on_room(void *term)
+{
+	struct term *t = term;
+
+	atomic_store(&t->posted, false); /* first: room made from now on posts again */
+	term_watch(t);
+}
+
+/* The UART's on_rx_space hook (any thread, serial.h): watch stdin again, from the loop. */
 static void has_room(void *term)
 {
 	struct term *t = term;
 
-	loop_post(t->loop, term_watch, t); /* once per serial_rx_space() (serial.h) */
+	if (!atomic_exchange(&t->posted, true))
+		loop_post_node(t->loop, &t->post); /* queued even when the wake-up failed */
 }
 
 void term_init(struct term *t, struct loop *loop, struct serial *serial)
 {
 	*t = (struct term){ .loop = loop, .serial = serial };
+	t->post = (struct loop_post){ .fn = on_room, .arg = t };
 	serial->on_rx_space = has_room;
 	serial->rx_arg = t;
 }

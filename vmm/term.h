@@ -9,14 +9,18 @@
 #ifndef FLINT_TERM_H
 #define FLINT_TERM_H
 
-struct loop;
-struct loop_watch;
+#include "vmm/base/loop.h"
+
+#include <stdatomic.h>
+
 struct serial;
 
 struct term {
 	struct loop *loop;
 	struct serial *serial;
 	struct loop_watch *watch; /* stdin, while the UART takes input */
+	atomic_bool posted;       /* the post below is queued: the hook posts it once */
+	struct loop_post post;    /* term_watch() from the hook, without allocating */
 };
 
 /* Also sets @serial's on_rx_space hook: stdin is watched again when the FIFO has room. */

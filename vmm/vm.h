@@ -39,7 +39,7 @@ struct vm {
 	bool smt;
 	atomic_bool stopping; /* set once; vCPUs leave KVM_RUN and do not re-enter */
 	atomic_int exit_code;
-	struct loop_post stop_post; /* vm_stop()'s, posted once: cannot fail, never allocates */
+	struct loop_post stop_post; /* vm_stop()'s, posted once: it never allocates */
 	/* Pause: while @pausing the vCPU threads park outside KVM_RUN (vcpus_pause()). */
 	atomic_bool pausing;
 	pthread_mutex_t park_lock;

@@ -32,9 +32,10 @@ struct run_opts {
 	/*
 	 * The process ends as soon as the VM is freed (main sets it; tests do not): what the
 	 * kernel releases at exit anyway (the VM's and vCPUs' fds, their kvm_run pages, guest
-	 * RAM, the event loop's memory and fds) is left to it, as a process that just exits
-	 * leaves it (issue #16: closing them first cost more, and nothing in them is lost).
-	 * Everything else is still torn down.
+	 * RAM; and the event loop, with its fds and signal handlers, except in the sanitizer
+	 * build, vmm.c) is left to it, as a process that just exits leaves it (issue #16:
+	 * closing them first cost more, and nothing in them is lost). Everything else is still
+	 * torn down.
 	 */
 	bool process_exits;
 	/* The KVM VM and the loop, made while the config is read (vm_early.h); NULL: none. */

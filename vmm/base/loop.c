@@ -24,6 +24,7 @@ struct loop {
 	/* Cross-thread posts: a mutex-protected FIFO plus an eventfd to wake the loop. */
 	pthread_mutex_t post_lock;
 	struct loop_post *post_head, **post_tail;
+	struct loop_post *draining; /* taken by drain_posts(), run one by one; the lock's too */
 	int post_fd;
 	struct loop_watch *post_watch;
 	struct event *sig[2];
@@ -126,41 +127,47 @@ void loop_remove(struct loop_watch *w)
 	free(w);
 }
 
+/* The next post of this drain, out of every list (so a cancel cannot find it): or NULL. */
+static struct loop_post *next_draining(struct loop *l)
+{
+	struct loop_post *p;
+
+	pthread_mutex_lock(&l->post_lock);
+	p = l->draining;
+	if (p)
+		l->draining = p->next;
+	pthread_mutex_unlock(&l->post_lock);
+	return p;
+}
+
+/*
+ * What was queued when the eventfd woke the loop, in order: what is posted meanwhile
+ * (a fn posting its own node again, too) waits for the next wake-up, so a drain ends.
+ */
 static void drain_posts(int fd, int events, void *arg)
 {
 	struct loop *l = arg;
-	struct loop_post *p, *next;
+	struct loop_post *p;
 	uint64_t count;
 
 	(void)events;
 	if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
 		log_warn("loop: reading the post eventfd failed: %d", errno);
 	pthread_mutex_lock(&l->post_lock);
-	p = l->post_head;
+	l->draining = l->post_head;
 	l->post_head = NULL;
 	l->post_tail = &l->post_head;
 	pthread_mutex_unlock(&l->post_lock);
-	for (; p; p = next) {
-		bool heap = p->heap; /* an owner's node may be posted again once fn begins */
+	while ((p = next_draining(l))) {
+		bool heap = p->heap; /* an owner's node is the owner's again once fn begins */
 
-		next = p->next;
 		p->fn(p->arg);
 		if (heap)
 			free(p);
 	}
 }
 
-int loop_post(struct loop *l, loop_fn fn, void *arg)
-{
-	struct loop_post *p = malloc(sizeof(*p));
-
-	if (!p)
-		return -ENOMEM;
-	*p = (struct loop_post){ .fn = fn, .arg = arg, .heap = true };
-	return loop_post_node(l, p);
-}
-
-int loop_post_node(struct loop *l, struct loop_post *p)
+static int enqueue(struct loop *l, struct loop_post *p)
 {
 	uint64_t one = 1;
 
@@ -175,16 +182,42 @@ int loop_post_node(struct loop *l, struct loop_post *p)
 	return 0;
 }
 
+int loop_post(struct loop *l, loop_fn fn, void *arg)
+{
+	struct loop_post *p = malloc(sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	*p = (struct loop_post){ .fn = fn, .arg = arg, .heap = true };
+	return enqueue(l, p);
+}
+
+int loop_post_node(struct loop *l, struct loop_post *p)
+{
+	p->heap = false;
+	return enqueue(l, p);
+}
+
+/* Unlinks @p from the list at @pp; returns whether it was there. Lock held. */
+static bool unlink_post(struct loop_post **pp, struct loop_post *p)
+{
+	for (; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			return true;
+		}
+	}
+	return false;
+}
+
 void loop_post_cancel(struct loop *l, struct loop_post *p)
 {
 	pthread_mutex_lock(&l->post_lock);
-	for (struct loop_post **pp = &l->post_head; *pp; pp = &(*pp)->next) {
-		if (*pp != p)
-			continue;
-		*pp = p->next;
-		if (!*pp)
-			l->post_tail = pp;
-		break;
+	if (!unlink_post(&l->draining, p) && unlink_post(&l->post_head, p)) {
+		/* The tail again: the last node's next, or the head of an empty queue. */
+		l->post_tail = &l->post_head;
+		while (*l->post_tail)
+			l->post_tail = &(*l->post_tail)->next;
 	}
 	pthread_mutex_unlock(&l->post_lock);
 }

@@ -1,6 +1,7 @@
 /*
  * The one event loop. A libevent event_base owned by the main thread; everything that is
- * not guest execution registers here. Other threads reach it only through loop_post().
+ * not guest execution registers here. Other threads reach it only through loop_post() and
+ * loop_post_node() (and take an owned node back with loop_post_cancel()).
  */
 #ifndef FLINT_LOOP_H
 #define FLINT_LOOP_H
@@ -30,8 +31,9 @@ struct loop_watch *loop_add_timer(struct loop *l, uint64_t usec, bool repeat, lo
 void loop_remove(struct loop_watch *w);
 
 /*
- * Runs @fn(@arg) on the loop thread soon. Callable from any thread; the only way a
- * vCPU thread hands work to the loop. Returns -errno when the loop cannot take it.
+ * Runs @fn(@arg) on the loop thread soon. Callable from any thread: how a vCPU thread
+ * hands work to the loop (loop_post_node(): without allocating). Returns -errno when the
+ * loop cannot take it.
  */
 int loop_post(struct loop *l, loop_fn fn, void *arg);
 
@@ -54,7 +56,10 @@ struct loop_post {
  * the next wake-up.
  */
 int loop_post_node(struct loop *l, struct loop_post *p);
-/* Takes @p out of the queue if it is still there (it will not run). Any thread. */
+/*
+ * Takes @p out of the queue if its run has not begun: then it does not run. Any thread; but
+ * from another than the loop's, a run that has begun may still be going on on return.
+ */
 void loop_post_cancel(struct loop *l, struct loop_post *p);
 
 /*
