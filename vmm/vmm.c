@@ -502,8 +502,6 @@ static void vmm_teardown(struct vmm *m)
 	if (!leave_to_exit(m)) {
 		vm_destroy(&m->vm);
 		guest_memory_destroy(&m->mem);
-	} else {
-		free(vm_take_cpuid(&m->vm)); /* memory, not the kernel's: still ours to free */
 	}
 	free(m->cmdline);
 	sandbox_free(&m->sandbox); /* every thread that installed one has ended */
