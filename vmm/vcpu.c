@@ -43,17 +43,15 @@ static int open_vcpu(struct vcpu *v, const char **step)
 {
 	if (v->id == 0 && v->vm->vcpu0_fd >= 0) { /* made with the VM (vm_kvm_open()) */
 		v->fd = v->vm->vcpu0_fd;
-		v->run = v->vm->vcpu0_run; /* NULL: not mapped there, mapped below */
+		v->run = v->vm->vcpu0_run;
 		v->vm->vcpu0_fd = -1;
 		v->vm->vcpu0_run = NULL;
-		if (v->run)
-			return 0;
-	} else {
-		*step = "KVM_CREATE_VCPU";
-		v->fd = ioctl(v->vm->vm_fd, KVM_CREATE_VCPU, v->id);
-		if (v->fd < 0)
-			return -errno;
+		return 0;
 	}
+	*step = "KVM_CREATE_VCPU";
+	v->fd = ioctl(v->vm->vm_fd, KVM_CREATE_VCPU, v->id);
+	if (v->fd < 0)
+		return -errno;
 	*step = "mmap of kvm_run";
 	v->run = mmap(NULL, (size_t)v->vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
 	if (v->run == MAP_FAILED) {

@@ -87,9 +87,7 @@ static int kvm_vm_ioctl(struct vm_kvm *k, unsigned long req, unsigned long arg, 
 /*
  * KVM's supported CPUID and vCPU 0 with its kvm_run page: every VM has a vCPU 0, and
  * neither needs the config. What fails here is left undone, for vcpu_create() and the run
- * to meet again and report (this logs nothing: it may run on the early thread). A vCPU
- * whose page could not be mapped is kept without one (KVM keeps a vCPU until the VM ends:
- * made again, it would fail with EEXIST and hide why): vcpu_create() maps it and says why.
+ * to meet again and report (this logs nothing: it may run on the early thread).
  */
 static void open_vcpu0(struct vm_kvm *k)
 {
@@ -100,8 +98,12 @@ static void open_vcpu0(struct vm_kvm *k)
 	if (k->vcpu0_fd < 0)
 		return;
 	run = mmap(NULL, (size_t)k->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, k->vcpu0_fd, 0);
-	if (run != MAP_FAILED)
-		k->vcpu0_run = run;
+	if (run == MAP_FAILED) {
+		close(k->vcpu0_fd);
+		k->vcpu0_fd = -1;
+		return;
+	}
+	k->vcpu0_run = run;
 }
 
 /* What open_vcpu0() made and nobody took. */
@@ -124,7 +126,6 @@ void vm_kvm_open(struct vm_kvm *k, const char *kvm_path)
 	int r, version;
 
 	k->vm_fd = k->vcpu0_fd = -1;
-	k->run_size = 0;
 	k->vcpu0_run = NULL;
 	k->cpuid = NULL;
 	k->why[0] = 0;

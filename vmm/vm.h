@@ -88,8 +88,8 @@ void vm_kvm_open(struct vm_kvm *k, const char *kvm_path);
 void vm_kvm_close(struct vm_kvm *k);
 
 /*
- * The VM of @k, which it takes over (vm_destroy() closes its fds, and vCPU 0 and frees the
- * CPUID when vcpu_create() and vm_take_cpuid() did not take them), with @mem registered as
+ * The VM of @k (which it takes over: vm_destroy() closes its fds and what no vCPU took of
+ * vCPU 0 and the CPUID, vcpu_create() and vm_take_cpuid()), with @mem registered as
  * memory slots; @k's failure is logged here. @vm's msi and device_slot_used tables must
  * be zero (as calloc leaves them): vm_create clears the rest of @vm, not those.
  */

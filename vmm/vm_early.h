@@ -1,13 +1,13 @@
 /*
  * What a run needs that needs no config, made on a short-lived thread of its own while the
  * main thread reads the config: the VM's KVM part (vm_kvm_open(): /dev/kvm, the VM, its
- * irqchip and PIT, vCPU 0, KVM's CPUID) and the event loop (loop_new()). The two overlap
- * (issue #16: in the rig the loop's first run of libevent's code alone was 1.9 ms of the
- * main thread's). The thread makes the loop first and hands it over as soon as it is made;
- * a run (through run_opts.early) takes it when the config is read, and the VM when it
- * needs one, joining the thread, so the process is one thread again before the privilege
- * drop. A VM that could not be made is logged where it is taken, as without the thread; a
- * loop that could not be made is made again by the run, which says why if it fails again.
+ * irqchip and PIT) and the event loop (loop_new()). The two overlap (issue #16: in the rig
+ * the loop's first run of libevent's code alone was 1.9 ms of the main thread's). The
+ * thread makes the loop first and hands it over as soon as it is made; a run (through
+ * run_opts.early) takes it when the config is read, and the VM when it needs one, joining
+ * the thread, so the process is one thread again before the privilege drop. A VM that
+ * could not be made is logged where it is taken, as without the thread; a loop that could
+ * not be made is made again by the run, which says why if it fails again.
  *
  * Threads: all calls from one thread (main's); the thread made runs loop_new() and then
  * vm_kvm_open() only, with every signal blocked (the loop's handlers are set by the main
