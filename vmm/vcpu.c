@@ -41,13 +41,6 @@ struct kvm_cpuid2 *vcpu_supported_cpuid(int kvm_fd)
 /* KVM_CREATE_VCPU and the shared kvm_run page. Returns -errno with @step set. */
 static int open_vcpu(struct vcpu *v, const char **step)
 {
-	if (v->id == 0 && v->vm->vcpu0_fd >= 0) { /* made with the VM (vm_kvm_open()) */
-		v->fd = v->vm->vcpu0_fd;
-		v->run = v->vm->vcpu0_run;
-		v->vm->vcpu0_fd = -1;
-		v->vm->vcpu0_run = NULL;
-		return 0;
-	}
 	*step = "KVM_CREATE_VCPU";
 	v->fd = ioctl(v->vm->vm_fd, KVM_CREATE_VCPU, v->id);
 	if (v->fd < 0)

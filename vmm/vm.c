@@ -1,5 +1,4 @@
 #include "vmm/vm.h"
-#include "vmm/x86/cpuid.h"
 #include "vmm/x86/layout.h"
 #include "vmm/base/log.h"
 #include "vmm/base/phases.h"
@@ -14,7 +13,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 static const struct {
@@ -84,50 +82,13 @@ static int kvm_vm_ioctl(struct vm_kvm *k, unsigned long req, unsigned long arg, 
 	return -e;
 }
 
-/*
- * KVM's supported CPUID and vCPU 0 with its kvm_run page: every VM has a vCPU 0, and
- * neither needs the config. What fails here is left undone, for vcpu_create() and the run
- * to meet again and report (this logs nothing: it may run on the early thread).
- */
-static void open_vcpu0(struct vm_kvm *k)
-{
-	void *run;
-
-	k->cpuid = x86_cpuid_supported(k->kvm_fd);
-	k->vcpu0_fd = ioctl(k->vm_fd, KVM_CREATE_VCPU, 0);
-	if (k->vcpu0_fd < 0)
-		return;
-	run = mmap(NULL, (size_t)k->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, k->vcpu0_fd, 0);
-	if (run == MAP_FAILED) {
-		close(k->vcpu0_fd);
-		k->vcpu0_fd = -1;
-		return;
-	}
-	k->vcpu0_run = run;
-}
-
-/* What open_vcpu0() made and nobody took. */
-static void close_vcpu0(int *fd, struct kvm_run **run, int run_size, struct kvm_cpuid2 **cpuid)
-{
-	if (*run)
-		munmap(*run, (size_t)run_size);
-	if (*fd >= 0)
-		close(*fd);
-	free(*cpuid);
-	*fd = -1;
-	*run = NULL;
-	*cpuid = NULL;
-}
-
 void vm_kvm_open(struct vm_kvm *k, const char *kvm_path)
 {
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	uint64_t identity = LAYOUT_KVM_IDENTITY;
 	int r, version;
 
-	k->vm_fd = k->vcpu0_fd = -1;
-	k->vcpu0_run = NULL;
-	k->cpuid = NULL;
+	k->vm_fd = -1;
 	k->why[0] = 0;
 	k->kvm_fd = open(kvm_path, O_RDWR | O_CLOEXEC);
 	if (k->kvm_fd < 0) {
@@ -160,8 +121,6 @@ void vm_kvm_open(struct vm_kvm *k, const char *kvm_path)
 		r = kvm_vm_ioctl(k, KVM_CREATE_IRQCHIP, 0, "KVM_CREATE_IRQCHIP");
 	if (!r)
 		r = kvm_vm_ioctl(k, KVM_CREATE_PIT2, (unsigned long)&pit, "KVM_CREATE_PIT2");
-	if (!r)
-		open_vcpu0(k); /* after the irqchip, as KVM wants every vCPU */
 out:
 	k->err = r;
 	if (r)
@@ -180,7 +139,6 @@ static void close_fds(int *kvm_fd, int *vm_fd)
 
 void vm_kvm_close(struct vm_kvm *k)
 {
-	close_vcpu0(&k->vcpu0_fd, &k->vcpu0_run, k->run_size, &k->cpuid);
 	close_fds(&k->kvm_fd, &k->vm_fd);
 }
 
@@ -205,9 +163,6 @@ int vm_create(struct vm *vm, const struct vm_kvm *k, struct guest_memory *mem, b
 	vm->kvm_fd = k->kvm_fd;
 	vm->vm_fd = k->vm_fd;
 	vm->run_size = k->run_size;
-	vm->vcpu0_fd = k->vcpu0_fd;
-	vm->vcpu0_run = k->vcpu0_run;
-	vm->cpuid = k->cpuid;
 	if (k->err) {
 		log_error("%s", k->why);
 		return k->err;
@@ -220,16 +175,7 @@ int vm_create(struct vm *vm, const struct vm_kvm *k, struct guest_memory *mem, b
 
 void vm_destroy(struct vm *vm)
 {
-	close_vcpu0(&vm->vcpu0_fd, &vm->vcpu0_run, vm->run_size, &vm->cpuid);
 	close_fds(&vm->kvm_fd, &vm->vm_fd);
-}
-
-struct kvm_cpuid2 *vm_take_cpuid(struct vm *vm)
-{
-	struct kvm_cpuid2 *c = vm->cpuid;
-
-	vm->cpuid = NULL;
-	return c;
 }
 
 int vm_irqfd(struct vm *vm, unsigned gsi)

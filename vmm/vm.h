@@ -10,8 +10,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-struct kvm_cpuid2;
-struct kvm_run;
 struct phases;
 
 /*
@@ -32,10 +30,6 @@ struct vm {
 	int kvm_fd;
 	int vm_fd;
 	int run_size; /* mmap size of struct kvm_run */
-	/* Made with the VM (struct vm_kvm) until vcpu_create() and vm_take_cpuid() take them. */
-	int vcpu0_fd;
-	struct kvm_run *vcpu0_run;
-	struct kvm_cpuid2 *cpuid;
 	struct guest_memory *mem;
 	struct bus pio;
 	struct bus mmio;
@@ -65,22 +59,16 @@ struct vm {
 /*
  * The part of a VM that needs no config: @kvm_path opened, every capability flint needs
  * checked (one message lists all missing), the VM created with its TSS, identity map,
- * in-kernel irqchip and PIT; and what every VM's first vCPU needs that no config decides
- * (KVM's supported CPUID, vCPU 0 and its kvm_run page: each left for vcpu_create() and
- * the run to make, and say why, when it cannot be made here). It logs nothing, so that it
- * can run on a thread of its own while the config is read (vm_early.h): a failure is kept
- * in @why, with @err, for vm_create() to log where a VM has always failed. Nothing is left
- * open on failure.
+ * in-kernel irqchip and PIT. It logs nothing, so that it can run on a thread of its own
+ * while the config is read (vm_early.h): a failure is kept in @why, with @err,
+ * for vm_create() to log where a VM has always failed. Nothing is left open on failure.
  */
 /* The KVM device a run opens, on the early thread (vm_early.h) or itself. */
 #define VM_KVM_PATH "/dev/kvm"
 
 struct vm_kvm {
 	int kvm_fd, vm_fd, run_size;
-	int vcpu0_fd;              /* -1: not made */
-	struct kvm_run *vcpu0_run; /* its kvm_run page */
-	struct kvm_cpuid2 *cpuid;  /* KVM_GET_SUPPORTED_CPUID; NULL: not read */
-	int err;                   /* 0 or -errno */
+	int err; /* 0 or -errno */
 	char why[600];
 };
 void vm_kvm_open(struct vm_kvm *k, const char *kvm_path);
@@ -88,16 +76,13 @@ void vm_kvm_open(struct vm_kvm *k, const char *kvm_path);
 void vm_kvm_close(struct vm_kvm *k);
 
 /*
- * The VM of @k (which it takes over: vm_destroy() closes its fds and what no vCPU took of
- * vCPU 0 and the CPUID, vcpu_create() and vm_take_cpuid()), with @mem registered as
+ * The VM of @k (which it takes over: vm_destroy() closes its fds), with @mem registered as
  * memory slots; @k's failure is logged here. @vm's msi and device_slot_used tables must
  * be zero (as calloc leaves them): vm_create clears the rest of @vm, not those.
  */
 int vm_create(struct vm *vm, const struct vm_kvm *k, struct guest_memory *mem, bool track_dirty,
               struct loop *loop);
 void vm_destroy(struct vm *vm);
-/* KVM's supported CPUID read with the VM, handed over once (free() it); NULL: read it. */
-struct kvm_cpuid2 *vm_take_cpuid(struct vm *vm);
 
 /* An eventfd that raises @gsi when written (KVM irqfd). Returns the fd or -errno. */
 int vm_irqfd(struct vm *vm, unsigned gsi);

@@ -187,11 +187,9 @@ static int add_devices(struct vmm *m)
 
 static int start_vcpus(struct vmm *m, const struct boot_info *boot)
 {
-	struct kvm_cpuid2 *cpuid = vm_take_cpuid(&m->vm); /* read with the VM */
+	struct kvm_cpuid2 *cpuid = vcpu_supported_cpuid(m->vm.kvm_fd);
 	int r = 0;
 
-	if (!cpuid)
-		cpuid = vcpu_supported_cpuid(m->vm.kvm_fd);
 	if (!cpuid) {
 		r = -errno;
 		log_error("KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
@@ -549,7 +547,7 @@ int vmm_new(struct vmm **out, const struct run_opts *opts)
 		return FLINT_EXIT_INTERNAL;
 	m->opts = opts;
 	m->serial_irq = m->kbd_irq = -1;
-	m->vm.vm_fd = m->vm.kvm_fd = m->vm.vcpu0_fd = -1;
+	m->vm.vm_fd = m->vm.kvm_fd = -1;
 	m->mem.fd = -1;
 	if (opts->serial_log && (serial_log_fd = open_serial_log(opts->serial_log)) < 0) {
 		vmm_release(m);
