@@ -75,20 +75,17 @@ PLAIN_CFLAGS = $(ALL_CFLAGS) -ffunction-sections
 ASAN_CFLAGS = $(ALL_CFLAGS) $(SAN) -O1
 # ... stamped per flavour without the version, which changes with every commit
 stamp_flags = $(CC) $(filter-out -DFLINT_VERSION=%,$(1))
+# A stamp's recipe: the target rewritten with TEXT only when it holds something else.
+write_stamp = @mkdir -p $(dir $@); echo '$(1)' | cmp -s - $@ || echo '$(1)' >$@
 $(BUILD)/obj/.flags: FORCE
-	@mkdir -p $(dir $@)
-	@echo '$(call stamp_flags,$(PLAIN_CFLAGS))' | cmp -s - $@ || \
-		echo '$(call stamp_flags,$(PLAIN_CFLAGS))' >$@
+	$(call write_stamp,$(call stamp_flags,$(PLAIN_CFLAGS)))
 $(BUILD)/asan/obj/.flags: FORCE
-	@mkdir -p $(dir $@)
-	@echo '$(call stamp_flags,$(ASAN_CFLAGS))' | cmp -s - $@ || \
-		echo '$(call stamp_flags,$(ASAN_CFLAGS))' >$@
+	$(call write_stamp,$(call stamp_flags,$(ASAN_CFLAGS)))
 
 # The version is left out of the stamps (it changes with every commit); the one object that
 # prints it (--version) depends on a stamp of its own.
 $(BUILD)/.version: FORCE
-	@mkdir -p $(dir $@)
-	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@
+	$(call write_stamp,$(VERSION))
 $(BUILD)/obj/vmm/cli.o $(BUILD)/asan/obj/vmm/cli.o: $(BUILD)/.version
 
 $(BUILD)/obj/%.o: %.c $(BUILD)/obj/.flags
