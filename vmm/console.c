@@ -58,7 +58,7 @@ int console_init(struct console *c, struct loop *loop, int out_fd, int log_fd,
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
 	c->loop = loop;
-	c->post = (struct loop_post){ .fn = on_post, .arg = c };
+	loop_post_init(&c->post, on_post, c);
 	c->sinks[0].fd = c->sinks[1].fd = -1;
 	r = sink_open(&c->sinks[0], out_fd, "stdout");
 	if (!r)
@@ -88,7 +88,7 @@ void console_put(struct console *c, uint8_t byte)
 	}
 	pthread_mutex_unlock(&c->lock);
 	/* One drain queued at a time, however many bytes arrive before it runs. */
-	if (queued && !atomic_exchange(&c->posted, true))
+	if (queued)
 		loop_post_node(c->loop, &c->post); /* queued even when the wake-up failed */
 }
 
@@ -173,11 +173,7 @@ static void console_drain(struct console *c)
 
 static void on_post(void *arg)
 {
-	struct console *c = arg;
-
-	/* Cleared first: a byte queued from now on posts again, none is left behind. */
-	atomic_store(&c->posted, false);
-	console_drain(c);
+	console_drain(arg);
 }
 
 static void on_writable(int fd, int events, void *arg)

@@ -11,7 +11,6 @@
 #define FLINT_CONSOLE_H
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,8 +36,7 @@ struct console {
 	pthread_mutex_t lock;
 	struct console_sink sinks[2];
 	struct loop *loop;
-	atomic_bool posted;    /* a drain is queued on the loop; coalesces console_put()s */
-	struct loop_post post; /* that drain: a vCPU thread queues it without allocating */
+	struct loop_post post; /* the drain: queued once however many console_put()s, no malloc */
 };
 
 /*

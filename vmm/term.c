@@ -79,10 +79,7 @@ void term_watch(void *term)
 
 static void on_room(void *term)
 {
-	struct term *t = term;
-
-	atomic_store(&t->posted, false); /* first: room made from now on posts again */
-	term_watch(t);
+	term_watch(term);
 }
 
 /* The UART's on_rx_space hook (any thread, serial.h): watch stdin again, from the loop. */
@@ -90,14 +87,13 @@ static void has_room(void *term)
 {
 	struct term *t = term;
 
-	if (!atomic_exchange(&t->posted, true))
-		loop_post_node(t->loop, &t->post); /* queued even when the wake-up failed */
+	loop_post_node(t->loop, &t->post); /* queued even when the wake-up failed */
 }
 
 void term_init(struct term *t, struct loop *loop, struct serial *serial)
 {
 	*t = (struct term){ .loop = loop, .serial = serial };
-	t->post = (struct loop_post){ .fn = on_room, .arg = t };
+	loop_post_init(&t->post, on_room, t);
 	serial->on_rx_space = has_room;
 	serial->rx_arg = t;
 }

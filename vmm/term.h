@@ -11,15 +11,12 @@
 
 #include "vmm/base/loop.h"
 
-#include <stdatomic.h>
-
 struct serial;
 
 struct term {
 	struct loop *loop;
 	struct serial *serial;
 	struct loop_watch *watch; /* stdin, while the UART takes input */
-	atomic_bool posted;       /* the post below is queued: the hook posts it once */
 	struct loop_post post;    /* term_watch() from the hook, without allocating */
 };
 

@@ -233,7 +233,7 @@ void vm_stop(struct vm *vm, int code, const char *reason)
 	pthread_mutex_unlock(&vm->park_lock);
 	if (reason)
 		log_info("%s", reason);
-	vm->stop_post = (struct loop_post){ .fn = exit_on_loop, .arg = vm };
+	loop_post_init(&vm->stop_post, exit_on_loop, vm);
 	if (loop_post_node(vm->loop, &vm->stop_post) < 0)
 		log_error("cannot wake the event loop to stop the VM (exit code %d)", code);
 }

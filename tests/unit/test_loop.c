@@ -167,7 +167,7 @@ static void test_owned_post(void **state)
 
 	(void)state;
 	assert_non_null(o.loop);
-	o.node = (struct loop_post){ .fn = on_owned, .arg = &o };
+	loop_post_init(&o.node, on_owned, &o);
 	assert_int_equal(loop_post_node(o.loop, &o.node), 0);
 	for (int i = 0; i < 10 && o.runs < 3; i++)
 		assert_int_equal(loop_run_once(o.loop, 100000), 0);
@@ -190,11 +190,13 @@ static void test_post_cancel(void **state)
 {
 	struct loop *l = loop_new();
 	int a = 0, b = 0, c = 0, d = 0;
-	struct loop_post na = { .fn = count_run, .arg = &a }, nb = { .fn = count_run, .arg = &b },
-	                 nc = { .fn = count_run, .arg = &c };
+	struct loop_post na, nb, nc;
 
 	(void)state;
 	assert_non_null(l);
+	loop_post_init(&na, count_run, &a);
+	loop_post_init(&nb, count_run, &b);
+	loop_post_init(&nc, count_run, &c);
 	assert_int_equal(loop_post_node(l, &na), 0);
 	assert_int_equal(loop_post_node(l, &nb), 0);
 	loop_post_cancel(l, &nb); /* the tail */
@@ -207,7 +209,7 @@ static void test_post_cancel(void **state)
 	assert_int_equal(b, 0);
 	assert_int_equal(c, 1);
 	assert_int_equal(d, 1);
-	assert_int_equal(loop_post_node(l, &nb), 0); /* an empty queue's tail, once more */
+	assert_int_equal(loop_post_node(l, &nb), 0); /* cancelled: queued anew; an empty tail */
 	assert_int_equal(loop_run_once(l, 100000), 0);
 	assert_int_equal(b, 1);
 	loop_free(l);
@@ -230,22 +232,27 @@ static void test_post_cancel_while_draining(void **state)
 {
 	struct loop *l = loop_new();
 	int b = 0, c = 0;
-	struct loop_post nb = { .fn = count_run, .arg = &b }, nc = { .fn = count_run, .arg = &c };
+	struct loop_post na, nb, nc;
 	struct canceller k = { .loop = l, .victim = &nb };
-	struct loop_post na = { .fn = cancel_other, .arg = &k };
 
 	(void)state;
 	assert_non_null(l);
+	loop_post_init(&na, cancel_other, &k);
+	loop_post_init(&nb, count_run, &b);
+	loop_post_init(&nc, count_run, &c);
 	assert_int_equal(loop_post_node(l, &na), 0);
 	assert_int_equal(loop_post_node(l, &nb), 0);
 	assert_int_equal(loop_post_node(l, &nc), 0);
 	assert_int_equal(loop_run_once(l, 100000), 0);
 	assert_int_equal(b, 0);
 	assert_int_equal(c, 1);
+	assert_int_equal(loop_post_node(l, &nb), 0); /* cancelled from the drain: queued anew */
+	assert_int_equal(loop_run_once(l, 100000), 0);
+	assert_int_equal(b, 1);
 	loop_free(l);
 }
 
-/* The loop marks an owner's node as the owner's, whatever its memory held before. */
+/* loop_post_init() makes a node the owner's and unqueued, whatever its memory held. */
 static void test_post_node_garbage(void **state)
 {
 	struct loop *l = loop_new();
@@ -255,13 +262,40 @@ static void test_post_node_garbage(void **state)
 	(void)state;
 	assert_non_null(l);
 	assert_non_null(n);
-	memset(n, 0x01, sizeof(*n)); /* heap reads true: were it trusted, loop_free frees n */
-	n->fn = count_run;
-	n->arg = &a;
+	memset(n, 0x01, sizeof(*n)); /* heap and queued read true */
+	loop_post_init(n, count_run, &a);
+	assert_int_equal(loop_post_node(l, n), 0); /* queued: not taken for queued already */
+	assert_int_equal(loop_run_once(l, 100000), 0);
+	assert_int_equal(a, 1);
 	assert_int_equal(loop_post_node(l, n), 0);
 	loop_free(l);
-	assert_int_equal(a, 0);
-	free(n); /* a double free under ASan had loop_free() freed it */
+	assert_int_equal(a, 1);
+	free(n); /* a double free under ASan had loop_free() taken it for the loop's */
+}
+
+/*
+ * Posting a node that is queued already does not queue it twice (a list through one node
+ * twice would loop): it runs once for all of them, and can be queued again once it runs.
+ */
+static void test_post_coalesced(void **state)
+{
+	struct loop *l = loop_new();
+	struct loop_post n;
+	int a = 0;
+
+	(void)state;
+	assert_non_null(l);
+	loop_post_init(&n, count_run, &a);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(loop_post_node(l, &n), 0);
+	assert_int_equal(loop_run_once(l, 100000), 0);
+	assert_int_equal(a, 1);
+	assert_int_equal(loop_run_once(l, 0), 0);
+	assert_int_equal(a, 1); /* nothing left queued */
+	assert_int_equal(loop_post_node(l, &n), 0);
+	assert_int_equal(loop_run_once(l, 100000), 0);
+	assert_int_equal(a, 2);
+	loop_free(l);
 }
 
 static int signal_hook_calls, signal_hook_signo;
@@ -330,6 +364,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_post_cancel),
 		cmocka_unit_test(test_post_cancel_while_draining),
 		cmocka_unit_test(test_post_node_garbage),
+		cmocka_unit_test(test_post_coalesced),
 		cmocka_unit_test(test_signal_stops_loop),
 		cmocka_unit_test(test_rerun),
 	};

@@ -134,8 +134,11 @@ static struct loop_post *next_draining(struct loop *l)
 
 	pthread_mutex_lock(&l->post_lock);
 	p = l->draining;
-	if (p)
+	if (p) {
 		l->draining = p->next;
+		/* Before fn: what is posted from now on is another run, none is left behind. */
+		atomic_store(&p->queued, false);
+	}
 	pthread_mutex_unlock(&l->post_lock);
 	return p;
 }
@@ -188,13 +191,21 @@ int loop_post(struct loop *l, loop_fn fn, void *arg)
 
 	if (!p)
 		return -ENOMEM;
-	*p = (struct loop_post){ .fn = fn, .arg = arg, .heap = true };
+	loop_post_init(p, fn, arg);
+	p->heap = true;
 	return enqueue(l, p);
+}
+
+void loop_post_init(struct loop_post *p, loop_fn fn, void *arg)
+{
+	*p = (struct loop_post){ .fn = fn, .arg = arg };
+	atomic_init(&p->queued, false);
 }
 
 int loop_post_node(struct loop *l, struct loop_post *p)
 {
-	p->heap = false;
+	if (atomic_exchange(&p->queued, true))
+		return 0; /* queued already: that run serves this post too */
 	return enqueue(l, p);
 }
 
@@ -213,7 +224,10 @@ static bool unlink_post(struct loop_post **pp, struct loop_post *p)
 void loop_post_cancel(struct loop *l, struct loop_post *p)
 {
 	pthread_mutex_lock(&l->post_lock);
-	if (!unlink_post(&l->draining, p) && unlink_post(&l->post_head, p)) {
+	if (unlink_post(&l->draining, p)) {
+		atomic_store(&p->queued, false);
+	} else if (unlink_post(&l->post_head, p)) {
+		atomic_store(&p->queued, false);
 		/* The tail again: the last node's next, or the head of an empty queue. */
 		l->post_tail = &l->post_head;
 		while (*l->post_tail)

@@ -6,6 +6,7 @@
 #ifndef FLINT_LOOP_H
 #define FLINT_LOOP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -40,18 +41,24 @@ int loop_post(struct loop *l, loop_fn fn, void *arg);
 /*
  * A post whose memory its owner keeps, for loop_post_node(): a post that cannot fail for
  * want of memory, and a thread that posts without allocating (a vCPU thread's first
- * malloc() would make it a heap arena of its own). The owner sets fn and arg.
+ * malloc() would make it a heap arena of its own). Every field is the loop's: the owner
+ * sets them once with loop_post_init().
  */
 struct loop_post {
 	loop_fn fn;
 	void *arg;
-	struct loop_post *next; /* the loop's */
-	bool heap;              /* the loop's: made by loop_post() */
+	struct loop_post *next;
+	bool heap;          /* made by loop_post() */
+	atomic_bool queued; /* from loop_post_node() until the drain takes it or a cancel */
 };
 
+/* Makes @p a node that runs @fn(@arg) and is not queued. Before any loop_post_node(). */
+void loop_post_init(struct loop_post *p, loop_fn fn, void *arg);
 /*
- * Queues @p like loop_post(). @p may be posted again once its fn has begun, not before,
- * and must outlive the loop's run of it, loop_free() or loop_post_cancel(). Returns -errno
+ * Queues @p like loop_post(), unless it is queued already: then it still runs once, so
+ * a thread that posts on every event (a byte, a free slot) hands the loop one run for
+ * all those before it. Once its fn has begun, @p can be queued again (from fn, too). @p
+ * must outlive the loop's run of it, loop_free() or loop_post_cancel(). Returns -errno
  * when the loop's eventfd could not be written: @p is queued all the same, and runs on
  * the next wake-up.
  */
