@@ -15,13 +15,15 @@ cc -O2 -Wall -Wextra -std=gnu11 -o "$out/vmrun" bench/vmrun.c
 # Linked as on the host, as flint is (the Makefile's rule).
 make -s BUILD="$build" "$build/bench/floor"
 cp "$build/bench/floor" "$out/floor"
-# The run counts: the host's BENCH_* if set, else fewer than on a host, so that the whole
-# rig run (its boot, 22 interleaved rounds, 10 -k rounds, 3 strace rounds) stays well under
-# 10 minutes on this 2-CPU machine even when other work slows it 2x (30 rounds and 5 strace
-# rounds took 3.2 minutes on a quiet machine, 7.4 under load).
+# The run counts: the host's BENCH_* if set, else 40 interleaved rounds (42 with the
+# warm-up), more than on a host: in the rig the kernel's teardown of a VM alone varies from
+# 15 to 47 ms between runs of the same program, and the medians of 20 rounds moved the ratio
+# by up to 0.15 between runs. Fewer strace rounds (3), which stop at every system call. The
+# whole rig run stays well under 10 minutes on this 2-CPU machine even when other work slows
+# it 2x (30 rounds and 5 strace rounds took 3.2 minutes on a quiet machine, 7.4 under load).
 cat >"$out/case.sh" <<CASE
 #!/bin/sh
-BENCH_RUNS=${BENCH_RUNS:-20} BENCH_KVM_RUNS=${BENCH_KVM_RUNS:-10} \\
+BENCH_RUNS=${BENCH_RUNS:-40} BENCH_KVM_RUNS=${BENCH_KVM_RUNS:-10} \\
 	BENCH_STRACE_RUNS=${BENCH_STRACE_RUNS:-3} BENCH_WARMUP=${BENCH_WARMUP:-2} \\
 	sh /rig/bench/startup.sh /rig/bench/build
 CASE
