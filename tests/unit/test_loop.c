@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -178,6 +179,12 @@ static void test_owned_post(void **state)
 	assert_int_equal(loop_post(o.loop, on_owned, &o), 0); /* a heap node beside it */
 	loop_free(o.loop);
 	assert_int_equal(o.runs, 3); /* freed, not run */
+	o.loop = loop_new(); /* the node left queued on the freed loop posts on another */
+	assert_non_null(o.loop);
+	assert_int_equal(loop_post_node(o.loop, &o.node), 0);
+	assert_int_equal(loop_run_once(o.loop, 100000), 0);
+	assert_int_equal(o.runs, 4);
+	loop_free(o.loop);
 }
 
 static void count_run(void *arg)
@@ -252,6 +259,60 @@ static void test_post_cancel_while_draining(void **state)
 	loop_free(l);
 }
 
+struct seq_poster {
+	struct loop *loop;
+	struct loop_post node;
+	atomic_int seq;
+	atomic_bool done;
+	int seen, runs;
+};
+
+enum { SEQ_POSTS = 20000 };
+
+static void on_seq(void *arg)
+{
+	struct seq_poster *p = arg;
+
+	p->seen = atomic_load(&p->seq);
+	p->runs++;
+}
+
+static void *seq_thread(void *arg)
+{
+	struct seq_poster *p = arg;
+
+	for (int i = 1; i <= SEQ_POSTS; i++) {
+		atomic_store(&p->seq, i);
+		assert_int_equal(loop_post_node(p->loop, &p->node), 0);
+	}
+	atomic_store(&p->done, true);
+	return NULL;
+}
+
+/*
+ * Another thread posts one node on every event while the loop drains it: the posts
+ * coalesce, and none is lost: a run follows the last one (the console's bytes, the
+ * UART's room).
+ */
+static void test_post_coalesced_threads(void **state)
+{
+	struct seq_poster p = { .loop = loop_new() };
+	pthread_t t;
+
+	(void)state;
+	assert_non_null(p.loop);
+	loop_post_init(&p.node, on_seq, &p);
+	assert_int_equal(pthread_create(&t, NULL, seq_thread, &p), 0);
+	while (!atomic_load(&p.done))
+		assert_int_equal(loop_run_once(p.loop, 1000), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	for (int i = 0; i < 3 && p.seen < SEQ_POSTS; i++)
+		assert_int_equal(loop_run_once(p.loop, 100000), 0);
+	assert_int_equal(p.seen, SEQ_POSTS);
+	assert_true(p.runs <= SEQ_POSTS);
+	loop_free(p.loop);
+}
+
 /* loop_post_init() makes a node the owner's and unqueued, whatever its memory held. */
 static void test_post_node_garbage(void **state)
 {
@@ -277,6 +338,12 @@ static void test_post_node_garbage(void **state)
  * Posting a node that is queued already does not queue it twice (a list through one node
  * twice would loop): it runs once for all of them, and can be queued again once it runs.
  */
+static void count_twice(void *arg)
+{
+	if (++*(int *)arg > 2)
+		fail_msg("ran %d times: a node queued twice loops the queue", *(int *)arg);
+}
+
 static void test_post_coalesced(void **state)
 {
 	struct loop *l = loop_new();
@@ -285,7 +352,7 @@ static void test_post_coalesced(void **state)
 
 	(void)state;
 	assert_non_null(l);
-	loop_post_init(&n, count_run, &a);
+	loop_post_init(&n, count_twice, &a);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(loop_post_node(l, &n), 0);
 	assert_int_equal(loop_run_once(l, 100000), 0);
@@ -365,6 +432,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_post_cancel_while_draining),
 		cmocka_unit_test(test_post_node_garbage),
 		cmocka_unit_test(test_post_coalesced),
+		cmocka_unit_test(test_post_coalesced_threads),
 		cmocka_unit_test(test_signal_stops_loop),
 		cmocka_unit_test(test_rerun),
 	};

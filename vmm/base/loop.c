@@ -127,8 +127,12 @@ void loop_remove(struct loop_watch *w)
 	free(w);
 }
 
-/* The next post of this drain, out of every list (so a cancel cannot find it): or NULL. */
-static struct loop_post *next_draining(struct loop *l)
+/*
+ * The next post of this drain, out of every list (so a cancel cannot find it), copied out
+ * to @run under the lock: from then on another thread may queue an owner's node again.
+ * Returns the node, or NULL.
+ */
+static struct loop_post *next_draining(struct loop *l, struct loop_post *run)
 {
 	struct loop_post *p;
 
@@ -136,6 +140,7 @@ static struct loop_post *next_draining(struct loop *l)
 	p = l->draining;
 	if (p) {
 		l->draining = p->next;
+		*run = (struct loop_post){ .fn = p->fn, .arg = p->arg, .heap = p->heap };
 		/* Before fn: what is posted from now on is another run, none is left behind. */
 		atomic_store(&p->queued, false);
 	}
@@ -150,7 +155,7 @@ static struct loop_post *next_draining(struct loop *l)
 static void drain_posts(int fd, int events, void *arg)
 {
 	struct loop *l = arg;
-	struct loop_post *p;
+	struct loop_post *p, run;
 	uint64_t count;
 
 	(void)events;
@@ -161,12 +166,10 @@ static void drain_posts(int fd, int events, void *arg)
 	l->post_head = NULL;
 	l->post_tail = &l->post_head;
 	pthread_mutex_unlock(&l->post_lock);
-	while ((p = next_draining(l))) {
-		bool heap = p->heap; /* an owner's node is the owner's again once fn begins */
-
-		p->fn(p->arg);
-		if (heap)
-			free(p);
+	while ((p = next_draining(l, &run))) {
+		run.fn(run.arg);
+		if (run.heap)
+			free(p); /* the loop's: nobody else can have queued it again */
 	}
 }
 
@@ -385,6 +388,8 @@ void loop_free(struct loop *l)
 		next = p->next;
 		if (p->heap)
 			free(p);
+		else
+			atomic_store(&p->queued, false); /* the owner's, to post anew */
 	}
 	if (l->post_fd >= 0)
 		close(l->post_fd);

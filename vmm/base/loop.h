@@ -49,18 +49,19 @@ struct loop_post {
 	void *arg;
 	struct loop_post *next;
 	bool heap;          /* made by loop_post() */
-	atomic_bool queued; /* from loop_post_node() until the drain takes it or a cancel */
+	atomic_bool queued; /* from loop_post_node() until the drain takes it, a cancel, or
+	                       loop_free() */
 };
 
-/* Makes @p a node that runs @fn(@arg) and is not queued. Before any loop_post_node(). */
+/* Makes @p a node that runs @fn(@arg), not queued. Never while it is queued or runs. */
 void loop_post_init(struct loop_post *p, loop_fn fn, void *arg);
 /*
  * Queues @p like loop_post(), unless it is queued already: then it still runs once, so
  * a thread that posts on every event (a byte, a free slot) hands the loop one run for
  * all those before it. Once its fn has begun, @p can be queued again (from fn, too). @p
  * must outlive the loop's run of it, loop_free() or loop_post_cancel(). Returns -errno
- * when the loop's eventfd could not be written: @p is queued all the same, and runs on
- * the next wake-up.
+ * when the loop's eventfd could not be written: @p is queued all the same, but runs only
+ * when something else wakes the loop (posts of it meanwhile return 0 and wake nothing).
  */
 int loop_post_node(struct loop *l, struct loop_post *p);
 /*
