@@ -11,9 +11,10 @@
 #   --silence  the console watchdog: no new console output for this long means L1 itself
 #              froze (the rig's init prints a heartbeat every 60 s while a case runs);
 #              QEMU is killed at once. Default 300 s; 0 turns the watchdog off
-#   --retries  after a frozen L1, boot a fresh one up to N times for the cases that had not
-#              reported yet (default 1); said in the summary line. Only a silent L1 counts:
-#              a failed case, a timeout or a QEMU failure is never retried
+#   --retries  after a frozen L1, or one whose kernel panicked (an oops panics it: oops=panic),
+#              boot a fresh one up to N times for the cases that had not reported yet
+#              (default 1); said in the summary line. Only a dead L1 counts: a failed case,
+#              a timeout or a QEMU failure is never retried
 #   --append   extra kernel command-line arguments
 # Env: RIG_VERBOSE=1 also streams the whole console while it runs.
 #      RIG_QEMU: the emulator to run (default qemu-system-x86_64; the self-test's fake)
@@ -67,7 +68,10 @@ mkdir -p "$(dirname "$log")"
 # edu is QEMU's teaching PCI device with a DMA engine (vfio-edu-dma case);
 # ivshmem-plain gives L1 a device with a 1 GiB 64-bit BAR (shared memory, allocated as
 # it is touched), for a large BAR assigned to L2.
-# -no-reboot + panic=-1: a kernel panic ends QEMU at once instead of hanging.
+# -no-reboot + panic=-1: a kernel panic ends QEMU at once instead of hanging. oops=panic:
+# after an oops L1's memory is not to be trusted (one under TCG's nested SVM was seen
+# corrupting L1's page tables mid-run, a case later), so it ends the L1 too, and the cases
+# that had not reported run again in a fresh one.
 # shellcheck disable=SC2054 # the commas are QEMU's, not array separators
 qemu=("$emu" -accel tcg -M q35 -cpu max -m 2G -smp 2
       -device intel-iommu,intremap=on -device edu
@@ -75,10 +79,11 @@ qemu=("$emu" -accel tcg -M q35 -cpu max -m 2G -smp 2
       -nographic -no-reboot
       -kernel "$kernel" -initrd "$initrd"
       "$@")
-cmdline="console=ttyS0 intel_iommu=on iommu.passthrough=0 panic=-1 $append"
+cmdline="console=ttyS0 intel_iommu=on iommu.passthrough=0 panic=-1 oops=panic $append"
 
 # The serial console ends lines with CR LF.
 results_of() { tr -d '\r' <"$1" | grep -E '^(PASS|FAIL) ' || true; }
+summary_of() { tr -d '\r' <"$1" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1 || true; }
 
 # Where a console (on stdin) stands: "during case NAME", "after case NAME" (between two
 # cases) or "before the first case"; the rig's init prints `rig: case NAME` as each starts.
@@ -113,9 +118,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # boot LOG LIMIT EXTRA_CMDLINE: one L1, its console in LOG, for at most LIMIT seconds, and
-# killed once the console has been silent for $silence seconds. Sets why (timeout, frozen
-# or empty), qrc (QEMU's exit status) and, over all boots, quiet and quiet_at: the longest
-# silence seen and where it fell.
+# killed once the console has been silent for $silence seconds. Sets why (timeout, frozen,
+# panicked: L1's kernel panicked before the summary; or empty), qrc (QEMU's exit status)
+# and, over all boots, quiet and quiet_at: the longest silence seen and where it fell.
 quiet=0
 quiet_at=
 boot() {
@@ -153,6 +158,10 @@ boot() {
     done
     wait "$qpid" || qrc=$?
     qpid=
+    if [ -z "$why" ] && [ "$qrc" = 0 ] && ! summary_of "$out" | grep -q . &&
+        tr -d '\r' <"$out" | grep -q '^\[ *[0-9.]*\] Kernel panic - not syncing'; then
+        why=panicked
+    fi
     if [ -n "$tpid" ]; then
         wait "$tpid" || true
         tpid=
@@ -165,9 +174,15 @@ attempt=1
 retried=
 boot "$log" "$timeout" ""
 where=
-while [ "$why" = frozen ]; do
+while [ "$why" = frozen ] || [ "$why" = panicked ]; do
     where=$(case_at <"$log")
-    rig_log "no console output for ${silence} s $where: L1 frozen"
+    if [ "$why" = frozen ]; then
+        dead="L1 froze $where"
+        rig_log "no console output for ${silence} s $where: L1 frozen"
+    else
+        dead="L1 panicked $where"
+        rig_log "L1's kernel panicked $where"
+    fi
     left=$((timeout - (SECONDS - start)))
     if [ "$attempt" -gt "$retries" ] || [ "$left" -lt 60 ]; then
         break
@@ -178,7 +193,7 @@ while [ "$why" = frozen ]; do
     skip=$(results_of "$log" | tail -n 1 | awk '{print $2}')
     which="from the first"
     [ -z "$skip" ] || which="after $skip"
-    note="L1 froze $where; a fresh L1 ran the cases $which"
+    note="$dead; a fresh L1 ran the cases $which"
     retried="$retried${retried:+; }$note"
     rig_log "retry $((attempt - 1)) of $retries: a fresh L1 for the cases $which (${left}s left)"
     boot "$log.retry" "$left" "${skip:+ rig.skip=$skip}"
@@ -188,7 +203,7 @@ done
 elapsed=$((SECONDS - start))
 
 results=$(results_of "$log")
-summary=$(tr -d '\r' <"$log" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1 || true)
+summary=$(summary_of "$log")
 # After a retry the last summary counts the last L1's cases only: count them all.
 if [ -n "$retried" ] && [ -n "$summary" ]; then
     summary=$(printf '%s\n' "$results" |
@@ -201,6 +216,8 @@ if [ "$why" = timeout ]; then
     problem="QEMU timed out after ${timeout}s"
 elif [ "$why" = frozen ]; then
     problem="no console output for ${silence} s $where: L1 frozen"
+elif [ "$why" = panicked ]; then
+    problem="L1's kernel panicked $where"
 elif [ "$qrc" != 0 ]; then
     problem="QEMU exited with status $qrc"
 elif [ -z "$summary" ]; then
@@ -208,7 +225,7 @@ elif [ -z "$summary" ]; then
 elif ! printf '%s\n' "$summary" | grep -q ' 0 failed$' || printf '%s\n' "$results" | grep -q '^FAIL '; then
     problem="a case failed"
 fi
-if [ -z "$summary" ] && grep -q 'Kernel panic' "$log"; then
+if [ -z "$summary" ] && [ "$why" != panicked ] && grep -q 'Kernel panic' "$log"; then
     problem="$problem (kernel panic)"
 fi
 rig_log "longest console silence: ${quiet}s${quiet_at:+ ($quiet_at)}"

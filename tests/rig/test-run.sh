@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Self-test of run.sh's console watchdog and retry, with a fake QEMU (no kernel, no KVM):
 # a console that goes silent is killed and named (case, seconds, "L1 frozen", exit 1); a
-# fresh L1 after a freeze runs only the cases that had not reported and the summary says
-# so; a second freeze, a failed case and a console that is slow but steady are not hidden
+# fresh L1 after a freeze or an L1 kernel panic runs only the cases that had not reported
+# and the summary says so; a second freeze, a failed case and a console that is slow but steady are not hidden
 # or cut short. Run by make check-unit; prints `run.sh self-test: N passed, N failed`.
 #
 # Usage: test-run.sh            (BUILD: where the scratch files go, default build)
@@ -23,6 +23,8 @@ dir=$(cd "$dir" && pwd)
 #   quiet   nothing at all from the start
 #   slow    10-a prints a line every 2 s for 8 s, passes; summary
 #   fail    10-a fails; summary
+#   panic   10-a passes, 20-b starts; L1's kernel oopses and panics (no summary), exit 0
+#   l2panic 10-a prints an L2's kernel panic, then the console ends with no summary
 cat >"$dir/fake-qemu" <<'FAKE'
 #!/usr/bin/env bash
 set -eu
@@ -55,6 +57,12 @@ slow)
     say "PASS 10-a" "1 passed, 0 failed" ;;
 fail)
     say "rig: case 10-a" "FAIL 10-a (exit 1: broken)" "0 passed, 1 failed" ;;
+panic)
+    say "rig: case 10-a" "PASS 10-a" "rig: case 20-b" "[20-b]   l2| [    1.0] Kernel panic - not syncing: L2's own"
+    say "[  278.667152] mm/pgtable-generic.c:36: bad p4d 00000000a2415752(48c5894100000019)"
+    say "[  278.692964] Kernel panic - not syncing: Fatal exception" ;;
+l2panic)
+    say "rig: case 10-a" "[10-a]   l2| [    1.0] Kernel panic - not syncing: L2's own" ;;
 esac
 FAKE
 chmod +x "$dir/fake-qemu"
@@ -120,6 +128,24 @@ run twice "freeze freeze"
 check "frozen twice: exit 1" [ "$rc" = 1 ]
 check "frozen twice: two boots, no third" boots twice 2
 check "frozen twice: FAILED, frozen" has "rig: FAILED: no console output for 3 s during case 20-b: L1 frozen"
+
+run panic "panic ok"
+check "panic: exit 0" [ "$rc" = 0 ]
+check "panic: two boots" boots panic 2
+check "panic: the second skips the case that reported" grep -q ' rig.skip=10-a$' "$dir/panic/boots"
+check "panic: said, with the case" has "rig: L1's kernel panicked during case 20-b"
+check "panic: the summary says it was retried" \
+    has "2 passed, 0 failed (retried: L1 panicked during case 20-b; a fresh L1 ran the cases after 10-a)"
+check "panic: L1 boots with oops=panic" grep -q ' oops=panic' "$dir/panic/boots"
+
+run panic2 "panic panic"
+check "panicked twice: exit 1" [ "$rc" = 1 ]
+check "panicked twice: two boots, no third" boots panic2 2
+check "panicked twice: FAILED, panicked" has "rig: FAILED: L1's kernel panicked during case 20-b"
+
+run l2panic "l2panic ok"
+check "an L2's kernel panic is not L1's: exit 1" [ "$rc" = 1 ]
+check "an L2's kernel panic is not L1's: not retried" boots l2panic 1
 
 run fail "fail ok"
 check "a failed case: exit 1" [ "$rc" = 1 ]
