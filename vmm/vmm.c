@@ -1,8 +1,7 @@
 /* Assembles one VM from its config: memory, KVM, devices, kernel, vCPUs; runs the loop. */
 #include "vmm/vmm.h"
+#include "vmm/vmm_state.h"
 #include "boot/boot.h"
-#include "devices/virtio/blk.h"
-#include "devices/virtio/net.h"
 #include "devices/pseudo/boot_timer.h"
 #include "devices/pseudo/exit_port.h"
 #include "devices/legacy/i8042.h"
@@ -32,37 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/*
- * About 85 KiB, most of it for what few VMs have (assigned devices, many vCPUs): the
- * process's first is static (vmm_alloc), so only the pages written are ever in memory, and
- * what every VM writes comes first, then the VM (its own tables last, vm.h), then the rest.
- */
-struct vmm {
-	const struct vm_config *cfg;
-	const struct run_opts *opts;
-	struct loop *loop;
-	struct guest_memory mem;
-	char *cmdline; /* boot_args and what the devices add to them */
-	int serial_irq;
-	int kbd_irq; /* the i8042's IRQ 1 */
-	struct metrics *metrics;
-	bool console_up;
-	bool iommu_used;
-	bool started; /* the vCPUs ran: the last metrics line is written at the end */
-	struct serial serial;
-	struct term term; /* stdin into the UART */
-	struct console console;
-	struct i8042 i8042;
-	struct boot_timer boot_timer;
-	struct exit_port exit_port;
-	struct sandbox sandbox; /* the threads' seccomp filters, taken after the drop */
-	struct vcpu vcpus[VM_MAX_VCPUS];
-	struct vm vm;
-	struct vmm_virtio virtio;
-	struct iommu iommu;
-	struct vmm_pci pci; /* only with assigned devices */
-};
 
 /*
  * A zeroed struct vmm. The process's first (its only one, but for tests) is in .bss: zero
@@ -621,85 +589,6 @@ int vmm_start(struct vmm *m, const struct vm_config *cfg)
 	return code;
 }
 
-int vmm_pause(struct vmm *m)
-{
-	int r;
-
-	if (!m->vm.nvcpus || atomic_load(&m->vm.stopping))
-		return -ESRCH;
-	r = vcpus_pause(m->vcpus, m->vm.nvcpus);
-	if (r == -ETIMEDOUT)
-		log_error("cannot pause the VM: its vCPUs did not stop within 5 s");
-	else if (!r)
-		log_info("VM paused");
-	return r;
-}
-
-void vmm_resume(struct vmm *m)
-{
-	if (!m->vm.nvcpus)
-		return;
-	vcpus_resume(m->vcpus, m->vm.nvcpus);
-	log_info("VM resumed");
-}
-
-int vmm_ctrl_alt_del(struct vmm *m)
-{
-	if (!m->vm.nvcpus || atomic_load(&m->vm.stopping))
-		return -ESRCH;
-	return i8042_ctrl_alt_del(&m->i8042);
-}
-
-static bool vm_runs(const struct vmm *m)
-{
-	return m->vm.nvcpus && !atomic_load(&m->vm.stopping);
-}
-
-int vmm_drive_find(struct vmm *m, const char *id, bool *read_only)
-{
-	struct virtio_blk *b;
-
-	if (!vm_runs(m))
-		return -ESRCH;
-	b = vmm_virtio_drive(&m->virtio, m->cfg, id);
-	if (!b)
-		return -ENOENT;
-	*read_only = b->read_only;
-	return 0;
-}
-
-int vmm_drive_update(struct vmm *m, const char *id, int fd, const struct rate_limiter *limiter)
-{
-	struct virtio_blk *b;
-	int r;
-
-	if (!vm_runs(m))
-		return -ESRCH;
-	b = vmm_virtio_drive(&m->virtio, m->cfg, id);
-	if (!b)
-		return -ENOENT;
-	/* Firecracker's order: the file first; a file that fails leaves the limiter alone. */
-	if (fd >= 0 && (r = virtio_blk_set_image(b, fd)))
-		return r;
-	if (limiter)
-		virtio_blk_set_limiter(b, limiter);
-	return 0;
-}
-
-int vmm_net_update(struct vmm *m, const char *id, const struct rate_limiter *rx,
-                   const struct rate_limiter *tx)
-{
-	struct virtio_net *n;
-
-	if (!vm_runs(m))
-		return -ESRCH;
-	n = vmm_virtio_net(&m->virtio, m->cfg, id);
-	if (!n)
-		return -ENOENT;
-	virtio_net_set_limiters(n, rx, tx);
-	return 0;
-}
-
 int vmm_wait(struct vmm *m)
 {
 	int code = loop_run(m->loop);
@@ -709,16 +598,6 @@ int vmm_wait(struct vmm *m)
 	if (m->started)
 		metrics_flush(m->metrics, why, sizeof(why));
 	return code < 0 ? FLINT_EXIT_INTERNAL : code;
-}
-
-struct metrics *vmm_metrics(struct vmm *m)
-{
-	return m->metrics;
-}
-
-const struct resolver_stats *vmm_iommu_stats(struct vmm *m)
-{
-	return m->iommu_used && m->iommu.resolver ? resolver_stats(m->iommu.resolver) : NULL;
 }
 
 void vmm_free(struct vmm *m)
