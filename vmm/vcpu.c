@@ -118,6 +118,18 @@ static void handle_mmio(struct vcpu *v)
 		         run->mmio.is_write ? "ignored" : "reads all-ones");
 }
 
+/* Where the vCPU stopped and what it had done: its exits so far, its registers. */
+static void say_where(struct vcpu *v)
+{
+	struct vcpu_counters *c = &v->counters;
+
+	log_error("vcpu %u: stopped after %llu port and %llu MMIO exits", v->id,
+	          (unsigned long long)(atomic_load(&c->exit_io_in) + atomic_load(&c->exit_io_out)),
+	          (unsigned long long)(atomic_load(&c->exit_mmio_read) +
+	                               atomic_load(&c->exit_mmio_write)));
+	x86_regs_dump(v->fd, v->id);
+}
+
 static void crash(struct vcpu *v, const char *what)
 {
 	char why[160];
@@ -273,6 +285,8 @@ static void *vcpu_thread(void *arg)
 		if (!vcpu_exit(v))
 			break;
 	}
+	if (atomic_load(&v->vm->say_where))
+		say_where(v);
 	return NULL;
 }
 

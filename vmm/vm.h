@@ -39,6 +39,7 @@ struct vm {
 	bool smt;
 	atomic_bool stopping; /* set once; vCPUs leave KVM_RUN and do not re-enter */
 	atomic_int exit_code;
+	atomic_bool say_where;      /* the vCPUs log where they were as they stop (a timeout's) */
 	struct loop_post stop_post; /* vm_stop()'s, posted once: it never allocates */
 	/* Pause: while @pausing the vCPU threads park outside KVM_RUN (vcpus_pause()). */
 	atomic_bool pausing;

@@ -77,6 +77,7 @@ static void on_timeout(void *arg)
 	fprintf(stderr, "flint: timeout: the guest was still running after %g s, stopped it\n",
 	        m->opts->timeout_s);
 	log_error("timeout after %g s", m->opts->timeout_s);
+	atomic_store(&m->vm.say_where, true); /* a guest that hangs: where it hung */
 	vm_stop(&m->vm, FLINT_EXIT_TIMEOUT, NULL);
 }
 

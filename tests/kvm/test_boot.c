@@ -101,6 +101,10 @@ static void test_timeout(void **state)
 	(void)state;
 	flint_boot(k, "x", NULL, 2, 32, NULL, argv, 30, 0, 0);
 	flint_expect(124, NULL, "timeout");
+	/* Where the guest hung: vCPU 0 on its jmp at the entry, vCPU 1 never started. */
+	assert_non_null(strstr(flint_res.err, "vcpu 0: stopped after 0 port and 0 MMIO exits"));
+	assert_non_null(strstr(flint_res.err, "vcpu 0: rip=0x100000 "));
+	assert_non_null(strstr(flint_res.err, "vcpu 1: stopped after"));
 	free(k);
 }
 
