@@ -81,10 +81,15 @@ fail() {
 # shellcheck disable=SC2154 # sock: the case sets it
 req() { /rig/bin/apireq "$sock" "$@"; }
 
-# wait_for TEXT TRIES: up to TRIES tries of 0.2 s for TEXT in L2's console ($log).
+# wait_for TEXT TRIES: up to TRIES tries of 0.2 s for TEXT in L2's console ($log); fails
+# at once when flint ($pid, if set) is gone without it (its --timeout, a crash).
 wait_for() {
     _n=0
     until grep -q "$1" "$log" 2>/dev/null; do
+        if [ -n "${pid:-}" ] && ! kill -0 "$pid" 2>/dev/null; then
+            grep -q "$1" "$log" 2>/dev/null
+            return
+        fi
         _n=$((_n + 1))
         [ "$_n" -lt "$2" ] || return 1
         sleep 0.2
