@@ -74,6 +74,8 @@ static void on_timeout(void *arg)
 {
 	struct vmm *m = arg;
 
+	if (atomic_load(&m->vm.stopping))
+		return; /* the VM ends already (its stop is queued): the timer came too late */
 	fprintf(stderr, "flint: timeout: the guest was still running after %g s, stopped it\n",
 	        m->opts->timeout_s);
 	log_error("timeout after %g s", m->opts->timeout_s);

@@ -158,8 +158,9 @@ boot() {
     done
     wait "$qpid" || qrc=$?
     qpid=
-    if [ -z "$why" ] && [ "$qrc" = 0 ] && ! summary_of "$out" | grep -q . &&
-        tr -d '\r' <"$out" | grep -q '^\[ *[0-9.]*\] Kernel panic - not syncing'; then
+    # grep on the file (CR LF lines): a pipe into grep -q could end in SIGPIPE, not a match.
+    if [ -z "$why" ] && [ "$qrc" = 0 ] && [ -z "$(summary_of "$out")" ] &&
+        grep -q '^\[ *[0-9.]*\] Kernel panic - not syncing' "$out"; then
         why=panicked
     fi
     if [ -n "$tpid" ]; then
@@ -173,9 +174,10 @@ start=$SECONDS
 attempt=1
 retried=
 boot "$log" "$timeout" ""
+last=$log # the last L1's console alone: where it stood, whether it panicked
 where=
 while [ "$why" = frozen ] || [ "$why" = panicked ]; do
-    where=$(case_at <"$log")
+    where=$(case_at <"$last")
     if [ "$why" = frozen ]; then
         dead="L1 froze $where"
         rig_log "no console output for ${silence} s $where: L1 frozen"
@@ -198,7 +200,7 @@ while [ "$why" = frozen ] || [ "$why" = panicked ]; do
     rig_log "retry $((attempt - 1)) of $retries: a fresh L1 for the cases $which (${left}s left)"
     boot "$log.retry" "$left" "${skip:+ rig.skip=$skip}"
     { printf 'rig: ==== %s ====\n' "$note"; cat "$log.retry"; } >>"$log"
-    rm -f "$log.retry"
+    last=$log.retry
 done
 elapsed=$((SECONDS - start))
 
@@ -225,9 +227,10 @@ elif [ -z "$summary" ]; then
 elif ! printf '%s\n' "$summary" | grep -q ' 0 failed$' || printf '%s\n' "$results" | grep -q '^FAIL '; then
     problem="a case failed"
 fi
-if [ -z "$summary" ] && [ "$why" != panicked ] && grep -q 'Kernel panic' "$log"; then
+if [ -z "$summary" ] && [ "$why" != panicked ] && grep -q 'Kernel panic' "$last"; then
     problem="$problem (kernel panic)"
 fi
+rm -f "$log.retry"
 rig_log "longest console silence: ${quiet}s${quiet_at:+ ($quiet_at)}"
 [ -z "$retried" ] || summary="$summary (retried: $retried)"
 

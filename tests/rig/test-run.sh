@@ -23,7 +23,9 @@ dir=$(cd "$dir" && pwd)
 #   quiet   nothing at all from the start
 #   slow    10-a prints a line every 2 s for 8 s, passes; summary
 #   fail    10-a fails; summary
-#   panic   10-a passes, 20-b starts; L1's kernel oopses and panics (no summary), exit 0
+#   panic   10-a passes (unless skipped), 20-b starts; L1's kernel oopses and panics (no
+#           summary), exit 0
+#   sumpanic both pass, the summary, then a panic (the run is over: not a dead L1)
 #   l2panic 10-a prints an L2's kernel panic, then the console ends with no summary
 cat >"$dir/fake-qemu" <<'FAKE'
 #!/usr/bin/env bash
@@ -58,9 +60,13 @@ slow)
 fail)
     say "rig: case 10-a" "FAIL 10-a (exit 1: broken)" "0 passed, 1 failed" ;;
 panic)
-    say "rig: case 10-a" "PASS 10-a" "rig: case 20-b" "[20-b]   l2| [    1.0] Kernel panic - not syncing: L2's own"
+    [ "$skip" = 1 ] || say "rig: case 10-a" "PASS 10-a"
+    say "rig: case 20-b" "[20-b]   l2| [    1.0] Kernel panic - not syncing: L2's own"
     say "[  278.667152] mm/pgtable-generic.c:36: bad p4d 00000000a2415752(48c5894100000019)"
     say "[  278.692964] Kernel panic - not syncing: Fatal exception" ;;
+sumpanic)
+    say "rig: case 10-a" "PASS 10-a" "rig: case 20-b" "PASS 20-b" "2 passed, 0 failed"
+    say "[  300.000000] Kernel panic - not syncing: Attempted to kill init!" ;;
 l2panic)
     say "rig: case 10-a" "[10-a]   l2| [    1.0] Kernel panic - not syncing: L2's own" ;;
 esac
@@ -141,7 +147,19 @@ check "panic: L1 boots with oops=panic" grep -q ' oops=panic' "$dir/panic/boots"
 run panic2 "panic panic"
 check "panicked twice: exit 1" [ "$rc" = 1 ]
 check "panicked twice: two boots, no third" boots panic2 2
+check "panicked twice: the retry ran only the case that had not reported" \
+    sh -c "tr -d '\r' <'$dir/panic2/serial.log' | grep -c '^PASS 10-a' | grep -qx 1"
 check "panicked twice: FAILED, panicked" has "rig: FAILED: L1's kernel panicked during case 20-b"
+
+run panicquiet "panic quiet"
+check "a panic, then a retry silent from the start: exit 1" [ "$rc" = 1 ]
+check "a panic, then a silent retry: the retry's own place is said" \
+    has "rig: FAILED: no console output for 3 s before the first case: L1 frozen"
+check "a panic, then a silent retry: not blamed on a panic" sh -c '! printf "%s\n" "$1" | grep -q "frozen (kernel panic)"' - "$out"
+
+run sumpanic "sumpanic ok"
+check "a panic after the summary: exit 0" [ "$rc" = 0 ]
+check "a panic after the summary: not retried" boots sumpanic 1
 
 run l2panic "l2panic ok"
 check "an L2's kernel panic is not L1's: exit 1" [ "$rc" = 1 ]

@@ -31,7 +31,7 @@ static const int calls[] = {
 static const unsigned long ioctls[] = {
 	/* KVM vCPU */
 	KVM_RUN,
-	KVM_GET_REGS,  /* the register dump of a crash */
+	KVM_GET_REGS,  /* the register dump of a crash or a timeout */
 	KVM_GET_SREGS, /* the same */
 	/* KVM VM: an assigned device's BARs and MSIs as the guest programs them */
 	KVM_SET_USER_MEMORY_REGION,
