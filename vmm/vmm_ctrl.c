@@ -9,11 +9,26 @@
 #include <errno.h>
 #include <stdatomic.h>
 
+/* A VM whose vCPUs run and are not being stopped: the one the API may act on. */
+static bool vm_runs(const struct vmm *m)
+{
+	return m->vm.nvcpus && !atomic_load(&m->vm.stopping);
+}
+
+/* The running VM's drive @id, in *b: 0, -ESRCH (no VM runs) or -ENOENT. */
+static int running_drive(struct vmm *m, const char *id, struct virtio_blk **b)
+{
+	if (!vm_runs(m))
+		return -ESRCH;
+	*b = vmm_virtio_drive(&m->virtio, m->cfg, id);
+	return *b ? 0 : -ENOENT;
+}
+
 int vmm_pause(struct vmm *m)
 {
 	int r;
 
-	if (!m->vm.nvcpus || atomic_load(&m->vm.stopping))
+	if (!vm_runs(m))
 		return -ESRCH;
 	r = vcpus_pause(m->vcpus, m->vm.nvcpus);
 	if (r == -ETIMEDOUT)
@@ -33,39 +48,28 @@ void vmm_resume(struct vmm *m)
 
 int vmm_ctrl_alt_del(struct vmm *m)
 {
-	if (!m->vm.nvcpus || atomic_load(&m->vm.stopping))
+	if (!vm_runs(m))
 		return -ESRCH;
 	return i8042_ctrl_alt_del(&m->i8042);
-}
-
-static bool vm_runs(const struct vmm *m)
-{
-	return m->vm.nvcpus && !atomic_load(&m->vm.stopping);
 }
 
 int vmm_drive_find(struct vmm *m, const char *id, bool *read_only)
 {
 	struct virtio_blk *b;
+	int r = running_drive(m, id, &b);
 
-	if (!vm_runs(m))
-		return -ESRCH;
-	b = vmm_virtio_drive(&m->virtio, m->cfg, id);
-	if (!b)
-		return -ENOENT;
-	*read_only = b->read_only;
-	return 0;
+	if (!r)
+		*read_only = b->read_only;
+	return r;
 }
 
 int vmm_drive_update(struct vmm *m, const char *id, int fd, const struct rate_limiter *limiter)
 {
 	struct virtio_blk *b;
-	int r;
+	int r = running_drive(m, id, &b);
 
-	if (!vm_runs(m))
-		return -ESRCH;
-	b = vmm_virtio_drive(&m->virtio, m->cfg, id);
-	if (!b)
-		return -ENOENT;
+	if (r)
+		return r;
 	/* Firecracker's order: the file first; a file that fails leaves the limiter alone. */
 	if (fd >= 0 && (r = virtio_blk_set_image(b, fd)))
 		return r;
